@@ -1,0 +1,205 @@
+"""The event model: one frozen record per non-deterministic input of a run.
+
+A run is an ordered log of :class:`Event`. Everything else (replay, diff,
+drift, the TUI, the pytest plugin) reads that log; nothing keeps a private
+notion of what a run is.
+
+Events are converted to and from plain msgpack-able maps here, and only here,
+so the field list, the cassette spec (docs/cassette-format.md) and the code
+cannot drift apart. ``from_map`` validates every field's type: cassettes are
+untrusted input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+Value: TypeAlias = (
+    None | bool | int | float | str | bytes | list["Value"] | tuple["Value", ...]
+    | dict[str, "Value"]
+)
+"""A JSON-like value as stored in a cassette (bytes and tuples allowed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallSite:
+    """Where in the user's code an event was asked for."""
+
+    file: str
+    """Absolute path of the source file."""
+    line: int
+    """1-based line number."""
+    function: str
+    """Name of the function (``<module>`` at top level)."""
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line} in {self.function}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedError:
+    """An exception raised while an event was recorded, kept as data."""
+
+    type: str
+    """Qualified type name, ``module.QualName`` (``builtins.ValueError``)."""
+    message: str
+    """``str(exc)``."""
+    traceback: str = ""
+    """Formatted traceback text, for people (never executed or parsed)."""
+    args: tuple[Value, ...] = ()
+    """The exception's ``args`` when they are JSON-like, else ``(message,)``."""
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One piece of a streamed response, as it arrived."""
+
+    data: bytes
+    """The bytes exactly as the caller received them."""
+    at_ns: int
+    """Arrival time in ns after the event started."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One non-deterministic input of a run.
+
+    ``seq`` numbers events in the order they were *asked for*; a cassette
+    stores them in the order they *completed* (a stream completes late), so
+    sort by ``seq`` for the run's own order.
+    """
+
+    seq: int
+    """Sequence number, in the order events were asked for, from 0."""
+    channel: str
+    """What kind of input: ``http``, ``tool:NAME``, ``capture:NAME``, ``clock``,
+    ``random``, ``uuid``, ``sleep``..."""
+    request: Value
+    """What the agent asked, in canonical form (good for matching and diffs)."""
+    response: Value = None
+    """What it got back, when it got a value (may hold bytes)."""
+    error: RecordedError | None = None
+    """The exception the call raised instead, if any."""
+    start_ns: int = 0
+    """Start time, ns after the run started (monotonic clock)."""
+    duration_ns: int = 0
+    """How long the call took, ns (for a stream: until it was closed)."""
+    task: str = "main"
+    """Logical task id: the same in every run, derived from where the task
+    was created (``main``, ``main/2``, ``main/2/t0``)."""
+    site: CallSite | None = None
+    """Where in the user's code it was asked for."""
+    chunks: tuple[Chunk, ...] = ()
+    """For streamed responses: every chunk with its arrival time."""
+    parent: int | None = None
+    """``seq`` of the enclosing tool/capture event when this one happened
+    inside it; replay serves the parent whole, so nested events are shown,
+    never matched."""
+    meta: Mapping[str, Value] = field(default_factory=dict)
+    """Extra facts that take no part in matching (redactions, tool safety,
+    stream flags)."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the call returned rather than raised."""
+        return self.error is None
+
+    def to_map(self) -> dict[str, Any]:
+        """The event as a plain map for msgpack (cassette record ``ev``)."""
+        out: dict[str, Any] = {
+            "seq": self.seq,
+            "channel": self.channel,
+            "request": self.request,
+            "start_ns": self.start_ns,
+            "duration_ns": self.duration_ns,
+            "task": self.task,
+        }
+        if self.response is not None:
+            out["response"] = self.response
+        if self.error is not None:
+            e = self.error
+            out["error"] = {"type": e.type, "message": e.message,
+                            "traceback": e.traceback, "args": list(e.args)}
+        if self.site is not None:
+            out["site"] = [self.site.file, self.site.line, self.site.function]
+        if self.chunks:
+            out["chunks"] = [[c.data, c.at_ns] for c in self.chunks]
+        if self.parent is not None:
+            out["parent"] = self.parent
+        if self.meta:
+            out["meta"] = dict(self.meta)
+        return out
+
+    @classmethod
+    def from_map(cls, m: Any) -> Event:
+        """Build an event from a decoded map, checking every field's type.
+
+        Raises ``ValueError`` on anything malformed; the reader turns that into
+        a :class:`~replay.CassetteCorruptError` with the byte offset.
+        """
+        if not isinstance(m, dict):
+            raise ValueError("event record is not a map")
+        seq = _int(m, "seq")
+        channel = _str(m, "channel")
+        if "request" not in m:
+            raise ValueError("event has no request")
+        error = None
+        if "error" in m:
+            e = m["error"]
+            if not isinstance(e, dict):
+                raise ValueError("event error is not a map")
+            args = e.get("args", [])
+            if not isinstance(args, list | tuple):
+                raise ValueError("event error args is not a list")
+            error = RecordedError(_str(e, "type"), _str(e, "message"),
+                                  _str(e, "traceback", ""), tuple(args))
+        site = None
+        if "site" in m:
+            s = m["site"]
+            if (not isinstance(s, list | tuple) or len(s) != 3
+                    or not isinstance(s[0], str) or type(s[1]) is not int
+                    or not isinstance(s[2], str)):
+                raise ValueError("event site is malformed")
+            site = CallSite(s[0], s[1], s[2])
+        chunks: tuple[Chunk, ...] = ()
+        if "chunks" in m:
+            raw = m["chunks"]
+            if not isinstance(raw, list | tuple):
+                raise ValueError("event chunks is not a list")
+            out = []
+            for c in raw:
+                if (not isinstance(c, list | tuple) or len(c) != 2
+                        or not isinstance(c[0], bytes) or type(c[1]) is not int):
+                    raise ValueError("event chunk is malformed")
+                out.append(Chunk(c[0], c[1]))
+            chunks = tuple(out)
+        parent = m.get("parent")
+        if parent is not None and type(parent) is not int:
+            raise ValueError("event parent is not an int")
+        meta = m.get("meta", {})
+        if not isinstance(meta, dict):
+            raise ValueError("event meta is not a map")
+        return cls(
+            seq=seq, channel=channel, request=m["request"], response=m.get("response"),
+            error=error, start_ns=_int(m, "start_ns"), duration_ns=_int(m, "duration_ns"),
+            task=_str(m, "task"), site=site, chunks=chunks, parent=parent, meta=meta,
+        )
+
+
+def _int(m: dict[str, Any], key: str) -> int:
+    v = m.get(key)
+    if type(v) is not int:
+        raise ValueError(f"event field {key!r} is not an int")
+    return v
+
+
+def _str(m: dict[str, Any], key: str, default: str | None = None) -> str:
+    v = m.get(key, default)
+    if not isinstance(v, str):
+        raise ValueError(f"field {key!r} is not a string")
+    return v

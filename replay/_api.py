@@ -1,0 +1,248 @@
+"""``replay.record`` and ``replay.play``: a run as a context manager or decorator.
+
+    with replay.record("run.replay"):
+        agent()                      # live; every input recorded
+
+    with replay.play("run.replay") as run:
+        agent()                      # the same run again, byte for byte
+    run.result.unconsumed            # what the recording had and nobody asked
+
+Both work as ``with`` / ``async with`` blocks and as decorators of sync and
+async functions (each call is a fresh run).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+from replay import _patch, _tasks
+from replay._divergence import Divergence, Grade
+from replay._errors import DivergenceError, SessionError
+from replay._events import Event, Value
+from replay._format import CassetteWriter, Header, read_cassette
+from replay._matcher import Matcher
+from replay._redact import DEFAULT as DEFAULT_REDACTOR
+from replay._redact import Redactor
+from replay._session import RecordMode, Session, activate, deactivate
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HEADER_META: list[Callable[[], dict[str, Value]]] = []
+"""Providers of header metadata (the context fingerprint) for new cassettes."""
+SESSION_HOOKS: list[Callable[[Session, Run], None]] = []
+"""Called with each new session before it starts (HTTP blocking, breakpoints)."""
+
+
+class Unused(enum.Enum):
+    """What to do with recorded events the replayed run never asked for."""
+
+    IGNORE = "ignore"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What a run did with its cassette."""
+
+    path: str
+    """The cassette."""
+    mode: RecordMode
+    """The mode the run actually used (AUTO resolved)."""
+    recorded: int
+    """Events written (record / new-events)."""
+    consumed: int
+    """Recorded events served (replay)."""
+    unconsumed: tuple[Event, ...]
+    """Recorded events never asked for."""
+    divergences: tuple[Divergence, ...]
+    """Every divergence met, in order."""
+
+    @property
+    def ok(self) -> bool:
+        """No divergence and nothing left unconsumed."""
+        return not self.divergences and not self.unconsumed
+
+
+class Run:
+    """A record or replay run; use :func:`record` or :func:`play` to make one."""
+
+    def __init__(self, path: str | os.PathLike[str], mode: RecordMode | str, *,
+                 redact: bool | Redactor = True, unused: Unused | str = Unused.WARN,
+                 metadata: dict[str, Value] | None = None,
+                 allow_damaged: bool = False) -> None:
+        self.path = os.fspath(path)
+        self.mode = RecordMode.parse(mode)
+        self.redactor: Redactor | None = (
+            DEFAULT_REDACTOR if redact is True else (redact or None))
+        self.unused = Unused(unused)
+        self.metadata = dict(metadata or {})
+        self.allow_damaged = allow_damaged
+        self.session: Session | None = None
+        self.result: ReplayResult | None = None
+        self.options: dict[str, Any] = {}
+        """Extra settings read by session hooks (break_at, speed, allow_hosts...)."""
+        self._writer: CassetteWriter | None = None
+        self._token: Any = None
+
+    def _config(self) -> dict[str, Any]:
+        return {"path": self.path, "mode": self.mode,
+                "redact": self.redactor if self.redactor is not None else False,
+                "unused": self.unused, "metadata": self.metadata,
+                "allow_damaged": self.allow_damaged}
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> Run:
+        """Begin the run (what ``__enter__`` does)."""
+        if self.session is not None:
+            raise SessionError("this run has already started; make a new one")
+        mode = self.mode
+        if mode is RecordMode.AUTO:
+            mode = RecordMode.REPLAY if os.path.exists(self.path) else RecordMode.RECORD
+        self.mode = mode
+        if mode is RecordMode.REPLAY:
+            session = self._replay_session()
+        elif mode is RecordMode.RECORD:
+            meta: dict[str, Value] = {}
+            for provider in HEADER_META:
+                meta.update(provider())
+            meta.update(self.metadata)
+            self._writer = CassetteWriter(self.path, Header.new(meta=meta),
+                                          transform=self.redactor)
+            session = Session(mode, sink=self._writer.write)
+        else:
+            raise SessionError(f"mode {mode.value!r} is not supported by this run")
+        for hook in SESSION_HOOKS:
+            hook(session, self)
+        activate(session)
+        self.session = session
+        try:
+            _patch.install()
+            self._token = _tasks.CURRENT.set(_tasks.TaskState("main"))
+        except BaseException:
+            deactivate(session)
+            raise
+        return self
+
+    def _replay_session(self) -> Session:
+        if not os.path.exists(self.path):
+            raise SessionError(
+                f"no cassette at {self.path}; record it first, e.g. "
+                f"replay record -o {self.path} -- python your_agent.py")
+        cassette = read_cassette(self.path, strict=not self.allow_damaged)
+        matcher = Matcher(cassette.events)
+        session = Session(RecordMode.REPLAY, matcher=matcher)
+        redactor = self.redactor
+        if redactor is not None:
+            session.normalize = redactor.value
+        return session
+
+    def stop(self, exc: BaseException | None = None) -> ReplayResult:
+        """End the run (what ``__exit__`` does) and return its result."""
+        session = self.session
+        if session is None:
+            raise SessionError("this run was never started")
+        try:
+            if self._token is not None:
+                _tasks.CURRENT.reset(self._token)
+                self._token = None
+        except ValueError:  # reset from another context (a decorator on a generator)
+            _tasks.CURRENT.set(None)
+        _patch.uninstall()
+        deactivate(session)
+        if self._writer is not None:
+            self._writer.close()
+        unconsumed = session.matcher.unconsumed() if session.matcher is not None else ()
+        divergences = list(session.divergences)
+        if unconsumed and self.unused is not Unused.IGNORE:
+            task = unconsumed[0].task
+            divergences.append(Divergence(Grade.UNUSED, unconsumed[0].channel, task,
+                                          unconsumed[0], unused=unconsumed))
+        self.result = ReplayResult(
+            path=self.path, mode=self.mode, recorded=session.events_written,
+            consumed=session.matcher.consumed if session.matcher is not None else 0,
+            unconsumed=unconsumed, divergences=tuple(divergences))
+        if exc is None:
+            if session.divergences:
+                raise DivergenceError(session.divergences[0])
+            if unconsumed and self.unused is Unused.FAIL:
+                raise DivergenceError(divergences[-1])
+        if unconsumed and self.unused is Unused.WARN:
+            warnings.warn(divergences[-1].report(), UnconsumedWarning, stacklevel=3)
+        return self.result
+
+    def __enter__(self) -> Run:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop(exc)
+
+    async def __aenter__(self) -> Run:
+        return self.start()
+
+    async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.stop(exc)
+
+    def __call__(self, func: F) -> F:
+        """Use as a decorator: every call of ``func`` is a fresh run."""
+        config = self._config()
+        options = dict(self.options)
+
+        def fresh() -> Run:
+            run = Run(**config)
+            run.options.update(options)
+            return run
+
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                async with fresh():
+                    return await func(*args, **kwargs)
+            return awrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with fresh():
+                return func(*args, **kwargs)
+        return wrapper  # type: ignore[return-value]
+
+
+class UnconsumedWarning(UserWarning):
+    """A replay ended with recorded events that were never asked for."""
+
+
+def record(path: str | os.PathLike[str], *, redact: bool | Redactor = True,
+           metadata: dict[str, Value] | None = None) -> Run:
+    """Record a run into the cassette at ``path`` (written atomically on exit).
+
+    ``redact`` (default on) removes keys and tokens before anything is written;
+    pass a :class:`Redactor` to add patterns, or ``False`` to keep everything.
+    """
+    return Run(path, RecordMode.RECORD, redact=redact, metadata=metadata)
+
+
+def play(path: str | os.PathLike[str], *, unused: Unused | str = Unused.WARN,
+         redact: bool | Redactor = True, allow_damaged: bool = False) -> Run:
+    """Replay the cassette at ``path`` strictly: no network, every input from the file.
+
+    A request the recording cannot answer raises :class:`DivergenceError`;
+    recorded events never asked for are reported per ``unused``.
+    """
+    return Run(path, RecordMode.REPLAY, unused=unused, redact=redact,
+               allow_damaged=allow_damaged)
+
+
+def run(path: str | os.PathLike[str], mode: RecordMode | str = RecordMode.AUTO,
+        **kwargs: Any) -> Run:
+    """A run in any :class:`RecordMode` (``auto``: replay if the cassette exists)."""
+    return Run(path, mode, **kwargs)

@@ -1,0 +1,130 @@
+"""``replay record`` and ``replay play``: run any Python program under a session.
+
+The program runs in a child process started with PYTHONPATH pointing at
+``replay/_boot`` and the run described in ``AGENT_REPLAY_BOOT``, so nothing in
+the program changes. ``python``/``python3`` as the command mean the
+interpreter agent-replay runs in. Processes the program itself starts are not
+recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+BOOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_boot")
+
+
+def register(sub: Any) -> None:
+    """Add ``record`` and ``play``."""
+    rec = sub.add_parser("record", help="record a program's run into a cassette",
+                         description="replay record -o run.replay -- python agent.py ARGS")
+    rec.add_argument("-o", "--output", required=True, help="cassette to write (.replay)")
+    rec.add_argument("--no-redact", action="store_true",
+                     help="keep secrets in the cassette (redaction is on by default)")
+    rec.add_argument("command", nargs=argparse.REMAINDER,
+                     help="-- then the program: python script.py ARGS, or python -m module")
+    rec.set_defaults(func=cmd_record)
+
+    play = sub.add_parser("play", help="replay a cassette under a program",
+                          description="replay play run.replay -- python agent.py ARGS")
+    play.add_argument("cassette")
+    play.add_argument("--unused", choices=["ignore", "warn", "fail"], default="warn",
+                      help="recorded events the run never asked for (default: warn)")
+    play.add_argument("--allow-damaged", action="store_true",
+                      help="replay what a truncated cassette holds")
+    play.add_argument("command", nargs=argparse.REMAINDER)
+    play.set_defaults(func=cmd_play)
+
+
+def _command(raw: list[str]) -> list[str]:
+    cmd = raw[1:] if raw and raw[0] == "--" else list(raw)
+    if not cmd:
+        raise SystemExit("replay: give the program after --, e.g. -- python agent.py")
+    if cmd[0] in ("python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"):
+        cmd[0] = sys.executable
+    elif shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
+        raise SystemExit(f"replay: command not found: {cmd[0]}")
+    return cmd
+
+
+def run_child(mode: str, cassette: str, command: list[str], *,
+              extra: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    """Run ``command`` under a session in a child; (exit code, the child's result)."""
+    fd, result_path = tempfile.mkstemp(prefix="agent-replay-", suffix=".json")
+    os.close(fd)
+    spec = {"mode": mode, "cassette": os.path.abspath(cassette), "result": result_path}
+    spec.update(extra or {})
+    env = dict(os.environ)
+    env["AGENT_REPLAY_BOOT"] = json.dumps(spec)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [BOOT_DIR] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    try:
+        proc = subprocess.run(command, env=env)
+        try:
+            with open(result_path, encoding="utf-8") as f:
+                text = f.read()
+            result: dict[str, Any] = json.loads(text) if text else {}
+        except (OSError, ValueError):
+            result = {}
+    finally:
+        os.unlink(result_path)
+    return proc.returncode, result
+
+
+def _died(code: int) -> str | None:
+    if code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return None
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """``replay record``."""
+    command = _command(args.command)
+    code, result = run_child("record", args.output, command,
+                             extra={"redact": not args.no_redact})
+    if not result:
+        sig = _died(code)
+        partial = os.path.abspath(args.output) + ".partial"
+        why = f"was killed by {sig}" if sig else f"exited with {code} before closing"
+        sys.stderr.write(f"replay: the program {why}; the events it completed are in "
+                         f"{partial} (replay verify {partial})\n")
+        return code if code > 0 else 1
+    sys.stderr.write(f"replay: recorded {result.get('recorded', 0)} events to "
+                     f"{args.output}\n")
+    return code
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    """``replay play``."""
+    command = _command(args.command)
+    extra: dict[str, Any] = {"unused": args.unused, "allow_damaged": args.allow_damaged}
+    extra.update(play_options(args))
+    code, result = run_child("replay", args.cassette, command, extra=extra)
+    if not result:
+        sys.stderr.write(f"replay: the program ended before the replay finished "
+                         f"(exit {code})\n")
+        return code if code != 0 else 1
+    divergences = result.get("divergences") or []
+    sys.stderr.write(f"replay: served {result.get('consumed', 0)} events, "
+                     f"{result.get('unconsumed', 0)} unused, "
+                     f"{len(divergences)} divergence(s)\n")
+    if result.get("error"):
+        sys.stderr.write(result["error"] + "\n")
+        return code or 1
+    return code
+
+
+def play_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Extra run options some commands add (breakpoints); empty by default."""
+    return {}

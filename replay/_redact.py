@@ -1,0 +1,161 @@
+"""Secrets never reach the disk: redaction applied to every event before it is written.
+
+The cassette writer calls a :class:`Redactor` on each event (record, append,
+re-record, edit and import all go through the writer), so there is one place
+where secrets are removed, before compression. By default it removes:
+
+* values of sensitive headers, in any letter case, wherever a header map or
+  ``[name, value]`` header list appears: ``Authorization``,
+  ``Proxy-Authorization``, ``x-api-key``, ``api-key``, ``Cookie``,
+  ``Set-Cookie`` and friends;
+* values of key-bearing query parameters inside URLs (``api_key=``, ``key=``,
+  ``token=``, ``access_token=``, ``sig=``...);
+* known key shapes anywhere in strings and bytes: OpenAI ``sk-...`` /
+  ``sk-proj-...``, Anthropic ``sk-ant-...``, ``Bearer ...`` tokens, AWS
+  ``AKIA...``, GitHub ``ghp_...``/``github_pat_...``, Slack ``xox?-...``,
+  Google ``AIza...``, plus the user's own patterns and callback.
+
+Streamed chunks are redacted across chunk boundaries (a key split over two
+SSE chunks is still found) with a same-length mask, so chunk boundaries and
+sizes replay exactly. Matching ignores redacted values (see ``REDACTED``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from replay._events import Chunk, Event, RecordedError, Value
+
+REDACTED = "[REDACTED]"
+"""What a redacted string value becomes."""
+
+SENSITIVE_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie",
+    "x-auth-token", "x-goog-api-key", "openai-organization-key", "x-amz-security-token",
+})
+"""Header names (lower case) whose values are always removed."""
+
+SENSITIVE_PARAMS = frozenset({
+    "api_key", "apikey", "api-key", "key", "token", "access_token", "refresh_token",
+    "id_token", "client_secret", "secret", "password", "sig", "signature", "auth",
+    "x-amz-signature", "x-amz-credential", "x-amz-security-token", "code",
+})
+"""Query parameter names (lower case) whose values are removed from URLs."""
+
+DEFAULT_PATTERNS: tuple[str, ...] = (
+    r"sk-ant-[A-Za-z0-9_\-]{8,}",
+    r"sk-proj-[A-Za-z0-9_\-]{8,}",
+    r"sk-[A-Za-z0-9_\-]{16,}",
+    r"(?i:bearer)\s+[A-Za-z0-9_\-\.=:/+]{8,}",
+    r"(?:AKIA|ASIA)[0-9A-Z]{16}",
+    r"gh[pousr]_[A-Za-z0-9]{20,}",
+    r"github_pat_[A-Za-z0-9_]{20,}",
+    r"xox[abprs]-[A-Za-z0-9\-]{10,}",
+    r"AIza[0-9A-Za-z_\-]{35}",
+)
+"""Regular expressions of known secret shapes."""
+
+_URL_PARAM = re.compile(r"([?&;])([^=&;#\s\"']+)=([^&;#\s\"']*)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Redactor:
+    """Removes secrets from events. The default one is used unless turned off."""
+
+    patterns: tuple[str, ...] = DEFAULT_PATTERNS
+    """Secret shapes to mask in every string, bytes value and stream."""
+    headers: frozenset[str] = SENSITIVE_HEADERS
+    """Header names (lower case) always redacted."""
+    params: frozenset[str] = SENSITIVE_PARAMS
+    """URL query parameters (lower case) always redacted."""
+    callback: Callable[[Event], Event] | None = None
+    """The user's last word: gets the redacted event, returns the one to write."""
+
+    def __post_init__(self) -> None:
+        text = "|".join(f"(?:{p})" for p in self.patterns)
+        object.__setattr__(self, "_rx", re.compile(text))
+        object.__setattr__(self, "_rxb", re.compile(text.encode()))
+
+    @classmethod
+    def with_patterns(cls, extra: Iterable[str] = (),
+                      callback: Callable[[Event], Event] | None = None) -> Redactor:
+        """The default redactor plus the user's patterns and callback."""
+        return cls(patterns=DEFAULT_PATTERNS + tuple(extra), callback=callback)
+
+    # -- values ----------------------------------------------------------------
+    def text(self, s: str) -> str:
+        """``s`` with secret shapes and key-bearing URL parameters masked."""
+        out: str = self._rx.sub(REDACTED, s)  # type: ignore[attr-defined]
+        if "=" in out and ("?" in out or "&" in out):
+            out = _URL_PARAM.sub(self._param, out)
+        return out
+
+    def _param(self, m: re.Match[str]) -> str:
+        if m.group(2).lower() in self.params and m.group(3):
+            return f"{m.group(1)}{m.group(2)}={REDACTED}"
+        return m.group(0)
+
+    def data(self, b: bytes) -> bytes:
+        """``b`` with secret shapes masked (same length, so offsets hold)."""
+        rxb: re.Pattern[bytes] = self._rxb  # type: ignore[attr-defined]
+        return rxb.sub(lambda m: b"*" * len(m.group(0)), b)
+
+    def value(self, v: Any, key: str | None = None) -> Any:
+        """Redact a JSON-like value; ``key`` is the map key it sits under."""
+        if key is not None and key.lower() in self.headers and isinstance(v, str | bytes):
+            return REDACTED if isinstance(v, str) else REDACTED.encode()
+        if isinstance(v, str):
+            return self.text(v)
+        if isinstance(v, bytes):
+            return self.data(v)
+        if isinstance(v, dict):
+            return {k: self.value(x, k if isinstance(k, str) else None) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            if (len(v) == 2 and isinstance(v[0], str | bytes)
+                    and _lower(v[0]) in self.headers and isinstance(v[1], str | bytes)):
+                masked: Any = REDACTED if isinstance(v[1], str) else REDACTED.encode()
+                pair = [v[0], masked]
+                return tuple(pair) if isinstance(v, tuple) else pair
+            items = [self.value(x) for x in v]
+            return tuple(items) if isinstance(v, tuple) else items
+        return v
+
+    def chunks(self, chunks: tuple[Chunk, ...]) -> tuple[Chunk, ...]:
+        """Mask secrets across chunk boundaries, keeping every chunk's size."""
+        if not chunks:
+            return chunks
+        joined = self.data(b"".join(c.data for c in chunks))
+        out, pos = [], 0
+        for c in chunks:
+            out.append(Chunk(joined[pos:pos + len(c.data)], c.at_ns))
+            pos += len(c.data)
+        return tuple(out)
+
+    def __call__(self, event: Event) -> Event:
+        """The event as it may be written to disk."""
+        error = event.error
+        if error is not None:
+            error = RecordedError(error.type, self.text(error.message), self.text(error.traceback),
+                                  tuple(self.value(a) for a in error.args))
+        red = dataclasses.replace(
+            event, request=self.value(event.request), response=self.value(event.response),
+            error=error, chunks=self.chunks(event.chunks),
+            meta={k: self.value(v, k) for k, v in event.meta.items()},
+        )
+        return self.callback(red) if self.callback is not None else red
+
+
+def _lower(x: str | bytes) -> str:
+    return (x.decode("latin-1") if isinstance(x, bytes) else x).lower()
+
+
+def redact_value(v: Value, redactor: Redactor | None = None) -> Value:
+    """Redact one value with ``redactor`` (default: the default one)."""
+    return (redactor or DEFAULT)(Event(0, "x", v)).request
+
+
+DEFAULT = Redactor()
+"""The redactor used when none is given."""

@@ -1,0 +1,228 @@
+"""A run in progress: the one object every interceptor talks to.
+
+In record mode a session numbers events, stamps them with time, logical task
+and call site, and hands completed events to the cassette writer. In replay
+mode it answers each request from the recording through the matcher, and
+stops the run with :class:`DivergenceError` when it cannot.
+
+One session is active per process at a time (patching is process-wide);
+``current()`` is the interceptors' fast check.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import sys
+import threading
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from replay import _callsite, _exc, _tasks
+from replay._divergence import Divergence
+from replay._errors import DivergenceError
+from replay._events import CallSite, Chunk, Event, Value
+from replay._matcher import Matcher
+
+T = TypeVar("T")
+
+_perf_ns = time.perf_counter_ns
+
+
+class RecordMode(enum.Enum):
+    """How a cassette is used. Unknown values are rejected loudly."""
+
+    RECORD = "record"
+    """Run live and record every event (overwrites the cassette)."""
+    REPLAY = "replay"
+    """Strict replay: answer everything from the cassette, never the network."""
+    AUTO = "auto"
+    """Replay when the cassette exists, else record it."""
+    NEW_EVENTS = "new-events"
+    """Replay what matches; run live and append what the cassette lacks."""
+
+    @classmethod
+    def parse(cls, value: RecordMode | str) -> RecordMode:
+        """The mode named by ``value``; ValueError listing the valid names."""
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            names = ", ".join(m.value for m in cls)
+            raise ValueError(f"unknown record mode {value!r}; use one of: {names}") from None
+
+
+_ACTIVE: Session | None = None
+_ACTIVE_LOCK = threading.Lock()
+
+BUSY: ContextVar[bool] = ContextVar("agent_replay_busy", default=False)
+"""True while an interceptor runs the real call: nested calls pass through."""
+PARENT: ContextVar[int | None] = ContextVar("agent_replay_parent", default=None)
+"""``seq`` of the tool/capture whose body is running (its events are nested)."""
+
+
+def current() -> Session | None:
+    """The active session, or None."""
+    return _ACTIVE
+
+
+def activate(session: Session) -> None:
+    """Make ``session`` the process's active session (one at a time)."""
+    global _ACTIVE
+    with _ACTIVE_LOCK:
+        if _ACTIVE is not None:
+            from replay._errors import SessionError
+            raise SessionError("a record/play session is already active in this process; "
+                               "sessions cannot be nested")
+        _ACTIVE = session
+
+
+def deactivate(session: Session) -> None:
+    """End ``session``'s turn as the active session."""
+    global _ACTIVE
+    with _ACTIVE_LOCK:
+        if _ACTIVE is session:
+            _ACTIVE = None
+
+
+class Pending:
+    """An event that has been asked for and not yet completed."""
+
+    __slots__ = ("channel", "meta", "parent", "recorded", "request", "seq", "session",
+                 "site", "start_ns", "task")
+
+    def __init__(self, session: Session, seq: int, channel: str, request: Value, task: str,
+                 site: CallSite | None, start_ns: int, parent: int | None,
+                 recorded: Event | None, meta: dict[str, Value] | None) -> None:
+        self.session = session
+        self.seq = seq
+        self.channel = channel
+        self.request = request
+        self.task = task
+        self.site = site
+        self.start_ns = start_ns
+        self.parent = parent
+        self.recorded = recorded
+        self.meta = meta
+
+    def elapsed_ns(self) -> int:
+        """ns since this event started (for stream chunk times)."""
+        return _perf_ns() - self.session.t0 - self.start_ns
+
+    def finish(self, response: Value = None, *, chunks: tuple[Chunk, ...] = (),
+               meta: dict[str, Value] | None = None) -> Event:
+        """The call returned ``response``: complete and write the event."""
+        return self._complete(response, None, chunks, meta)
+
+    def fail(self, exc: BaseException, *, chunks: tuple[Chunk, ...] = (),
+             meta: dict[str, Value] | None = None) -> Event:
+        """The call raised ``exc``: complete the event with the recorded error."""
+        return self._complete(None, exc, chunks, meta)
+
+    def _complete(self, response: Value, exc: BaseException | None,
+                  chunks: tuple[Chunk, ...], meta: dict[str, Value] | None) -> Event:
+        merged = dict(self.meta or {})
+        if meta:
+            merged.update(meta)
+        event = Event(
+            seq=self.seq, channel=self.channel, request=self.request, response=response,
+            error=_exc.to_record(exc) if exc is not None else None,
+            start_ns=self.start_ns, duration_ns=self.elapsed_ns(), task=self.task,
+            site=self.site, chunks=chunks, parent=self.parent, meta=merged,
+        )
+        self.session.emit(event)
+        return event
+
+
+class Session:
+    """One record or replay run. Built by :func:`replay.record` / :func:`replay.play`."""
+
+    def __init__(self, mode: RecordMode, *, sink: Callable[[Event], None] | None = None,
+                 matcher: Matcher | None = None) -> None:
+        self.mode = mode
+        self.t0 = _perf_ns()
+        self._seq = itertools.count()
+        self._sink = sink
+        self.matcher = matcher
+        self.divergences: list[Divergence] = []
+        self.events_written = 0
+        self.listeners: list[Callable[[Event], None]] = []
+        """Called with every completed event (record) or served event (replay)."""
+        self.before_serve: list[Callable[[Event], None]] = []
+        """Called with a recorded event just before replay hands it out."""
+        self.normalize: Callable[[Value], Value] | None = None
+        """Applied to live requests before matching (the redactor: recorded
+        requests were redacted, so redacted fields never decide a match)."""
+
+    @property
+    def replaying(self) -> bool:
+        """True when events are answered from the recording."""
+        return self.matcher is not None
+
+    def begin(self, channel: str, request: Value, *,
+              meta: dict[str, Value] | None = None) -> Pending | None:
+        """Start an event; None when this call is not part of the run (pass it through).
+
+        In replay mode the matched recorded event is on ``.recorded``; a request
+        the recording cannot answer raises :class:`DivergenceError`.
+        """
+        state = _tasks.CURRENT.get()
+        if state is None or BUSY.get():
+            return None
+        infra, site = _callsite.find(sys._getframe(1))
+        if infra:
+            return None
+        parent = PARENT.get()
+        start = _perf_ns() - self.t0
+        if self.matcher is None:
+            return Pending(self, next(self._seq), channel, request, state.id, site, start,
+                           parent, None, meta)
+        if parent is not None:
+            return None  # inside a tool running live under replay: not matched
+        if self.normalize is not None:
+            request = self.normalize(request)
+        found = self.matcher.match(state.id, channel, request, site)
+        if isinstance(found, Divergence):
+            self.divergences.append(found)
+            raise DivergenceError(found)
+        for hook in self.before_serve:
+            hook(found)
+        for listener in self.listeners:
+            listener(found)
+        return Pending(self, found.seq, channel, request, state.id, site, start, parent,
+                       found, meta)
+
+    def emit(self, event: Event) -> None:
+        """Write a completed event (record mode)."""
+        if self._sink is not None:
+            self._sink(event)
+            self.events_written += 1
+        for listener in self.listeners:
+            listener(event)
+
+    def call(self, channel: str, request: Value, live: Callable[[], T], *,
+             encode: Callable[[T], Value] | None = None,
+             decode: Callable[[Value], T] | None = None) -> T:
+        """Run ``live`` recorded, or answer from the recording: the common interceptor."""
+        pending = self.begin(channel, request)
+        if pending is None:
+            return live()
+        recorded = pending.recorded
+        if recorded is not None:
+            if recorded.error is not None:
+                raise _exc.rebuild(recorded.error, recorded.seq)
+            value: Any = recorded.response
+            return decode(value) if decode is not None else value  # type: ignore[no-any-return]
+        token = BUSY.set(True)
+        try:
+            result = live()
+        except Exception as exc:
+            pending.fail(exc)
+            raise
+        finally:
+            BUSY.reset(token)
+        pending.finish(encode(result) if encode is not None else result)  # type: ignore[arg-type]
+        return result

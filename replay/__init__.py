@@ -43,6 +43,7 @@ from replay._format import (
 from replay._redact import Redactor
 from replay._session import RecordMode
 from replay._structdiff import Change
+from replay._summary import summarize
 from replay._tools import ToolInfo, capture, registered_tools, tool
 
 load = read_cassette
@@ -88,6 +89,7 @@ __all__ = [
     "record",
     "registered_tools",
     "run",
+    "summarize",
     "tool",
     "verify",
 ]

@@ -1,0 +1,342 @@
+"""Msgpack encoding of cassette records, with content de-duplication.
+
+Agents resend the whole conversation on every model call, so the same large
+strings and maps appear again and again. :class:`Encoder` stores each large
+value once, as a ``blob`` record, and writes a small reference wherever it
+appears again; the file then grows with the *new* content of each turn, not
+with the whole history. :class:`Decoder` resolves the references and checks
+everything it reads: cassettes are untrusted input.
+
+Record payloads (the byte framing around them lives in ``_format.py``):
+
+    {"k": "ev", <Event.to_map() fields>}     one event
+    {"k": "blob", "id": N, "v": value}       a shared value, ids 0, 1, 2...
+    {"k": "end", "events": E, "blobs": B}    clean end of the recording
+
+Extension types: ``ExtType(1, <msgpack uint N>)`` is a reference to blob N;
+``ExtType(2, <msgpack array>)`` is a tuple. Nothing else is ever written, and
+the decoder rejects anything else (msgpack Timestamps included).
+See docs/cassette-format.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+import msgpack
+
+from replay._errors import UnrecordableValueError
+from replay._events import Event
+
+EXT_REF: Final = 1
+"""Extension code of a blob reference; its data is the blob id as a msgpack uint."""
+EXT_TUPLE: Final = 2
+"""Extension code of a tuple; its data is the msgpack array of its items."""
+
+BLOB_MIN_SIZE: Final = 256
+"""Writer policy: a str/bytes of at least this many bytes, or a map/array/tuple
+whose plain msgpack encoding is at least this long, is stored as a blob.
+Measured (bench on the 200-turn conversation in tests/test_format_size.py):
+128, 256 and 512 give files within 2% of each other; 256 keeps small
+values inline, where a reference would save nothing. Readers do not depend
+on it: any value may be a blob or inline."""
+
+DEFAULT_MAX_RECORD: Final = 32 * 1024 * 1024
+"""Largest record payload a default reader accepts; the writer refuses larger."""
+
+_BLOB_HEAD: Final = b"\x83\xa1k\xa4blob\xa2id"  # {"k": "blob", "id": ...
+_BLOB_VALUE: Final = b"\xa1v"  # ..., "v": ...}
+# Every encoding msgpack would turn into a Timestamp (ext -1, 4/8/12 data bytes).
+_TIMESTAMP = re.compile(
+    rb"[\xd6\xd7]\xff|\xc7[\x04\x08\x0c]\xff|\xc8\x00[\x04\x08\x0c]\xff"
+    rb"|\xc9\x00\x00\x00[\x04\x08\x0c]\xff"
+)
+
+
+class DecodeError(ValueError):
+    """A record payload is not something this writer could have produced."""
+
+
+class RecordTooLargeError(ValueError):
+    """A record would exceed the size default readers accept."""
+
+
+# -- encoding ----------------------------------------------------------------
+
+def _default(obj: Any) -> Any:
+    """Packer hook (``strict_types``): tuples become ExtType 2; subclasses of the
+    JSON-like types become their base type; anything else cannot be recorded."""
+    if isinstance(obj, tuple):
+        return msgpack.ExtType(EXT_TUPLE, msgpack.packb(list(obj), default=_default,
+                                                        strict_types=True))
+    if isinstance(obj, str):
+        return str(obj)
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj)
+    if isinstance(obj, list):
+        return list(obj)
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return bytes(obj)
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    raise UnrecordableValueError(obj, "a cassette")
+
+
+def pack_plain(value: Any) -> bytes:
+    """Encode a value without de-duplication (the header map)."""
+    try:
+        return msgpack.packb(value, default=_default, strict_types=True)
+    except (ValueError, OverflowError, TypeError) as exc:
+        if isinstance(exc, UnrecordableValueError):
+            raise
+        raise UnrecordableValueError(value, f"a cassette header ({exc})") from exc
+
+
+def _len_head(n: int) -> int:
+    """Bytes of a msgpack str/array/map length prefix (an upper bound)."""
+    return 1 if n < 16 else 3 if n < 65536 else 5
+
+
+def _scalar_size(v: Any) -> int:
+    if type(v) is int:
+        return 1 if -32 <= v < 128 else 3 if -32768 <= v < 65536 else 9
+    if type(v) is float:
+        return 9
+    return 1  # None, bool
+
+
+class Encoder:
+    """Turns events into record payloads, storing large values once.
+
+    Not thread-safe: :class:`~replay._format.CassetteWriter` calls it under its
+    lock. ``encode_event`` is all-or-nothing: when it raises, no blob it had
+    begun is remembered, so no later record can refer to an unwritten blob.
+    """
+
+    def __init__(self, max_record_size: int = DEFAULT_MAX_RECORD) -> None:
+        self._packer = msgpack.Packer(default=_default, strict_types=True)
+        self._max = max_record_size
+        self._ids: dict[bytes, int] = {}
+        self._new: dict[bytes, int] = {}
+        self._payloads: list[bytes] = []
+        self.blobs = 0
+        """Blob records handed out so far."""
+        self.events = 0
+        """Event records handed out so far."""
+
+    def encode_event(self, event: Event) -> list[bytes]:
+        """Payloads for one event: any new blobs it needs, then the event itself."""
+        fields = event.to_map()
+        record: dict[str, Any] = {"k": "ev", **fields}
+        try:
+            data = self._packer.pack(record)
+            if len(data) < BLOB_MIN_SIZE:  # hot path: nothing can be large enough
+                out = [data]
+            else:
+                self._new.clear()
+                self._payloads = []
+                for key, value in fields.items():
+                    record[key] = self._walk(value)[0]
+                data = self._packer.pack(record)
+                out = [*self._payloads, data]
+        except UnrecordableValueError:
+            raise
+        except (ValueError, OverflowError, TypeError, RecursionError) as exc:
+            raise UnrecordableValueError(
+                event, f"event {event.seq} on channel {event.channel!r} ({exc})") from exc
+        for p in out:
+            if len(p) > self._max:
+                raise RecordTooLargeError(
+                    f"event {event.seq} needs a record of {len(p)} bytes; readers accept "
+                    f"at most {self._max} by default")
+        if len(out) > 1:
+            self._ids.update(self._new)
+            self.blobs += len(self._new)
+        self.events += 1
+        return out
+
+    def end_payload(self) -> bytes:
+        """The ``end`` record payload with the final counts."""
+        return self._packer.pack({"k": "end", "events": self.events, "blobs": self.blobs})
+
+    def _walk(self, v: Any) -> tuple[Any, int]:
+        """``v`` with its large parts replaced by refs, and its plain encoded size.
+
+        Bottom-up: a container's children are replaced first, so its blob holds
+        refs to earlier blobs, and each byte is packed once for the blob it
+        lands in (the probe in ``encode_event`` aside).
+        """
+        t = type(v)
+        if t is str:
+            n = len(v) if v.isascii() else len(v.encode("utf-8"))
+            if n < BLOB_MIN_SIZE:
+                return v, n + _len_head(n)
+            return self._blob(self._packer.pack(v)), n + 5
+        if t is bytes:
+            n = len(v)
+            if n < BLOB_MIN_SIZE:
+                return v, n + 2
+            return self._blob(self._packer.pack(v)), n + 5
+        if t is dict:
+            size = _len_head(len(v))
+            changed = False
+            out: dict[Any, Any] = {}
+            for key, x in v.items():
+                y, s = self._walk(x)
+                size += s + (len(key) + 1 if type(key) is str else 9)
+                out[key] = y
+                changed = changed or y is not x
+            return self._container(out if changed else v, size)
+        if t is list or t is tuple:
+            size = _len_head(len(v)) + (3 if t is tuple else 0)
+            items = []
+            changed = False
+            for x in v:
+                y, s = self._walk(x)
+                size += s
+                items.append(y)
+                changed = changed or y is not x
+            if changed:
+                return self._container(items if t is list else tuple(items), size)
+            return self._container(v, size)
+        if v is None or t is bool or t is int or t is float:
+            return v, _scalar_size(v)
+        return self._walk(_default(v))  # subclass -> base type, or raises
+
+    def _container(self, v: Any, size: int) -> tuple[Any, int]:
+        if size < BLOB_MIN_SIZE:
+            return v, size
+        return self._blob(self._packer.pack(v)), size
+
+    def _blob(self, data: bytes) -> msgpack.ExtType:
+        """A ref to the blob holding ``data`` (one packed value), made if new."""
+        key = hashlib.blake2b(data, digest_size=16).digest()
+        ident = self._ids.get(key)
+        if ident is None:
+            ident = self._new.get(key)
+            if ident is None:
+                ident = self.blobs + len(self._new)
+                self._new[key] = ident
+                self._payloads.append(
+                    _BLOB_HEAD + self._packer.pack(ident) + _BLOB_VALUE + data)
+        return msgpack.ExtType(EXT_REF, self._packer.pack(ident))
+
+
+# -- decoding ----------------------------------------------------------------
+
+class End:
+    """The decoded ``end`` record."""
+
+    __slots__ = ("blobs", "events")
+
+    def __init__(self, events: int, blobs: int) -> None:
+        self.events = events
+        self.blobs = blobs
+
+
+def _uint(data: bytes) -> int:
+    """The one msgpack uint that makes up ``data`` (a blob id)."""
+    n = len(data)
+    if n == 1 and data[0] < 0x80:
+        return data[0]
+    if n in (2, 3, 5, 9) and data[0] == {2: 0xCC, 3: 0xCD, 5: 0xCE, 9: 0xCF}[n]:
+        return int.from_bytes(data[1:], "big")
+    raise DecodeError("blob reference is not a msgpack uint")
+
+
+def unpack_plain(data: bytes | memoryview) -> Any:
+    """Decode a value that may hold tuples but no blob refs (the header map)."""
+    return Decoder().unpack(data)
+
+
+class Decoder:
+    """Decodes record payloads in file order, resolving blob refs.
+
+    Values behind a ref are shared, not copied: every event that uses blob N
+    holds the same object, which keeps a long conversation's memory linear.
+    Treat decoded values as read-only.
+    """
+
+    def __init__(self) -> None:
+        self.blobs: list[Any] = []
+        """Decoded blob values, by id."""
+        self.events = 0
+        """Event records decoded so far."""
+        self._checked: set[int] = set()  # ids of container blobs already scanned
+
+    def _ext(self, code: int, data: bytes) -> Any:
+        if code == EXT_REF:
+            ident = _uint(data)
+            if ident >= len(self.blobs):
+                raise DecodeError(f"reference to blob {ident}, which is not defined before it")
+            return self.blobs[ident]
+        if code == EXT_TUPLE:
+            items = self.unpack(data)
+            if type(items) is not list:
+                raise DecodeError("tuple extension does not hold an array")
+            return tuple(items)
+        raise DecodeError(f"unknown msgpack extension type {code}")
+
+    def unpack(self, data: bytes | bytearray | memoryview) -> Any:
+        """One msgpack value, with our extension types and nothing else."""
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True,
+                               ext_hook=self._ext)
+
+    def decode(self, payload: bytes | bytearray | memoryview, buf: bytes | bytearray, start: int,
+               end: int) -> Event | End | None:
+        """Decode ``payload`` (``buf[start:end]``): an Event, the End, or None for a blob.
+
+        Raises ValueError (DecodeError among others), TypeError, OverflowError or
+        RecursionError on anything malformed; the reader maps them to
+        CassetteCorruptError.
+        """
+        m = self.unpack(payload)
+        # A Timestamp can only come from one of a few byte patterns; look for one
+        # (C speed) and walk the decoded value only when the bytes allow it.
+        if buf.find(b"\xff", start, end) >= 0 and _TIMESTAMP.search(buf, start, end):
+            self._reject_foreign(m)
+        if type(m) is not dict:
+            raise DecodeError("record is not a map")
+        kind = m.get("k")
+        if kind == "ev":
+            event = Event.from_map(m)
+            self.events += 1
+            return event
+        if kind == "blob":
+            ident = m.get("id")
+            if type(ident) is not int or ident != len(self.blobs):
+                raise DecodeError(f"blob id {ident!r} out of order (expected {len(self.blobs)})")
+            if "v" not in m or len(m) != 3:
+                raise DecodeError("blob record is malformed")
+            value = m["v"]
+            self.blobs.append(value)
+            if type(value) in (dict, list, tuple):
+                self._checked.add(id(value))
+            return None
+        if kind == "end":
+            events, blobs = m.get("events"), m.get("blobs")
+            if type(events) is not int or type(blobs) is not int or len(m) != 3:
+                raise DecodeError("end record is malformed")
+            return End(events, blobs)
+        raise DecodeError(f"unknown record kind {kind!r}")
+
+    def _reject_foreign(self, v: Any) -> None:
+        """Raise if ``v`` holds a type this library never writes (a Timestamp)."""
+        stack = [v]
+        while stack:
+            x = stack.pop()
+            t = type(x)
+            if t is dict:
+                if id(x) not in self._checked:
+                    stack.extend(x.keys())
+                    stack.extend(x.values())
+            elif t is list or t is tuple:
+                if id(x) not in self._checked:
+                    stack.extend(x)
+            elif not (x is None or t in (str, bytes, int, float, bool)):
+                raise DecodeError(f"record holds a {t.__name__}, which cassettes never contain")

@@ -25,11 +25,14 @@ OURS, INFRA, STDLIB, LIB, USER = range(5)
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
+# Standard-library modules whose own clock/random reads are not agent inputs.
+# Modules that *dispatch* user callables (asyncio, threading, concurrent.futures,
+# queue, sched) are deliberately absent: a tool coroutine at the top of a task is
+# called straight from the event loop, and must still be recorded.
 _INFRA_MODULES = (
-    "logging", "asyncio", "threading", "concurrent", "selectors", "socket", "ssl",
-    "tempfile", "importlib", "queue", "sched", "multiprocessing", "subprocess",
-    "email", "http", "urllib", "zipfile", "tarfile", "shutil", "warnings",
-    "traceback", "linecache", "inspect", "unittest", "uuid", "secrets",
+    "logging", "selectors", "socket", "ssl", "tempfile", "importlib",
+    "multiprocessing", "subprocess", "http", "urllib", "zipfile", "tarfile", "shutil",
+    "warnings", "traceback", "linecache", "inspect", "unittest",
 )
 
 

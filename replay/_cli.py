@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="replay",
         description="Record and replay AI agent runs deterministically.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
@@ -30,7 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``replay`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    program: list[str] = []
+    if "--" in argv:  # everything after the first -- is the program to run
+        at = argv.index("--")
+        argv, program = argv[:at], argv[at + 1:]
     args = build_parser().parse_args(argv)
+    args.program = program
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:

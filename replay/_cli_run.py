@@ -29,8 +29,6 @@ def register(sub: Any) -> None:
     rec.add_argument("-o", "--output", required=True, help="cassette to write (.replay)")
     rec.add_argument("--no-redact", action="store_true",
                      help="keep secrets in the cassette (redaction is on by default)")
-    rec.add_argument("command", nargs=argparse.REMAINDER,
-                     help="-- then the program: python script.py ARGS, or python -m module")
     rec.set_defaults(func=cmd_record)
 
     play = sub.add_parser("play", help="replay a cassette under a program",
@@ -40,12 +38,12 @@ def register(sub: Any) -> None:
                       help="recorded events the run never asked for (default: warn)")
     play.add_argument("--allow-damaged", action="store_true",
                       help="replay what a truncated cassette holds")
-    play.add_argument("command", nargs=argparse.REMAINDER)
     play.set_defaults(func=cmd_play)
 
 
 def _command(raw: list[str]) -> list[str]:
-    cmd = raw[1:] if raw and raw[0] == "--" else list(raw)
+    """The program after ``--``; ``python`` means this interpreter."""
+    cmd = list(raw)
     if not cmd:
         raise SystemExit("replay: give the program after --, e.g. -- python agent.py")
     if cmd[0] in ("python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"):
@@ -90,7 +88,7 @@ def _died(code: int) -> str | None:
 
 def cmd_record(args: argparse.Namespace) -> int:
     """``replay record``."""
-    command = _command(args.command)
+    command = _command(args.program)
     code, result = run_child("record", args.output, command,
                              extra={"redact": not args.no_redact})
     if not result:
@@ -107,7 +105,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_play(args: argparse.Namespace) -> int:
     """``replay play``."""
-    command = _command(args.command)
+    command = _command(args.program)
     extra: dict[str, Any] = {"unused": args.unused, "allow_damaged": args.allow_damaged}
     extra.update(play_options(args))
     code, result = run_child("replay", args.cassette, command, extra=extra)

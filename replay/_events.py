@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 Value: TypeAlias = (
-    None | bool | int | float | str | bytes | list["Value"] | tuple["Value", ...]
-    | dict[str, "Value"]
+    bool | int | float | str | bytes | list["Value"] | tuple["Value", ...]
+    | dict[str, "Value"] | None
 )
 """A JSON-like value as stored in a cassette (bytes and tuples allowed)."""
 

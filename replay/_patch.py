@@ -60,10 +60,10 @@ _asctime = _time_mod.asctime
 _strftime = _time_mod.strftime
 _real_date = _datetime_mod.date
 _real_datetime = _datetime_mod.datetime
-_inst = _random_mod._inst  # type: ignore[attr-defined]
-_inst_random = _inst.random
-_inst_getrandbits = _inst.getrandbits
-_inst_randbytes = _inst.randbytes
+_inst: Any = getattr(_random_mod, "_inst")  # noqa: B009 - private shared generator
+_inst_random: Callable[[], float] = _inst.random
+_inst_getrandbits: Callable[[int], int] = _inst.getrandbits
+_inst_randbytes: Callable[[int], bytes] = _inst.randbytes
 _Random_seed = _random_mod.Random.seed
 _urandom = os.urandom
 _uuid4 = _uuid_mod.uuid4
@@ -276,7 +276,7 @@ def _seed(self: _random_mod.Random, a: Any = None, version: int = 2) -> None:
     s = current()
     if a is None and s is not None:
         a = s.call("random", {"fn": "Random.seed"},
-                   lambda: int.from_bytes(_urandom(32), "big"), decode=int)
+                   lambda: int.from_bytes(_urandom(8), "big"), decode=int)
     _Random_seed(self, a, version)
 
 
@@ -306,7 +306,7 @@ def uuid1(node: int | None = None, clock_seq: int | None = None) -> _uuid_mod.UU
 
 
 # -- logical tasks -------------------------------------------------------------
-class Task(_Task):  # type: ignore[valid-type,misc]
+class Task(_Task):  # type: ignore[type-arg]
     """An asyncio Task that gives itself a logical task id at creation."""
 
     def __init__(self, coro: Any, *, loop: Any = None, name: Any = None,
@@ -409,10 +409,12 @@ def install() -> None:
         if _saved:
             return
         for owner, attr, new in _targets():
-            had = attr in vars(owner) if isinstance(owner, type) else hasattr(owner, attr)
-            old = vars(owner)[attr] if isinstance(owner, type) and had else getattr(
-                owner, attr, None)
-            _saved.append((owner, attr, old, had))
+            # Only what the owner itself holds is saved and restored: an attribute
+            # it inherits (a method of the shared generator's class) is deleted
+            # again on uninstall, not frozen into an instance attribute.
+            own = vars(owner)
+            had = attr in own
+            _saved.append((owner, attr, own[attr] if had else None, had))
             setattr(owner, attr, new)
 
 
@@ -428,7 +430,9 @@ def uninstall() -> None:
                     delattr(owner, attr)
                 except AttributeError:
                     pass
-        for mod in list(sys.modules.values()):
+        for modname, mod in list(sys.modules.items()):
+            if modname == "replay" or modname.startswith("replay."):
+                continue
             try:
                 items = list(vars(mod).items())
             except TypeError:

@@ -23,10 +23,10 @@ def summarize(ev: Event, width: int = 80) -> str:
     req = ev.request
     if isinstance(req, dict):
         if "method" in req and "url" in req:
-            ask = f"{req['method']} {req['url']}"
+            ask = f"{req['method']!s} {req['url']!s}"
         elif "fn" in req:
             rest = {k: v for k, v in req.items() if k != "fn" and v is not None}
-            ask = f"{req['fn']}({', '.join(f'{k}={brief(v, 24)}' for k, v in rest.items())})"
+            ask = f"{req['fn']!s}({', '.join(f'{k}={brief(v, 24)}' for k, v in rest.items())})"
         elif "args" in req and isinstance(req["args"], dict):
             args = ", ".join(f"{k}={brief(v, 24)}" for k, v in req["args"].items())
             ask = f"{ev.channel.split(':', 1)[-1]}({args})"
@@ -39,7 +39,7 @@ def summarize(ev: Event, width: int = 80) -> str:
     elif ev.chunks:
         got = f"{len(ev.chunks)} chunks"
     elif isinstance(ev.response, dict) and "status" in ev.response:
-        got = f"{ev.response['status']}"
+        got = str(ev.response['status'])
     else:
         got = brief(ev.response, 40)
     line = f"{ask} -> {got}"

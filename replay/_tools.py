@@ -178,4 +178,4 @@ def capture(func: Callable[P, R], /, *, name: str | None = None, safe: bool = Fa
     ``read = replay.capture(db.read)``; replay returns what it returned.
     """
     label = name or getattr(func, "__qualname__", None) or getattr(func, "__name__", "call")
-    return _wrap(func, f"capture:{label}", safe, dump, load)  # type: ignore[return-value]
+    return _wrap(func, f"capture:{label}", safe, dump, load)

@@ -32,7 +32,7 @@ def strict(value: Any, where: str, _depth: int = 0) -> Value:
     if _depth > _MAX_DEPTH:
         raise UnrecordableValueError(value, f"{where} (nested too deep)")
     if value is None or isinstance(value, bool | int | str | bytes):
-        return value  # type: ignore[no-any-return]
+        return value
     if isinstance(value, float):
         return value
     if type(value) is list:
@@ -54,7 +54,7 @@ def canonical(value: Any, _depth: int = 0) -> Value:
     if _depth > _MAX_DEPTH:
         return "<nested too deep>"
     if value is None or isinstance(value, bool | int | str | bytes):
-        return value  # type: ignore[no-any-return]
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, enum.Enum):
@@ -69,7 +69,7 @@ def canonical(value: Any, _depth: int = 0) -> Value:
     if isinstance(value, _dt.datetime | _dt.date | _dt.time):
         return value.isoformat()
     if isinstance(value, os.PathLike):
-        return os.fspath(value)  # type: ignore[no-any-return]
+        return str(os.fspath(value))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: canonical(getattr(value, f.name), _depth + 1)
                 for f in dataclasses.fields(value)}

@@ -503,6 +503,7 @@ class _Reader:
         self.decoder = Decoder()
         self.file_size = 0
         self.frame_size = 0
+        self.frame_start: int | None = None
         self.raw_size = 0
 
     def _error(self, d: _Damage) -> CassetteError:
@@ -516,10 +517,11 @@ class _Reader:
             try:
                 yield from self._events(f)
             except _Damage as d:
-                raise self._error(d) from None
+                raise self._error(_recheck(f, self.file_size, self.frame_start, d)) from None
 
     def _events(self, f: IO[bytes]) -> Iterator[Event]:
         self.header, hsize = _read_header(f, self.limits)
+        self.frame_start = hsize
         frame = _Frame(f, hsize, self.limits)
         dctx = zstandard.ZstdDecompressor(max_window_size=self.limits.max_window_size)
         # Duck-typed source: the decoder only calls read().
@@ -621,12 +623,46 @@ class _Reader:
         raise _Damage(CassetteCorruptError, "frame checksum mismatch (trailer)", at + 12)
 
 
+def _recheck(f: IO[bytes], size: int, frame_start: int | None, d: _Damage) -> _Damage:
+    """Tell damage from a torn tail or a genuine limit, using the trailer.
+
+    A file whose last 16 bytes are a plausible trailer was written to the
+    end, so it is not truncated; and if its frame does not match the
+    trailer's CRC, a length that looks over a limit is damage, not a limit.
+    """
+    if d.cls is not CassetteTruncatedError and d.cls is not CassetteLimitError:
+        return d
+    if size < _TRAILER.size + _HEAD.size + 4:
+        return d
+    f.seek(size - _TRAILER.size)
+    magic, frame_len, crc = _TRAILER.unpack(f.read(_TRAILER.size))
+    start = size - _TRAILER.size - frame_len
+    if magic != TRAILER_MAGIC or start < _HEAD.size + 4:
+        return d  # no trailer: a truncated file, or a limit we cannot doubt
+    if frame_start is None:  # failed in the header: where does its length say it ends?
+        f.seek(10)
+        frame_start = _HEAD.size + 4 + _U32.unpack(f.read(4))[0]
+        if d.cls is CassetteLimitError and start == frame_start:
+            return d  # a header over the limit, and the trailer agrees about its size
+    if d.cls is CassetteTruncatedError or start != frame_start:
+        return _Damage(CassetteCorruptError, f"{d.message}, yet the file has a trailer", d.offset)
+    f.seek(start)
+    got = 0
+    while chunk := f.read(min(_CHUNK, size - _TRAILER.size - f.tell())):
+        got = crc32c.crc32c(chunk, got)
+    if got != crc:
+        return _Damage(CassetteCorruptError, f"{d.message}, and the frame fails its trailer "
+                       "checksum", d.offset)
+    return d
+
+
 def read_header(path: PathArg, *, limits: Limits | None = None) -> Header:
     """Read only the header (cheap; works on a ``.partial`` too)."""
     with open(path, "rb") as f:
         try:
             return _read_header(f, limits or Limits())[0]
         except _Damage as d:
+            d = _recheck(f, os.fstat(f.fileno()).st_size, None, d)
             raise d.cls(d.message, offset=d.offset, path=os.fspath(path)) from None
 
 

@@ -104,7 +104,11 @@ class Redactor:
         return rxb.sub(lambda m: b"*" * len(m.group(0)), b)
 
     def value(self, v: Any, key: str | None = None) -> Any:
-        """Redact a JSON-like value; ``key`` is the map key it sits under."""
+        """Redact a JSON-like value; ``key`` is the map key it sits under.
+
+        Returns ``v`` itself when nothing in it needed redacting, so the
+        recorder's per-event path allocates nothing for clean events.
+        """
         if key is not None and key.lower() in self.headers and isinstance(v, str | bytes):
             return REDACTED if isinstance(v, str) else REDACTED.encode()
         if isinstance(v, str):
@@ -112,14 +116,29 @@ class Redactor:
         if isinstance(v, bytes):
             return self.data(v)
         if isinstance(v, dict):
-            return {k: self.value(x, k if isinstance(k, str) else None) for k, x in v.items()}
+            out: dict[Any, Any] | None = None
+            for k, x in v.items():
+                y = self.value(x, k if isinstance(k, str) else None)
+                if y is not x and y != x:
+                    if out is None:
+                        out = dict(v)
+                    out[k] = y
+            return v if out is None else out
         if isinstance(v, list | tuple):
             if (len(v) == 2 and isinstance(v[0], str | bytes)
                     and _lower(v[0]) in self.headers and isinstance(v[1], str | bytes)):
                 masked: Any = REDACTED if isinstance(v[1], str) else REDACTED.encode()
                 pair = [v[0], masked]
                 return tuple(pair) if isinstance(v, tuple) else pair
-            items = [self.value(x) for x in v]
+            items: list[Any] | None = None
+            for i, x in enumerate(v):
+                y = self.value(x)
+                if y is not x and y != x:
+                    if items is None:
+                        items = list(v)
+                    items[i] = y
+            if items is None:
+                return v
             return tuple(items) if isinstance(v, tuple) else items
         return v
 
@@ -135,17 +154,30 @@ class Redactor:
         return tuple(out)
 
     def __call__(self, event: Event) -> Event:
-        """The event as it may be written to disk."""
+        """The event as it may be written to disk (the same object when clean)."""
+        changes: dict[str, Any] = {}
+        for name in ("request", "response"):
+            old = getattr(event, name)
+            new = self.value(old)
+            if new is not old:
+                changes[name] = new
         error = event.error
         if error is not None:
-            error = RecordedError(error.type, self.text(error.message), self.text(error.traceback),
-                                  tuple(self.value(a) for a in error.args))
-        red = dataclasses.replace(
-            event, request=self.value(event.request), response=self.value(event.response),
-            error=error, chunks=self.chunks(event.chunks),
-            meta={k: self.value(v, k) for k, v in event.meta.items()},
-        )
-        return self.callback(red) if self.callback is not None else red
+            red = RecordedError(error.type, self.text(error.message),
+                                self.text(error.traceback),
+                                tuple(self.value(a) for a in error.args))
+            if red != error:
+                changes["error"] = red
+        if event.chunks:
+            chunks = self.chunks(event.chunks)
+            if chunks != event.chunks:
+                changes["chunks"] = chunks
+        if event.meta:
+            meta = self.value(dict(event.meta))
+            if meta != event.meta:
+                changes["meta"] = meta
+        out = dataclasses.replace(event, **changes) if changes else event
+        return self.callback(out) if self.callback is not None else out
 
 
 def _lower(x: str | bytes) -> str:

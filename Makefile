@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+DEMO_DIR := .demo
+
 demo: $(STAMP)
-	$(BIN)/replay demo
+	@mkdir -p $(DEMO_DIR)
+	$(BIN)/replay record -o $(DEMO_DIR)/core.replay -- python fixtures/agents/core_agent.py --sleep 2
+	$(BIN)/replay show $(DEMO_DIR)/core.replay
+	$(BIN)/replay play $(DEMO_DIR)/core.replay -- python fixtures/agents/core_agent.py --sleep 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check replay tui tests fixtures bench
@@ -29,4 +34,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(DEMO_DIR) build *.egg-info

@@ -40,6 +40,7 @@ from replay._format import (
     read_header,
     verify,
 )
+from replay._http import httpx_transport
 from replay._redact import Redactor
 from replay._session import RecordMode
 from replay._structdiff import Change
@@ -82,6 +83,7 @@ __all__ = [
     "Value",
     "VerifyReport",
     "capture",
+    "httpx_transport",
     "load",
     "play",
     "read_cassette",

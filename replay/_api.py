@@ -18,7 +18,7 @@ import functools
 import inspect
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -232,14 +232,25 @@ def record(path: str | os.PathLike[str], *, redact: bool | Redactor = True,
 
 
 def play(path: str | os.PathLike[str], *, unused: Unused | str = Unused.WARN,
-         redact: bool | Redactor = True, allow_damaged: bool = False) -> Run:
+         redact: bool | Redactor = True, allow_damaged: bool = False,
+         speed: float | None = None,
+         match_on: Sequence[str] | Callable[[Value, Value], bool] | None = None,
+         allow_hosts: Sequence[str] = ()) -> Run:
     """Replay the cassette at ``path`` strictly: no network, every input from the file.
 
     A request the recording cannot answer raises :class:`DivergenceError`;
-    recorded events never asked for are reported per ``unused``.
+    recorded events never asked for are reported per ``unused``. HTTP options
+    (docs/http.md): ``speed`` replays streams at the recorded pace times this
+    factor (default: at once); ``match_on`` names the request fields that must
+    match (default ``("method", "url", "body")``) or is ``fn(recorded, actual)``;
+    ``allow_hosts`` may still be connected to.
     """
-    return Run(path, RecordMode.REPLAY, unused=unused, redact=redact,
-               allow_damaged=allow_damaged)
+    run = Run(path, RecordMode.REPLAY, unused=unused, redact=redact,
+              allow_damaged=allow_damaged)
+    for key, value in (("speed", speed), ("match_on", match_on), ("allow_hosts", allow_hosts)):
+        if value:
+            run.options[key] = value
+    return run
 
 
 def run(path: str | os.PathLike[str], mode: RecordMode | str = RecordMode.AUTO,

@@ -13,6 +13,7 @@ import sys
 COMMAND_MODULES = (
     "replay._cli_run",
     "replay._cli_inspect",
+    "replay._cli_http",
 )
 
 

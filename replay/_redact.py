@@ -59,6 +59,7 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
 """Regular expressions of known secret shapes."""
 
 _URL_PARAM = re.compile(r"([?&;])([^=&;#\s\"']+)=([^&;#\s\"']*)")
+_URL_PARAM_B = re.compile(_URL_PARAM.pattern.encode())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,9 +100,21 @@ class Redactor:
         return m.group(0)
 
     def data(self, b: bytes) -> bytes:
-        """``b`` with secret shapes masked (same length, so offsets hold)."""
+        """``b`` with secret shapes and key-bearing URL parameter values masked.
+
+        Masks keep the length, so offsets, ``Content-Length`` and stream chunk
+        boundaries hold.
+        """
         rxb: re.Pattern[bytes] = self._rxb  # type: ignore[attr-defined]
-        return rxb.sub(lambda m: b"*" * len(m.group(0)), b)
+        out = rxb.sub(lambda m: b"*" * len(m.group(0)), b)
+        if b"=" in out and (b"?" in out or b"&" in out):
+            out = _URL_PARAM_B.sub(self._param_b, out)
+        return out
+
+    def _param_b(self, m: re.Match[bytes]) -> bytes:
+        if m.group(2).decode("latin-1").lower() in self.params and m.group(3):
+            return m.group(1) + m.group(2) + b"=" + b"*" * len(m.group(3))
+        return m.group(0)
 
     def value(self, v: Any, key: str | None = None) -> Any:
         """Redact a JSON-like value; ``key`` is the map key it sits under.
@@ -109,8 +122,13 @@ class Redactor:
         Returns ``v`` itself when nothing in it needed redacting, so the
         recorder's per-event path allocates nothing for clean events.
         """
-        if key is not None and key.lower() in self.headers and isinstance(v, str | bytes):
-            return REDACTED if isinstance(v, str) else REDACTED.encode()
+        if key is not None and key.lower() in self.headers:
+            if isinstance(v, str | bytes):
+                return REDACTED if isinstance(v, str) else REDACTED.encode()
+            if isinstance(v, list | tuple) and all(isinstance(x, str | bytes) for x in v):
+                # vcrpy-style header maps: {"Set-Cookie": ["a=1", "b=2"]}
+                many = [REDACTED if isinstance(x, str) else REDACTED.encode() for x in v]
+                return tuple(many) if isinstance(v, tuple) else many
         if isinstance(v, str):
             return self.text(v)
         if isinstance(v, bytes):

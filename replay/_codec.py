@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import msgpack
@@ -35,6 +35,10 @@ EXT_REF: Final = 1
 """Extension code of a blob reference; its data is the blob id as a msgpack uint."""
 EXT_TUPLE: Final = 2
 """Extension code of a tuple; its data is the msgpack array of its items."""
+MAX_TUPLE_DEPTH: Final = 8
+"""Tuples nest at most this deep within one record. Each level is a nested
+msgpack decode holding ~40 KiB of C stack, so a limit keeps a crafted file
+from overflowing a thread's stack; the writer refuses deeper tuples."""
 
 BLOB_MIN_SIZE: Final = 256
 """Writer policy: a str/bytes of at least this many bytes, or a map/array/tuple
@@ -67,12 +71,9 @@ class RecordTooLargeError(ValueError):
 
 # -- encoding ----------------------------------------------------------------
 
-def _default(obj: Any) -> Any:
-    """Packer hook (``strict_types``): tuples become ExtType 2; subclasses of the
-    JSON-like types become their base type; anything else cannot be recorded."""
-    if isinstance(obj, tuple):
-        return msgpack.ExtType(EXT_TUPLE, msgpack.packb(list(obj), default=_default,
-                                                        strict_types=True))
+def _convert(obj: Any) -> Any:
+    """A subclass of a JSON-like type as its base type; anything else cannot be
+    recorded."""
     if isinstance(obj, str):
         return str(obj)
     if isinstance(obj, int):
@@ -81,11 +82,32 @@ def _default(obj: Any) -> Any:
         return float(obj)
     if isinstance(obj, list):
         return list(obj)
+    if isinstance(obj, tuple):
+        return tuple(obj)
     if isinstance(obj, bytes | bytearray | memoryview):
         return bytes(obj)
     if isinstance(obj, Mapping):
         return dict(obj)
     raise UnrecordableValueError(obj, "a cassette")
+
+
+def _tuple_hook(depth: int) -> Callable[[Any], Any]:
+    """Packer hook (``strict_types``) for values inside ``depth - 1`` tuples."""
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, tuple):
+            if depth > MAX_TUPLE_DEPTH:
+                raise UnrecordableValueError(
+                    obj, f"a cassette (tuples nest at most {MAX_TUPLE_DEPTH} deep)")
+            items = msgpack.packb(list(obj), default=_HOOKS[depth], strict_types=True)
+            return msgpack.ExtType(EXT_TUPLE, items)
+        return _convert(obj)
+
+    return default
+
+
+_HOOKS: Final = tuple(_tuple_hook(d) for d in range(1, MAX_TUPLE_DEPTH + 2))
+_default: Final = _HOOKS[0]
 
 
 def pack_plain(value: Any) -> bytes:
@@ -207,7 +229,7 @@ class Encoder:
             return self._container(v, size)
         if v is None or t is bool or t is int or t is float:
             return v, _scalar_size(v)
-        return self._walk(_default(v))  # subclass -> base type, or raises
+        return self._walk(_convert(v))  # subclass -> base type, or raises
 
     def _container(self, v: Any, size: int) -> tuple[Any, int]:
         if size < BLOB_MIN_SIZE:
@@ -269,6 +291,7 @@ class Decoder:
         self.events = 0
         """Event records decoded so far."""
         self._checked: set[int] = set()  # ids of container blobs already scanned
+        self._depth = 0  # tuple extensions being decoded, one inside the other
 
     def _ext(self, code: int, data: bytes) -> Any:
         if code == EXT_REF:
@@ -277,7 +300,13 @@ class Decoder:
                 raise DecodeError(f"reference to blob {ident}, which is not defined before it")
             return self.blobs[ident]
         if code == EXT_TUPLE:
-            items = self.unpack(data)
+            if self._depth >= MAX_TUPLE_DEPTH:
+                raise DecodeError(f"tuples nested more than {MAX_TUPLE_DEPTH} deep")
+            self._depth += 1
+            try:
+                items = self.unpack(data)
+            finally:
+                self._depth -= 1
             if type(items) is not list:
                 raise DecodeError("tuple extension does not hold an array")
             return tuple(items)

@@ -132,6 +132,23 @@ def test_unrecordable_values_are_refused(tmp_path: pathlib.Path) -> None:
     assert [e.seq for e in read_cassette(tmp_path / "u.replay").events] == [1]
 
 
+def test_tuple_nesting_is_bounded(tmp_path: pathlib.Path) -> None:
+    def nest(depth: int) -> tuple[object, ...]:
+        v: tuple[object, ...] = ()
+        for _ in range(depth - 1):
+            v = (v,)
+        return v
+
+    path = tmp_path / "tup.replay"
+    with CassetteWriter(path, golden_header()) as w:
+        w.write(Event(seq=0, channel="c", request=nest(8), response=[nest(8)] * 40))
+        for bad in (nest(9), [nest(9)] * 40):
+            with pytest.raises(UnrecordableValueError):
+                w.write(Event(seq=1, channel="c", request=bad))
+    [event] = read_cassette(path).events
+    assert event.request == nest(8) and event.response == [nest(8)] * 40
+
+
 def _nested(depth: int) -> list[object]:
     v: list[object] = []
     for _ in range(depth):

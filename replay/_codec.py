@@ -13,7 +13,7 @@ Record payloads (the byte framing around them lives in ``_format.py``):
     {"k": "blob", "id": N, "v": value}       a shared value, ids 0, 1, 2...
     {"k": "end", "events": E, "blobs": B}    clean end of the recording
 
-Extension types: ``ExtType(1, <msgpack uint N>)`` is a reference to blob N;
+Extension types: ``ExtType(1, <N big-endian in 1/2/4/8 bytes>)`` refers to blob N;
 ``ExtType(2, <msgpack array>)`` is a tuple. Nothing else is ever written, and
 the decoder rejects anything else (msgpack Timestamps included).
 See docs/cassette-format.md.
@@ -32,7 +32,7 @@ from replay._errors import UnrecordableValueError
 from replay._events import Event
 
 EXT_REF: Final = 1
-"""Extension code of a blob reference; its data is the blob id as a msgpack uint."""
+"""Extension code of a blob reference; its data is the blob id, big-endian."""
 EXT_TUPLE: Final = 2
 """Extension code of a tuple; its data is the msgpack array of its items."""
 MAX_TUPLE_DEPTH: Final = 8
@@ -247,7 +247,7 @@ class Encoder:
                 self._new[key] = ident
                 self._payloads.append(
                     _BLOB_HEAD + self._packer.pack(ident) + _BLOB_VALUE + data)
-        return msgpack.ExtType(EXT_REF, self._packer.pack(ident))
+        return msgpack.ExtType(EXT_REF, _ref_data(ident))
 
 
 # -- decoding ----------------------------------------------------------------
@@ -262,14 +262,17 @@ class End:
         self.blobs = blobs
 
 
-def _uint(data: bytes) -> int:
-    """The one msgpack uint that makes up ``data`` (a blob id)."""
-    n = len(data)
-    if n == 1 and data[0] < 0x80:
-        return data[0]
-    if n in (2, 3, 5, 9) and data[0] == {2: 0xCC, 3: 0xCD, 5: 0xCE, 9: 0xCF}[n]:
-        return int.from_bytes(data[1:], "big")
-    raise DecodeError("blob reference is not a msgpack uint")
+def _ref_data(ident: int) -> bytes:
+    """A blob id as ref data: big-endian, in the fewest of 1, 2, 4 or 8 bytes
+    (so a ref is a 3, 4, 6 or 10 byte fixext)."""
+    size = 1 if ident < 0x100 else 2 if ident < 0x10000 else 4 if ident < 0x100000000 else 8
+    return ident.to_bytes(size, "big")
+
+
+def _ref_id(data: bytes) -> int:
+    if len(data) not in (1, 2, 4, 8):
+        raise DecodeError(f"blob reference of {len(data)} bytes")
+    return int.from_bytes(data, "big")
 
 
 def unpack_plain(data: bytes | memoryview) -> Any:
@@ -295,7 +298,7 @@ class Decoder:
 
     def _ext(self, code: int, data: bytes) -> Any:
         if code == EXT_REF:
-            ident = _uint(data)
+            ident = _ref_id(data)
             if ident >= len(self.blobs):
                 raise DecodeError(f"reference to blob {ident}, which is not defined before it")
             return self.blobs[ident]

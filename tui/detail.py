@@ -1,0 +1,154 @@
+"""The detail pane: everything recorded about the selected event."""
+
+from __future__ import annotations
+
+import linecache
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+import replay
+from tui.model import GLYPHS, fmt_duration, fmt_offset
+from tui.payloads import body_of, cost_of, headers_of, model_of, provider, usage_of
+from tui.render import highlight, json_block
+
+
+def _heading(title: str) -> Text:
+    return Text(f"─ {title} ", style="bold #7aa2f7")
+
+
+def source_line(site: replay.CallSite) -> str | None:
+    """The line of source at ``site`` when the file can be read, else None."""
+    if not os.path.isfile(site.file):
+        return None
+    line = linecache.getline(site.file, site.line)
+    return line.rstrip("\n") or None
+
+
+def _headers(part: Any) -> Table | None:
+    pairs = headers_of(part)
+    if not pairs:
+        return None
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="#9ece6a", no_wrap=True)
+    table.add_column(overflow="fold")
+    for name, value in pairs:
+        table.add_row(f"{name}:", value)
+    return table
+
+
+def _http_part(title: str, part: dict[str, Any], first: str) -> list[RenderableType]:
+    out: list[RenderableType] = [_heading(title), Text(first, style="bold")]
+    head = _headers(part)
+    if head is not None:
+        out.append(head)
+    body = body_of(part)
+    if body is not None:
+        out.append(Text("body", style="dim"))
+        out += json_block(body)
+    rest = {k: v for k, v in part.items() if k not in ("method", "url", "status", "headers",
+                                                       "body")}
+    if rest:
+        out += json_block(rest)
+    return out
+
+
+def detail(ev: replay.Event, flags: set[str], children: int = 0,
+           notes: Sequence[str] = ()) -> RenderableType:
+    """The renderable shown in the detail pane for ``ev`` (``notes``: findings about it)."""
+    parts: list[RenderableType] = []
+    title = Text.assemble((f"#{ev.seq} ", "bold"), (ev.channel, "bold #7dcfff"),
+                          f"  task {ev.task}  at {fmt_offset(ev.start_ns)}"
+                          f"  took {fmt_duration(ev.duration_ns)}")
+    for f in sorted(flags):
+        title.append(f"  {GLYPHS.get(f, '*')} {f}", style="bold red" if f == "error"
+                     else "bold yellow")
+    parts.append(title)
+    if ev.parent is not None:
+        parts.append(Text(f"nested inside #{ev.parent} (replay serves the parent whole)",
+                          style="dim"))
+    if children:
+        parts.append(Text(f"{children} nested event(s) recorded inside this one", style="dim"))
+    if notes:
+        parts.append(_heading("findings"))
+        parts += [Text(f"• {n}", style="#bb9af7") for n in notes]
+    if ev.site is not None:
+        parts.append(_heading("call site"))
+        parts.append(Text.assemble((ev.site.file, "#e0af68"), f":{ev.site.line}",
+                                   "  in ", (ev.site.function, "bold")))
+        src = source_line(ev.site)
+        if src is None:
+            parts.append(Text("(source file not readable here)", style="dim italic"))
+        else:
+            parts.append(highlight(f"{ev.site.line:>5} │ {src.strip()}", "python"))
+    parts += _usage(ev)
+    req, res = ev.request, ev.response
+    if ev.channel == "http" and isinstance(req, dict) and "url" in req:
+        parts += _http_part("request", req, f"{req.get('method', '?')!s} {req.get('url')!s}")
+    else:
+        parts += [_heading("request"), *json_block(req)]
+    if ev.error is not None:
+        parts.append(_heading("raised"))
+        parts.append(Text(str(ev.error), style="bold red"))
+        if ev.error.traceback:
+            parts.append(highlight(ev.error.traceback.rstrip(), "pytb"))
+    elif ev.channel == "http" and isinstance(res, dict) and "status" in res:
+        parts += _http_part("response", res, f"status {res.get('status')!s}")
+    elif res is not None or not ev.chunks:
+        parts += [_heading("response"), *json_block(res)]
+    if ev.chunks:
+        size = sum(len(c.data) for c in ev.chunks)
+        parts.append(_heading("stream"))
+        parts.append(Text(f"{len(ev.chunks)} chunks, {size} bytes over "
+                          f"{fmt_duration(ev.chunks[-1].at_ns)}; press 3 to play it back"))
+    if ev.meta:
+        parts += [_heading("meta"), *json_block(dict(ev.meta), 40)]
+    return Group(*parts)
+
+
+def _usage(ev: replay.Event) -> list[RenderableType]:
+    kind = provider(ev)
+    if kind is None:
+        return []
+    model = model_of(ev)
+    usage = usage_of(ev)
+    asked = body_of(ev.request)
+    asked_model = asked.get("model") if isinstance(asked, dict) else None
+    out: list[RenderableType] = [_heading("model call")]
+    line = Text.assemble(("api ", "dim"), kind, ("  model ", "dim"), (str(model), "bold"))
+    if asked_model and asked_model != model:
+        line.append(f"  (asked for {asked_model})", style="dim")
+    out.append(line)
+    if usage is None:
+        out.append(Text("no usage reported", style="dim"))
+        return out
+    tokens = Text.assemble(("tokens ", "dim"), f"{usage.input} in",
+                           f" ({usage.cached} cached)" if usage.cached else "",
+                           f" + {usage.output} out = {usage.total}")
+    cost = cost_of(model, usage)
+    tokens.append("  cost ", style="dim")
+    tokens.append(f"≈ ${cost:.5f}" if cost is not None else "unknown (model not priced)")
+    out.append(tokens)
+    return out
+
+
+class DetailPane(VerticalScroll, can_focus=False):
+    """Scrollable detail of one event."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("no event selected", style="dim"), id="detail-body")
+
+    def show(self, ev: replay.Event | None, flags: set[str], children: int = 0,
+             notes: Sequence[str] = ()) -> None:
+        """Show ``ev`` (None: nothing selected)."""
+        body = self.query_one("#detail-body", Static)
+        body.update(Text("no event selected", style="dim") if ev is None
+                    else detail(ev, flags, children, notes))
+        self.scroll_home(animate=False)

@@ -1,0 +1,279 @@
+"""The diff screen: two runs side by side, aligned by ``replay.diff``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol
+
+from rich.console import Group, RenderableType
+from rich.segment import Segment
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.geometry import Region, Size
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Footer, Static
+
+import replay
+from tui.render import highlight, line_summary, one_line
+
+
+class PairLike(Protocol):
+    """What the screen reads from one aligned pair of ``replay.diff``."""
+
+    @property
+    def left(self) -> replay.Event | None: ...
+    @property
+    def right(self) -> replay.Event | None: ...
+    @property
+    def status(self) -> Any: ...
+    @property
+    def changes(self) -> Sequence[replay.Change]: ...
+    @property
+    def prompt_diff(self) -> str: ...
+    @property
+    def output_diff(self) -> str: ...
+    @property
+    def differs(self) -> bool: ...
+    def what(self) -> str: ...
+
+
+class RunDiffLike(Protocol):
+    """What the screen reads from a ``replay.diff`` result."""
+
+    @property
+    def left_name(self) -> str: ...
+    @property
+    def right_name(self) -> str: ...
+    @property
+    def pairs(self) -> Sequence[PairLike]: ...
+    @property
+    def first_index(self) -> int | None: ...
+    def counts(self) -> dict[str, int]: ...
+
+
+GLYPH = {"same": " ", "changed": "≠", "only-left": "<", "only-right": ">", "moved": "↕"}
+
+
+def status_name(pair: PairLike) -> str:
+    """The pair's status as text (``same``, ``changed``...)."""
+    return str(getattr(pair.status, "value", pair.status))
+
+
+class PairTable(ScrollView, can_focus=True, inherit_bindings=False):
+    """Aligned pairs, one line each, left run | right run (virtual, like the timeline)."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "pairs--cursor", "pairs--changed", "pairs--only", "pairs--first", "pairs--seq",
+    }
+    cursor: reactive[int] = reactive(0, init=False)
+
+    def __init__(self, diff: RunDiffLike, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.diff = diff
+        self.pairs = diff.pairs
+        self._seqw = max((len(str(e.seq)) for p in self.pairs for e in (p.left, p.right)
+                          if e is not None), default=1)
+
+    def on_mount(self) -> None:
+        self.virtual_size = Size(self.size.width, len(self.pairs))
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.virtual_size = Size(event.size.width, len(self.pairs))
+
+    def validate_cursor(self, value: int) -> int:
+        return max(0, min(value, len(self.pairs) - 1))
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        height = self.scrollable_content_region.height or 1
+        top = round(self.scroll_y)
+        if new < top:
+            self.scroll_to(y=new, animate=False, immediate=True)
+        elif new >= top + height:
+            self.scroll_to(y=new - height + 1, animate=False, immediate=True)
+        for row in (old, new):
+            y = row - round(self.scroll_y)
+            self.refresh(Region(0, y, self.size.width, 1))
+        screen = self.screen
+        if isinstance(screen, DiffScreen):
+            screen.show_pair()
+
+    def on_click(self, event: events.Click) -> None:
+        self.cursor = round(self.scroll_y) + event.y
+
+    def _side(self, ev: replay.Event | None, width: int) -> str:
+        if ev is None:
+            return " " * width
+        head = f"{ev.seq:>{self._seqw}} {ev.channel[:14]:<14} "
+        return f"{head}{line_summary(ev, max(4, width - len(head)))}"[:width].ljust(width)
+
+    def render_line(self, y: int) -> Strip:
+        row = round(self.scroll_y) + y
+        width = self.scrollable_content_region.width
+        if row >= len(self.pairs):
+            return Strip.blank(width, self.rich_style)
+        pair = self.pairs[row]
+        name = status_name(pair)
+        half = max(10, (width - 3) // 2)
+        get = self.get_component_rich_style
+        if row == self.diff.first_index:
+            style = get("pairs--first")
+        elif name.startswith("only"):
+            style = get("pairs--only")
+        elif pair.differs:
+            style = get("pairs--changed")
+        else:
+            style = self.rich_style
+        segs = [Segment(self._side(pair.left, half), style),
+                Segment(f" {GLYPH.get(name, '?')} ", style),
+                Segment(self._side(pair.right, width - half - 3), style)]
+        line = list(Segment.adjust_line_length(segs, width, self.rich_style))
+        if row == self.cursor:
+            line = list(Segment.apply_style(line, post_style=get("pairs--cursor")))
+        return Strip(line, width)
+
+
+def pair_detail(pair: PairLike, first: bool) -> RenderableType:
+    """What differs in one pair: the structural changes and prompt/answer text diffs."""
+    parts: list[RenderableType] = []
+    label = Text.assemble(("FIRST DIVERGENCE  " if first else "", "bold reverse red"),
+                          (status_name(pair), "bold"), f" · {pair.what()}")
+    left, right = pair.left, pair.right
+    label.append(f"   left #{left.seq if left else '-'} ↔ right #{right.seq if right else '-'}",
+                 style="dim")
+    parts.append(label)
+    for ch in list(pair.changes)[:60]:
+        line = Text.assemble((ch.path or "(value)", "bold #e0af68"), f"  {ch.kind}  ")
+        if isinstance(ch.old, str) and isinstance(ch.new, str):
+            old, new = around_difference(ch.old, ch.new)
+        else:
+            old, new = one_line(ch.old), one_line(ch.new)
+        if ch.kind != "added":
+            line.append(old, style="#f7768e")
+        if ch.kind == "changed":
+            line.append("  →  ")
+        if ch.kind != "removed":
+            line.append(new, style="#9ece6a")
+        parts.append(line)
+    if len(pair.changes) > 60:
+        parts.append(Text(f"… {len(pair.changes) - 60} more changes", style="dim"))
+    for title, text in (("prompt", pair.prompt_diff), ("answer", pair.output_diff)):
+        if text:
+            parts.append(Text(f"{title} text diff", style="bold #7aa2f7"))
+            parts.append(highlight(text.rstrip(), "diff"))
+    return Group(*parts)
+
+
+def around_difference(old: str, new: str, width: int = 60) -> tuple[str, str]:
+    """Both strings cut to a window around where they first differ."""
+    p = 0
+    while p < min(len(old), len(new)) and old[p] == new[p]:
+        p += 1
+    start = max(0, p - width // 3)
+
+    def cut(text: str) -> str:
+        part = text[start:start + width]
+        return ("…" if start else "") + repr(part)[1:-1] + ("…" if start + width < len(text)
+                                                             else "")
+    return cut(old), cut(new)
+
+
+class DiffScreen(Screen[None]):
+    """Two runs side by side; n / N step through differences, f jumps to the first."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,c", "app.pop_screen", "Back"),
+        Binding("j,down", "move(1)", "Next row", show=False),
+        Binding("k,up", "move(-1)", "Previous row", show=False),
+        Binding("g,home", "edge(0)", "First row", show=False),
+        Binding("G,end", "edge(1)", "Last row", show=False),
+        Binding("pagedown,ctrl+f", "page(1)", "Page down", show=False),
+        Binding("pageup,ctrl+b", "page(-1)", "Page up", show=False),
+        Binding("n", "difference(1)", "Next difference"),
+        Binding("N", "difference(-1)", "Previous difference"),
+        Binding("f", "first", "First divergence"),
+        Binding("J", "scroll_detail(1)", "Scroll changes down", show=False),
+        Binding("K", "scroll_detail(-1)", "Scroll changes up", show=False),
+        Binding("question_mark", "app.open_help", "Help"),
+    ]
+
+    def __init__(self, diff: RunDiffLike) -> None:
+        super().__init__()
+        self.diff = diff
+
+    @property
+    def table(self) -> PairTable:
+        """The pair list."""
+        return self.query_one(PairTable)
+
+    def compose(self) -> ComposeResult:
+        counts = self.diff.counts()
+        summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        first = self.diff.first_index
+        if first is None:
+            where = "runs are the same"
+        else:
+            pair = self.diff.pairs[first]
+            where = (f"first divergence: left #{pair.left.seq if pair.left else '-'} ↔ "
+                     f"right #{pair.right.seq if pair.right else '-'}")
+        left, right = (os.path.basename(n) or n for n in (self.diff.left_name,
+                                                          self.diff.right_name))
+        yield Static(Text.assemble(("Diff ", "bold"), f"{left} ",
+                                   ("↔", "bold"), f" {right}  ·  {summary}  ·  ",
+                                   (where, "bold red" if first is not None else "bold green")),
+                     id="title")
+        yield PairTable(self.diff, id="pairs")
+        with VerticalScroll(id="pair-detail"):
+            yield Static(id="pair-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        first = self.diff.first_index
+        if first is not None:
+            self.table.cursor = first
+        self.show_pair()
+
+    def show_pair(self) -> None:
+        """Show the changes of the pair under the cursor."""
+        body = self.query_one("#pair-body", Static)
+        if not self.diff.pairs:
+            body.update(Text("both runs are empty", style="dim"))
+            return
+        row = self.table.cursor
+        body.update(pair_detail(self.diff.pairs[row], row == self.diff.first_index))
+        self.query_one("#pair-detail", VerticalScroll).scroll_home(animate=False)
+
+    def action_move(self, delta: int) -> None:
+        self.table.cursor = self.table.validate_cursor(self.table.cursor + delta)
+
+    def action_edge(self, end: int) -> None:
+        self.table.cursor = len(self.diff.pairs) - 1 if end else 0
+
+    def action_page(self, direction: int) -> None:
+        step = max(1, self.table.scrollable_content_region.height - 1)
+        self.action_move(direction * step)
+
+    def action_difference(self, direction: int) -> None:
+        r = self.table.cursor + direction
+        pairs = self.diff.pairs
+        while 0 <= r < len(pairs):
+            if pairs[r].differs:
+                self.table.cursor = r
+                return
+            r += direction
+        self.notify("no more differences", timeout=2)
+
+    def action_first(self) -> None:
+        if self.diff.first_index is not None:
+            self.table.cursor = self.diff.first_index
+
+    def action_scroll_detail(self, direction: int) -> None:
+        self.query_one("#pair-detail", VerticalScroll).scroll_relative(y=5 * direction,
+                                                                       animate=False)

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "replay._cli_run",
     "replay._cli_inspect",
     "replay._cli_http",
+    "replay._cli_tui",
 )
 
 

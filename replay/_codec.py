@@ -43,11 +43,12 @@ from overflowing a thread's stack; the writer refuses deeper tuples."""
 BLOB_MIN_SIZE: Final = 256
 """Writer policy: a str/bytes of at least this many bytes, or a map/array/tuple
 whose plain msgpack encoding is at least this long, is stored as a blob.
-Measured on conversations of 100/200 turns (bench/bench_format.py --thresholds):
-with 300-600 char messages 64, 128 and 256 give the same file (200 turns:
-76 KB, x2.02 from 100 turns) while 512 misses the messages (93 KB, x2.35);
-with 20-400 char messages 256 writes 30% faster than 64 for a 1% larger
-file. Readers do not depend on it: any value may be a blob or inline."""
+Measured with ``bench/bench_format.py --thresholds`` (conversations of 100
+and 200 turns): with 300-600 char messages 64, 128 and 256 give the same
+file (70.5 KB at 200 turns, x2.02 from 100) while 512 misses the messages
+(90.7 KB, x2.48); with 20-400 char messages 256 writes 34% faster than 64
+for the same size. Readers do not depend on it: any value may be a blob or
+inline."""
 
 DEFAULT_MAX_RECORD: Final = 32 * 1024 * 1024
 """Largest record payload a default reader accepts; the writer refuses larger."""

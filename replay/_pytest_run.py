@@ -36,6 +36,8 @@ PROPERTY = "agent_replay"
 """Name of the ``user_properties`` entry each test's outcome travels in (xdist-safe)."""
 _MARK_KEYS = frozenset({"path", "unused", "allow_hosts", "match_on", "redact", "metadata",
                         "options"})
+_OUTCOMES = {RecordMode.RECORD: "recorded", RecordMode.REPLAY: "replayed",
+             RecordMode.AUTO: "replayed", RecordMode.NEW_EVENTS: "extended"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._\-\[\]=+,@]+")
 
 
@@ -240,7 +242,8 @@ class ItemRun:
         if diverged:
             self._note("diverged", run)
         else:
-            self._note("recorded" if result.mode is RecordMode.RECORD else "replayed", run)
+            self._note(_OUTCOMES[result.mode] if result.mode is not RecordMode.NEW_EVENTS
+                       or result.live else "replayed", run)
             if exc is None:  # a run cut short by an error leaves events unused anyway
                 self._rewarn(caught)
         if exc is None and not diverged and result.mode is RecordMode.REPLAY:

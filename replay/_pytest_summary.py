@@ -148,6 +148,7 @@ class Summary:
 _GROUPS = {
     "recorded": ("recorded", "recorded"),
     "replayed": ("replayed", "replayed"),
+    "extended": ("extended", "extended with new events (--replay-mode=new-events)"),
     "missing": ("missing", "missing (record with --replay-mode=record)"),
     "diverged": ("diverged", "diverged"),
     "drifted": ("drifted", "drifted from the live context (--replay-drift=fail)"),

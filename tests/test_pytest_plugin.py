@@ -355,3 +355,18 @@ def test_drift_warns_or_fails_on_a_changed_context(pytester: pytest.Pytester,
         "Record it again if the change is intended:",
         "  pytest --replay-mode=record test_agent.py::test_weather",
         "cassettes: 1 drifted"])
+
+
+def test_new_events_mode_extends_the_cassette(pytester: pytest.Pytester) -> None:
+    write(pytester, ONE_TEST)
+    run(pytester, "--replay-mode=record").assert_outcomes(passed=1)
+    write(pytester, ONE_TEST + "    get_weather('Rome')\n")
+    run(pytester).assert_outcomes(failed=1)  # strict replay: the extra call diverges
+    extended = run(pytester, "--replay-mode=new-events")
+    extended.assert_outcomes(passed=1)
+    extended.stdout.fnmatch_lines(["cassettes: 1 extended", "extended with new events*"])
+    replayed = run(pytester)
+    replayed.assert_outcomes(passed=1)
+    replayed.stdout.fnmatch_lines(["cassettes: 1 replayed"])
+    first, diverged, extended_run, again = outputs(pytester)
+    assert first == diverged == extended_run == again  # the recorded part, as recorded

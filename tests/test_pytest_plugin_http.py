@@ -5,7 +5,14 @@ from __future__ import annotations
 import shutil
 import textwrap
 
+import httpx2  # noqa: F401
+import openai  # noqa: F401
 import pytest
+
+import fixtures.emulator  # noqa: F401
+
+# Imported here, before pytester snapshots sys.modules: an inner run would otherwise
+# import fresh copies whose classes the HTTP layer (imported once) does not know.
 
 pytest_plugins = ["pytester"]
 
@@ -126,8 +133,9 @@ def test_changed_prompt_fails_with_the_divergence_report(module: pytest.Pytester
     result = run(module, "-k", "agent")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "replay diverged at event #* on channel 'http' (task main): *",
-        "*body.messages[[]0[]].content: 'Weather in Paris?' -> 'Weather in Lyon??'*",
+        "replay diverged at event #1 on channel 'http' (task main): *",
+        "  expected #1 http: *'Weather in Paris?'*",
+        "  actual   http: *'Weather in Lyon??'*",
         "If the change is intended, record the test again:",
         "  pytest --replay-mode=record test_llm.py::test_agent",
     ])

@@ -7,7 +7,9 @@ appears again; the file then grows with the *new* content of each turn, not
 with the whole history. :class:`Decoder` resolves the references and checks
 everything it reads: cassettes are untrusted input.
 
-Record payloads (the byte framing around them lives in ``_format.py``):
+Records, as they follow each other in the decompressed stream (the file
+around the stream is ``_format.py``): u32 LE payload length, u32 LE
+CRC32C(payload), then a msgpack payload, one of
 
     {"k": "ev", <Event.to_map() fields>}     one event
     {"k": "blob", "id": N, "v": value}       a shared value, ids 0, 1, 2...
@@ -21,11 +23,14 @@ See docs/cassette-format.md.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import struct
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+import crc32c
 import msgpack
 
 from replay._errors import UnrecordableValueError
@@ -62,12 +67,20 @@ _TIMESTAMP = re.compile(
 )
 
 
+_FRAMING: Final = struct.Struct("<II")  # payload length, CRC32C(payload)
+
+
 class DecodeError(ValueError):
-    """A record payload is not something this writer could have produced."""
+    """A record is not something this writer could have produced."""
 
 
 class RecordTooLargeError(ValueError):
-    """A record would exceed the size default readers accept."""
+    """A record is larger than the reader's limit (or, writing, than the default one)."""
+
+
+def frame_record(payload: bytes) -> bytes:
+    """``payload`` with its length and CRC32C in front."""
+    return _FRAMING.pack(len(payload), crc32c.crc32c(payload)) + payload
 
 
 # -- encoding ----------------------------------------------------------------
@@ -153,8 +166,8 @@ class Encoder:
         self.events = 0
         """Event records handed out so far."""
 
-    def encode_event(self, event: Event) -> list[bytes]:
-        """Payloads for one event: any new blobs it needs, then the event itself."""
+    def encode_event(self, event: Event) -> bytes:
+        """Framed records for one event: any new blobs it needs, then the event."""
         fields = event.to_map()
         record: dict[str, Any] = {"k": "ev", **fields}
         try:
@@ -182,11 +195,12 @@ class Encoder:
             self._ids.update(self._new)
             self.blobs += len(self._new)
         self.events += 1
-        return out
+        return b"".join(map(frame_record, out))
 
-    def end_payload(self) -> bytes:
-        """The ``end`` record payload with the final counts."""
-        return self._packer.pack({"k": "end", "events": self.events, "blobs": self.blobs})
+    def end_record(self) -> bytes:
+        """The framed ``end`` record with the final counts."""
+        return frame_record(self._packer.pack({"k": "end", "events": self.events,
+                                               "blobs": self.blobs}))
 
     def _walk(self, v: Any) -> tuple[Any, int]:
         """``v`` with its large parts replaced by refs, and its plain encoded size.
@@ -289,13 +303,73 @@ class Decoder:
     Treat decoded values as read-only.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_record_size: int = DEFAULT_MAX_RECORD) -> None:
         self.blobs: list[Any] = []
         """Decoded blob values, by id."""
         self.events = 0
         """Event records decoded so far."""
+        self.end: End | None = None
+        """The end record, once read."""
+        self._max = max_record_size
+        self._buf = bytearray()  # the start of a record that continues in the next chunk
         self._checked: set[int] = set()  # ids of container blobs already scanned
         self._depth = 0  # tuple extensions being decoded, one inside the other
+        self._unpackb = functools.partial(msgpack.unpackb, raw=False, strict_map_key=False,
+                                          use_list=True, ext_hook=self._ext)
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an unfinished record waiting for the next chunk."""
+        return len(self._buf)
+
+    def feed(self, chunk: bytes, out: list[Event]) -> None:
+        """Decode every record ``chunk`` (the next decompressed bytes) completes.
+
+        Events are appended to ``out`` as they are decoded, so when this
+        raises, ``out`` holds the complete events before the bad record.
+        Raises RecordTooLargeError for a length over the limit, DecodeError
+        (a ValueError) for anything else wrong.
+        """
+        buf = self._buf
+        data: bytes | bytearray = chunk
+        if buf:
+            buf += chunk
+            data = buf
+        i, n = 0, len(data)
+        # Slicing bytes is cheapest for the usual one-record chunk; a record
+        # carried across chunks is read through a view (no copy of a big one).
+        view = memoryview(data) if data is buf else None
+        try:
+            while n - i >= 8:
+                length, crc = _FRAMING.unpack_from(data, i)
+                if length > self._max:
+                    raise RecordTooLargeError(
+                        f"record of {length} bytes, over the {self._max} limit")
+                stop = i + 8 + length
+                if stop > n:
+                    break
+                if self.end is not None:
+                    raise DecodeError("record after the end record")
+                payload = data[i + 8:stop] if view is None else view[i + 8:stop]
+                if crc32c.crc32c(payload) != crc:
+                    raise DecodeError("record checksum mismatch")
+                try:
+                    obj = self.decode(payload, data, i + 8, stop)
+                except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+                    raise DecodeError(f"bad record: {exc}") from None
+                if type(obj) is Event:
+                    out.append(obj)
+                elif type(obj) is End:
+                    self.end = obj
+                i = stop
+        finally:
+            if view is not None:
+                payload = b""  # drop the last slice, then the view, before resizing
+                view.release()
+        if data is buf:
+            del buf[:i]
+        elif i < n:
+            self._buf = bytearray(chunk[i:])
 
     def _ext(self, code: int, data: bytes) -> Any:
         if code == EXT_REF:
@@ -318,8 +392,7 @@ class Decoder:
 
     def unpack(self, data: bytes | bytearray | memoryview) -> Any:
         """One msgpack value, with our extension types and nothing else."""
-        return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True,
-                               ext_hook=self._ext)
+        return self._unpackb(data)
 
     def decode(self, payload: bytes | bytearray | memoryview, buf: bytes | bytearray, start: int,
                end: int) -> Event | End | None:
@@ -329,7 +402,7 @@ class Decoder:
         RecursionError on anything malformed; the reader maps them to
         CassetteCorruptError.
         """
-        m = self.unpack(payload)
+        m = self._unpackb(payload)
         # A Timestamp can only come from one of a few byte patterns; look for one
         # (C speed) and walk the decoded value only when the bytes allow it.
         if buf.find(b"\xff", start, end) >= 0 and _TIMESTAMP.search(buf, start, end):

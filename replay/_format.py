@@ -14,6 +14,7 @@ offset. The byte-level spec is docs/cassette-format.md.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gc
 import os
@@ -29,7 +30,14 @@ from typing import IO, Any, Final, Literal, TypeAlias, cast
 import crc32c
 import zstandard
 
-from replay._codec import DEFAULT_MAX_RECORD, Decoder, Encoder, End, pack_plain, unpack_plain
+from replay._codec import (
+    DEFAULT_MAX_RECORD,
+    Decoder,
+    Encoder,
+    RecordTooLargeError,
+    pack_plain,
+    unpack_plain,
+)
 from replay._errors import (
     CassetteCorruptError,
     CassetteError,
@@ -50,7 +58,6 @@ TRAILER_MAGIC: Final = b"ARPE"
 
 _HEAD = struct.Struct("<8sHI")  # magic, version, map length: 14 bytes
 _U32 = struct.Struct("<I")
-_FRAMING = struct.Struct("<II")  # record: payload length, CRC32C(payload)
 _TRAILER = struct.Struct("<4sQI")  # 16 bytes
 _ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 _BLOCK_MAX: Final = 128 * 1024  # zstd's largest block
@@ -182,10 +189,6 @@ class VerifyReport:
 
 # -- writing -----------------------------------------------------------------
 
-def _frame(payload: bytes) -> bytes:
-    return _FRAMING.pack(len(payload), crc32c.crc32c(payload)) + payload
-
-
 def encode_header(header: Header, limit: int = 1024 * 1024) -> bytes:
     """The header section's bytes (magic to CRC) for ``header``."""
     body = pack_plain(header.to_map())
@@ -248,8 +251,7 @@ class CassetteWriter:
         with self._lock:
             if self._closed or self._broken:
                 raise ValueError(f"write to a closed CassetteWriter ({self.partial_path})")
-            payloads = self._encoder.encode_event(event)
-            self._emit(b"".join(map(_frame, payloads)), zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+            self._emit(self._encoder.encode_event(event), zstandard.COMPRESSOBJ_FLUSH_BLOCK)
 
     def _emit(self, data: bytes, mode: int) -> None:
         try:
@@ -275,8 +277,7 @@ class CassetteWriter:
                 return
             self._closed = True
             try:
-                end = _frame(self._encoder.end_payload())
-                self._emit(end, zstandard.COMPRESSOBJ_FLUSH_FINISH)
+                self._emit(self._encoder.end_record(), zstandard.COMPRESSOBJ_FLUSH_FINISH)
                 self._file.write(_TRAILER.pack(TRAILER_MAGIC, self._frame_len, self._frame_crc))
                 self._file.flush()
                 os.fsync(self._file.fileno())
@@ -307,16 +308,12 @@ class CassetteWriter:
 
 def _fsync_dir(path: str) -> None:
     """Make the rename durable where the OS lets us open a directory."""
-    try:
+    with contextlib.suppress(OSError):
         fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 # -- reading -----------------------------------------------------------------
@@ -331,13 +328,6 @@ class _Damage(Exception):
         self.offset = offset
 
 
-def _read_exact(f: IO[bytes], n: int, offset: int, what: str) -> bytes:
-    data = f.read(n)
-    if len(data) < n:
-        raise _Damage(CassetteTruncatedError, f"file ends inside the {what}", offset + len(data))
-    return data
-
-
 def _read_header(f: IO[bytes], limits: Limits) -> tuple[Header, int]:
     """Parse the header section at the start of ``f``; return it and its size."""
     head = f.read(_HEAD.size)
@@ -349,7 +339,10 @@ def _read_header(f: IO[bytes], limits: Limits) -> tuple[Header, int]:
     if n > limits.max_header_size:
         raise _Damage(CassetteLimitError,
                       f"header declares {n} bytes, over the {limits.max_header_size} limit", 10)
-    rest = _read_exact(f, n + 4, _HEAD.size, "header")
+    rest = f.read(n + 4)
+    if len(rest) < n + 4:
+        raise _Damage(CassetteTruncatedError, "file ends inside the header",
+                      _HEAD.size + len(rest))
     body = rest[:n]
     if crc32c.crc32c(body, crc32c.crc32c(head[8:])) != _U32.unpack_from(rest, n)[0]:
         raise _Damage(CassetteCorruptError, "header checksum mismatch", _HEAD.size + n)
@@ -376,121 +369,103 @@ class _Frame:
     before the decoder allocates anything.
     """
 
+    _HEADER, _BLOCKS, _CHECKSUM, _DONE, _TRUNCATED = range(5)
+
     def __init__(self, f: IO[bytes], start: int, limits: Limits) -> None:
         self._f = f
         self._buf = b""
         self._i = 0
-        self.pos = start
-        """File offset just past the last unit handed to the decoder."""
-        self.start = start
         self._limits = limits
-        self._state = 0  # 0 frame header, 1 blocks, 2 checksum, 3 done
+        self._state = self._HEADER
         self._has_checksum = False
         self._block_max = _BLOCK_MAX
-        self.truncated = False
-        """The file ended inside the frame."""
+        self.start = start
+        """File offset of the frame."""
+        self.pos = start
+        """File offset just past the last unit handed to the decoder."""
         self.crc = 0
         """CRC32C of the frame bytes handed out so far."""
 
     @property
     def done(self) -> bool:
         """The frame's last byte has been handed out."""
-        return self._state == 3
+        return self._state == self._DONE
 
-    def _peek(self, n: int) -> bytes | None:
-        """The next ``n`` bytes without consuming them, or None at end of file."""
+    @property
+    def truncated(self) -> bool:
+        """The file ended inside the frame."""
+        return self._state == self._TRUNCATED
+
+    def _ensure(self, n: int) -> bool:
+        """Have the next ``n`` bytes in memory; False at end of file."""
         if len(self._buf) - self._i < n:
-            more = self._f.read(max(_CHUNK, n))
-            self._buf = self._buf[self._i:] + more
+            self._buf = self._buf[self._i:] + self._f.read(max(_CHUNK, n))
             self._i = 0
-            if len(self._buf) < n:
-                return None
-        return self._buf[self._i:self._i + n]
-
-    def _unit_size(self) -> int | None:
-        """Size of the next unit, checking what it declares; None at end of file."""
-        state = self._state
-        if state == 1:
-            h = self._peek(3)
-            if h is None:
-                return None
-            bh = h[0] | h[1] << 8 | h[2] << 16
-            btype, bsize = (bh >> 1) & 3, bh >> 3
-            if btype == 3:
-                raise _Damage(CassetteCorruptError, "zstd block of reserved type", self.pos)
-            if bsize > self._block_max:
-                raise _Damage(CassetteCorruptError, f"zstd block of {bsize} bytes", self.pos)
-            if bh & 1:
-                self._state = 2 if self._has_checksum else 3
-            return 3 + (1 if btype == 1 else bsize)
-        if state == 2:
-            self._state = 3
-            return 4
-        return self._frame_header_size()
-
-    def _frame_header_size(self) -> int | None:
-        h = self._peek(5)
-        if h is None:
-            return None
-        if h[:4] != _ZSTD_MAGIC:
-            raise _Damage(CassetteCorruptError, "no zstd frame after the header", self.pos)
-        fhd = h[4]
-        single = fhd >> 5 & 1
-        fcs_size = (1 if single else 0, 2, 4, 8)[fhd >> 6]
-        if fhd & 0x08 or fhd & 0x03:  # reserved bit; dictionary id (never written)
-            raise _Damage(CassetteCorruptError, "unsupported zstd frame header", self.pos)
-        size = 5 + (0 if single else 1) + fcs_size
-        full = self._peek(size)
-        if full is None:
-            return None
-        if single:
-            window = int.from_bytes(full[5:], "little") + (256 if fcs_size == 2 else 0)
-        else:
-            wd = full[5]
-            base = 1 << (10 + (wd >> 3))
-            window = base + (base >> 3) * (wd & 7)
-        if window > self._limits.max_window_size:
-            raise _Damage(CassetteLimitError, f"zstd window of {window} bytes, over the "
-                          f"{self._limits.max_window_size} limit", self.pos)
-        self._block_max = min(_BLOCK_MAX, window)
-        self._has_checksum = bool(fhd & 0x04)
-        self._state = 1
-        return size
+        return len(self._buf) - self._i >= n
 
     def read(self, n: int) -> bytes:
         """The next unit of the frame, or b"" at its end or at end of file.
 
         ``n`` (the decoder's read size) is never less than the largest unit.
         """
-        buf, i = self._buf, self._i
-        if self._state == 1 and len(buf) - i >= 3:  # fast path: a whole block in memory
-            bh = buf[i] | buf[i + 1] << 8 | buf[i + 2] << 16
-            btype, bsize = bh >> 1 & 3, bh >> 3
-            stop = i + 4 if btype == 1 else i + 3 + bsize
-            if btype != 3 and bsize <= self._block_max and stop <= len(buf) and not bh & 1:
-                data = buf[i:stop]
-                self._i = stop
-                self.pos += stop - i
-                self.crc = crc32c.crc32c(data, self.crc)
-                return data
-        if self._state == 3 or self.truncated:
+        state, have = self._state, len(self._buf) - self._i
+        if state == self._BLOCKS:
+            size = self._block() if have >= 3 or self._ensure(3) else None
+        elif state == self._CHECKSUM:
+            size, self._state = 4, self._DONE
+        elif state == self._HEADER:
+            size = self._frame_header() if self._ensure(5) else None
+        else:
             return b""
-        state = self._state
-        size = self._unit_size()
-        unit = None if size is None else self._peek(size)
-        if size is None or unit is None:
-            self._state = state
-            self.truncated = True
+        if size is None or (have < size and not self._ensure(size)):
+            self._state = self._TRUNCATED  # never hand the decoder half a unit
             return b""
+        unit = self._buf[self._i:self._i + size]
         self._i += size
         self.pos += size
         self.crc = crc32c.crc32c(unit, self.crc)
         return unit
 
+    def _block(self) -> int:
+        buf, i = self._buf, self._i
+        bh = buf[i] | buf[i + 1] << 8 | buf[i + 2] << 16
+        btype, bsize = bh >> 1 & 3, bh >> 3
+        if btype == 3 or bsize > self._block_max:
+            raise _Damage(CassetteCorruptError, f"bad zstd block header {bh:06x}", self.pos)
+        if bh & 1:  # the last block
+            self._state = self._CHECKSUM if self._has_checksum else self._DONE
+        return 4 if btype == 1 else 3 + bsize  # an RLE block's body is one byte
+
+    def _frame_header(self) -> int | None:
+        h = self._buf[self._i:self._i + 5]
+        if h[:4] != _ZSTD_MAGIC:
+            raise _Damage(CassetteCorruptError, "no zstd frame after the header", self.pos)
+        fhd = h[4]
+        single = fhd >> 5 & 1
+        fcs_size = (single, 2, 4, 8)[fhd >> 6]
+        if fhd & 0x0B:  # a reserved bit, or a dictionary id (never written)
+            raise _Damage(CassetteCorruptError, "unsupported zstd frame header", self.pos)
+        size = 6 - single + fcs_size
+        if not self._ensure(size):
+            return None
+        if single:  # the window is the content size
+            window = int.from_bytes(self._buf[self._i + 5:self._i + size], "little")
+            window += 256 if fcs_size == 2 else 0
+        else:
+            wd = self._buf[self._i + 5]
+            window = (1 << (10 + (wd >> 3))) * (8 + (wd & 7)) // 8
+        if window > self._limits.max_window_size:
+            raise _Damage(CassetteLimitError, f"zstd window of {window} bytes, over the "
+                          f"{self._limits.max_window_size} limit", self.pos)
+        self._block_max = min(_BLOCK_MAX, window)
+        self._has_checksum = bool(fhd & 0x04)
+        self._state = self._BLOCKS
+        return size
+
     def rest(self, n: int) -> bytes:
         """Up to ``n`` bytes after the frame (the trailer)."""
-        have = self._buf[self._i:]
-        return have[:n] if len(have) >= n else have + self._f.read(n - len(have))
+        self._ensure(n)
+        return self._buf[self._i:self._i + n]
 
 
 class _Reader:
@@ -500,11 +475,16 @@ class _Reader:
         self.path = os.fspath(path)
         self.limits = limits
         self.header: Header | None = None
-        self.decoder = Decoder()
+        self.decoder = Decoder(limits.max_record_size)
         self.file_size = 0
-        self.frame_size = 0
+        self.frame: _Frame | None = None
         self.frame_start: int | None = None
         self.raw_size = 0
+
+    @property
+    def frame_size(self) -> int:
+        """Bytes of the zstd frame read so far."""
+        return self.frame.pos - self.frame.start if self.frame else 0
 
     def _error(self, d: _Damage) -> CassetteError:
         return d.cls(d.message, offset=d.offset, events_read=self.decoder.events,
@@ -522,15 +502,12 @@ class _Reader:
     def _events(self, f: IO[bytes]) -> Iterator[Event]:
         self.header, hsize = _read_header(f, self.limits)
         self.frame_start = hsize
-        frame = _Frame(f, hsize, self.limits)
+        self.frame = frame = _Frame(f, hsize, self.limits)
         dctx = zstandard.ZstdDecompressor(max_window_size=self.limits.max_window_size)
         # Duck-typed source: the decoder only calls read().
         reader = dctx.stream_reader(cast("IO[bytes]", frame), read_size=_UNIT_MAX,
                                     read_across_frames=False)
-        decode = self.decoder.decode
-        max_record = self.limits.max_record_size
-        buf = bytearray()  # the start of a record that continues in the next block
-        end: End | None = None
+        decoder = self.decoder
         while True:
             try:
                 out = reader.read1(_BLOCK_MAX)
@@ -539,66 +516,29 @@ class _Reader:
             if not out:
                 break
             self.raw_size += len(out)
-            data: bytes | bytearray = out
-            if buf:
-                buf += out
-                data = buf
-            i, n = 0, len(data)
             got: list[Event] = []
-            # Slicing bytes is cheapest for the usual one-record block; a record
-            # carried across blocks is read through a view (no copy of a big one).
-            view = memoryview(data) if data is buf else None
             try:
-                while n - i >= 8:
-                    length, crc = _FRAMING.unpack_from(data, i)
-                    if length > max_record:
-                        raise _Damage(CassetteLimitError, f"record of {length} bytes, "
-                                      f"over the {max_record} limit", frame.pos)
-                    stop = i + 8 + length
-                    if stop > n:
-                        break
-                    if end is not None:
-                        raise _Damage(CassetteCorruptError, "record after the end record",
-                                      frame.pos)
-                    payload = data[i + 8:stop] if view is None else view[i + 8:stop]
-                    if crc32c.crc32c(payload) != crc:
-                        raise _Damage(CassetteCorruptError, "record checksum mismatch",
-                                      frame.pos)
-                    try:
-                        obj = decode(payload, data, i + 8, stop)
-                    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-                        raise _Damage(CassetteCorruptError, f"bad record: {exc}",
-                                      frame.pos) from None
-                    if type(obj) is Event:
-                        got.append(obj)
-                    elif type(obj) is End:
-                        end = obj
-                    i = stop
-            except _Damage:
-                yield from got  # everything complete before the damage
-                raise
-            if view is not None:
-                payload = b""  # drop the last slice, then the view, before resizing
-                view.release()
-            if data is buf:
-                del buf[:i]
-            elif i < n:
-                buf = bytearray(out[i:])
+                decoder.feed(out, got)
+            except RecordTooLargeError as exc:
+                yield from got
+                raise _Damage(CassetteLimitError, str(exc), frame.pos) from None
+            except ValueError as exc:
+                yield from got  # every complete event before the damage
+                raise _Damage(CassetteCorruptError, str(exc), frame.pos) from None
             yield from got
-        self.frame_size = frame.pos - frame.start
-        self._finish(frame, buf, end)
+        self._finish(frame)
 
-    def _finish(self, frame: _Frame, buf: bytearray, end: End | None) -> None:
+    def _finish(self, frame: _Frame) -> None:
         """Classify how the frame ended and check the trailer."""
-        size = self.file_size
+        size, end = self.file_size, self.decoder.end
         if frame.truncated:
-            what = ("inside a record" if buf else
+            what = ("inside a record" if self.decoder.pending else
                     "after the end record, before the frame's end" if end else
                     "before the end record (the recording did not finish)")
             raise _Damage(CassetteTruncatedError, f"file ends {what}", size)
         if not frame.done:
             raise _Damage(CassetteCorruptError, "zstd frame ends before its last block", frame.pos)
-        if buf:
+        if self.decoder.pending:
             raise _Damage(CassetteCorruptError, "zstd frame ends inside a record", frame.pos)
         if end is None:
             raise _Damage(CassetteCorruptError, "zstd frame ends without an end record", frame.pos)

@@ -171,8 +171,11 @@ class Encoder:
         fields = event.to_map()
         record: dict[str, Any] = {"k": "ev", **fields}
         try:
+            # Probe with one C-speed pack: most events are small, and for them
+            # this is the only encoding; a big one is packed again below, part
+            # by part, which is cheap next to the Python walk it needs anyway.
             data = self._packer.pack(record)
-            if len(data) < BLOB_MIN_SIZE:  # hot path: nothing can be large enough
+            if len(data) < BLOB_MIN_SIZE:  # nothing inside can be large enough
                 out = [data]
             else:
                 self._new.clear()
@@ -292,7 +295,10 @@ def _ref_id(data: bytes) -> int:
 
 def unpack_plain(data: bytes | memoryview) -> Any:
     """Decode a value that may hold tuples but no blob refs (the header map)."""
-    return Decoder().unpack(data)
+    decoder = Decoder()
+    value = decoder.unpack(data)
+    decoder._reject_foreign(value)
+    return value
 
 
 class Decoder:

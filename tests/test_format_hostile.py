@@ -282,6 +282,9 @@ def test_header_checks(tmp_path: pathlib.Path) -> None:
         (header(1, msgpack.packb([1])), CassetteCorruptError, 14),
         (header(1, msgpack.packb({**golden_header().to_map(), "meta": REF0})),
          CassetteCorruptError, 14),
+        (header(1, msgpack.packb({**golden_header().to_map(),
+                                  "meta": {"t": msgpack.Timestamp(1, 0)}})),
+         CassetteCorruptError, 14),
     ]
     for data, cls, offset in cases:
         path.write_bytes(data + frame([]) + bytes(16))

@@ -18,10 +18,7 @@ $(STAMP): pyproject.toml
 DEMO_DIR := .demo
 
 demo: $(STAMP)
-	@mkdir -p $(DEMO_DIR)
-	$(BIN)/replay record -o $(DEMO_DIR)/core.replay -- python fixtures/agents/core_agent.py --sleep 2
-	$(BIN)/replay show $(DEMO_DIR)/core.replay
-	$(BIN)/replay play $(DEMO_DIR)/core.replay -- python fixtures/agents/core_agent.py --sleep 2
+	$(BIN)/replay demo --dir $(DEMO_DIR)
 
 lint: $(STAMP)
 	$(BIN)/ruff check replay tui tests fixtures bench

@@ -12,9 +12,12 @@ import sys
 
 COMMAND_MODULES = (
     "replay._cli_run",
+    "replay._cli_fork",
     "replay._cli_inspect",
+    "replay._cli_diff",
     "replay._cli_http",
     "replay._cli_tui",
+    "replay._demo",
 )
 
 

@@ -36,10 +36,12 @@ def summarize(ev: Event, width: int = 80) -> str:
         ask = brief(req, 40)
     if ev.error is not None:
         got = f"raised {ev.error.type.rsplit('.', 1)[-1]}: {ev.error.message}"
+    elif ev.channel == "http" and isinstance(ev.response, dict) and "status" in ev.response:
+        got = str(ev.response["status"])
+        if ev.chunks:
+            got += f", {len(ev.chunks)} chunks"
     elif ev.chunks:
         got = f"{len(ev.chunks)} chunks"
-    elif isinstance(ev.response, dict) and "status" in ev.response:
-        got = str(ev.response['status'])
     else:
         got = brief(ev.response, 40)
     line = f"{ask} -> {got}"

@@ -30,6 +30,7 @@ from replay._errors import (
 )
 from replay._events import CallSite, Chunk, Event, RecordedError, Value
 from replay._exc import ReplayedException
+from replay._fingerprint import Fingerprint, fingerprint
 from replay._format import (
     EXTENSION,
     Cassette,
@@ -46,6 +47,7 @@ from replay._session import RecordMode
 from replay._structdiff import Change
 from replay._summary import summarize
 from replay._tools import ToolInfo, capture, registered_tools, tool
+from replay._usage import Usage
 
 load = read_cassette
 """Alias: ``replay.load(path)`` reads a cassette (see :func:`read_cassette`)."""
@@ -64,6 +66,7 @@ __all__ = [
     "Divergence",
     "DivergenceError",
     "Event",
+    "Fingerprint",
     "Grade",
     "Header",
     "Limits",
@@ -80,9 +83,11 @@ __all__ = [
     "UnconsumedWarning",
     "UnrecordableValueError",
     "Unused",
+    "Usage",
     "Value",
     "VerifyReport",
     "capture",
+    "fingerprint",
     "httpx_transport",
     "load",
     "play",

@@ -15,6 +15,7 @@ Only the names in ``__all__`` are public; everything in ``_modules`` may change.
 from __future__ import annotations
 
 from replay._api import ReplayResult, Run, UnconsumedWarning, Unused, play, record, run
+from replay._diff import AlignedPair, DiffStatus, RunDiff, diff
 from replay._divergence import Divergence, Grade
 from replay._errors import (
     CassetteCorruptError,
@@ -54,6 +55,7 @@ load = read_cassette
 
 __all__ = [
     "EXTENSION",
+    "AlignedPair",
     "CallSite",
     "Cassette",
     "CassetteCorruptError",
@@ -63,6 +65,7 @@ __all__ = [
     "CassetteVersionError",
     "Change",
     "Chunk",
+    "DiffStatus",
     "Divergence",
     "DivergenceError",
     "Event",
@@ -78,6 +81,7 @@ __all__ = [
     "ReplayResult",
     "ReplayedException",
     "Run",
+    "RunDiff",
     "SessionError",
     "ToolInfo",
     "UnconsumedWarning",
@@ -87,6 +91,7 @@ __all__ = [
     "Value",
     "VerifyReport",
     "capture",
+    "diff",
     "fingerprint",
     "httpx_transport",
     "load",

@@ -65,6 +65,8 @@ _INFRA_PREFIXES = tuple(
 )
 
 _cache: dict[CodeType, int] = {}
+_IMPORT_FILES = frozenset({"<frozen importlib._bootstrap>",
+                           "<frozen importlib._bootstrap_external>"})
 
 
 def classify(code: CodeType) -> int:
@@ -102,7 +104,8 @@ def find(frame: FrameType | None) -> tuple[bool, CallSite | None]:
     fallback: FrameType | None = None
     first = True
     while frame is not None:
-        kind = classify(frame.f_code)
+        code = frame.f_code
+        kind = classify(code)
         if kind == OURS:
             frame = frame.f_back
             continue
@@ -112,6 +115,11 @@ def find(frame: FrameType | None) -> tuple[bool, CallSite | None]:
             first = False
         if kind == USER:
             return False, _site(frame)
+        if code.co_filename in _IMPORT_FILES:
+            # A library module is being imported: its import-time reads happen
+            # once per process, so a replay whose process already imported it
+            # would never ask for them again. They are not agent inputs.
+            return True, None
         if kind == LIB and fallback is None:
             fallback = frame
         frame = frame.f_back

@@ -245,3 +245,30 @@ def test_missing_cassette_names_the_record_command(tmp_path: Path) -> None:
 def test_record_mode_rejects_unknown_values() -> None:
     with pytest.raises(ValueError, match="record, replay, auto, new-events"):
         replay.RecordMode.parse("once")
+
+
+def test_reads_made_while_a_library_module_is_imported_are_not_inputs(
+        tmp_path: Path) -> None:
+    # A lazily imported library that draws a uuid at import time would be asked
+    # once while recording and never on replay (the process has it imported).
+    pkg = tmp_path / "site-packages" / "lazylib"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("import uuid\nKEY = str(uuid.uuid4())\n")
+    import sys
+
+    from replay import _callsite
+    sys.path.insert(0, str(pkg.parent))
+    _callsite._SITE = (*_callsite._SITE, str(pkg.parent) + os.sep)
+    try:
+        path = tmp_path / "lazy.replay"
+        with replay.record(path):
+            import lazylib  # noqa: F401
+            first = str(uuid.uuid4())
+        assert [e.channel for e in replay.load(path).events] == ["uuid"]
+        with replay.play(path, unused="fail"):
+            assert str(uuid.uuid4()) == first
+    finally:
+        sys.path.remove(str(pkg.parent))
+        sys.modules.pop("lazylib", None)
+        _callsite._SITE = _callsite._SITE[:-1]
+        _callsite._cache.clear()

@@ -17,6 +17,7 @@ from __future__ import annotations
 from replay._api import ReplayResult, Run, UnconsumedWarning, Unused, play, record, run
 from replay._diff import AlignedPair, DiffStatus, RunDiff, diff
 from replay._divergence import Divergence, Grade
+from replay._drift import DriftReport, Finding, Severity, drift, findings_by_seq
 from replay._errors import (
     CassetteCorruptError,
     CassetteError,
@@ -68,7 +69,9 @@ __all__ = [
     "DiffStatus",
     "Divergence",
     "DivergenceError",
+    "DriftReport",
     "Event",
+    "Finding",
     "Fingerprint",
     "Grade",
     "Header",
@@ -83,6 +86,7 @@ __all__ = [
     "Run",
     "RunDiff",
     "SessionError",
+    "Severity",
     "ToolInfo",
     "UnconsumedWarning",
     "UnrecordableValueError",
@@ -92,6 +96,8 @@ __all__ = [
     "VerifyReport",
     "capture",
     "diff",
+    "drift",
+    "findings_by_seq",
     "fingerprint",
     "httpx_transport",
     "load",

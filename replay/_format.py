@@ -232,16 +232,6 @@ class CassetteWriter:
             self._file.close()
             raise
 
-    @property
-    def closed(self) -> bool:
-        """True after close() or abort()."""
-        return self._closed
-
-    @property
-    def events_written(self) -> int:
-        """Events written so far."""
-        return self._encoder.events
-
     def write(self, event: Event) -> None:
         """Append one event (after ``transform``); durable against SIGKILL on return."""
         if self._transform is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -80,6 +81,7 @@ def run_forked(kills: list[Kill]) -> None:
     server = subprocess.Popen([sys.executable, CHILD, "serve"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE)
     assert server.stdin is not None and server.stdout is not None
+    pid: int | None = None
     try:
         for kill in kills:
             server.stdin.write(kill.path.encode() + b"\n")
@@ -89,7 +91,11 @@ def run_forked(kills: list[Kill]) -> None:
             while (text := line(server.stdout)) != f"done {pid}":
                 assert text == f"ack {kill.acked}"
                 kill.acked += 1
+            pid = None
     finally:
+        if pid is not None:  # a check failed before the kill: stop the writer anyway
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         server.stdin.close()
         server.wait(timeout=30)
 
@@ -104,6 +110,8 @@ def run_fresh(kill: Kill) -> None:
                 assert int(text) == kill.acked
                 kill.acked += 1
     finally:
+        if child.poll() is None:
+            child.kill()
         child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
 

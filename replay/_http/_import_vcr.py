@@ -37,14 +37,15 @@ def load_vcr(path: str | os.PathLike[str]) -> tuple[list[Any], list[Any]]:
     """The (requests, responses) of a vcrpy cassette, read with vcrpy's safe loaders."""
     from vcr import serialize
     from vcr.serializers import jsonserializer, yamlserializer
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         text = f.read()
     serializer: Any = (jsonserializer if text.lstrip().startswith("{")
                        else yamlserializer)
     try:
         loaded = serialize.deserialize(text, serializer)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{os.fspath(path)} is not a vcrpy cassette ({exc!r})") from None
+    except Exception as exc:  # YAML/JSON syntax, a missing key, an old format...
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"not a vcrpy cassette: {first}") from None
     return list(loaded[0]), list(loaded[1])
 
 

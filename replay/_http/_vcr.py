@@ -25,7 +25,7 @@ import functools
 import importlib
 import importlib.util
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -103,7 +103,13 @@ def vcr_response(ev: Event) -> dict[str, Any]:
 
 
 def rebuild(recorded: RecordedError, seq: int) -> BaseException:
-    """The recorded exception, or the nearest base class that can be built from text."""
+    """The recorded exception again, of the same type as far as ``except`` can tell.
+
+    Some library errors cannot be built from their message alone (aiohttp's
+    ``ClientConnectorError`` wants a connection key and an ``OSError``); they
+    come back as a stand-in subclass of the recorded type that carries the
+    recorded message, so ``except ClientConnectorError`` still catches them.
+    """
     try:
         exc = _exc.rebuild(recorded, seq)
         str(exc)
@@ -111,18 +117,40 @@ def rebuild(recorded: RecordedError, seq: int) -> BaseException:
     except Exception:
         pass
     cls = _exc.resolve_type(recorded.type)
-    for base in cls.__mro__ if cls is not None else ():
-        if not issubclass(base, BaseException):
-            continue
-        try:
-            exc = base(recorded.message)
-            str(exc)
-        except Exception:
-            continue
-        exc.add_note(f"[agent-replay] replayed from event #{seq} as {base.__qualname__}; "
-                     f"recorded {recorded.type}:\n{recorded.traceback}")
+    if cls is None:
+        return ReplayedException(recorded)
+    try:
+        exc = _stand_in(cls)(recorded.message)
+        str(exc)
+    except Exception:
+        return ReplayedException(recorded)
+    exc.add_note(f"[agent-replay] replayed from event #{seq}; recorded traceback:\n"
+                 f"{recorded.traceback}")
+    return exc
+
+
+_STAND_INS: dict[type[BaseException], Callable[[str], BaseException]] = {}
+
+
+def _stand_in(cls: type[BaseException]) -> Callable[[str], BaseException]:
+    made = _STAND_INS.get(cls)
+    if made is not None:
+        return made
+
+    def make(message: str) -> BaseException:
+        exc: BaseException = sub.__new__(sub)
+        exc.args = (message,)
         return exc
-    return ReplayedException(recorded)
+
+    def text(self: BaseException) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    sub: Any = type(cls.__name__, (cls,), {
+        "__init__": lambda self, *args, **kwargs: None, "__str__": text,
+        "__module__": cls.__module__, "__qualname__": cls.__qualname__,
+        "__doc__": f"Stands in for a replayed {cls.__qualname__} (built from its message)."})
+    _STAND_INS[cls] = make
+    return make
 
 
 # -- the cassette vcrpy's stubs talk to ------------------------------------------

@@ -254,8 +254,8 @@ def _model_findings(ev: Event, rec: ModelCall, now: ModelCall) -> list[Finding]:
             detail = ""
         else:
             changes = structdiff(old, new)
-            msg = (f"tool {name!r} schema changed: "
-                   f"{', '.join(c.path or '(schema)' for c in changes[:4])}"
+            fields = ", ".join(f"{c.path or '(schema)'} {c.kind}" for c in changes[:4])
+            msg = (f"tool {name!r} schema changed: {fields}"
                    f"{' and more' if len(changes) > 4 else ''}.")
             detail = _fields(changes, 20)
         out.append(Finding("tool_schema", Severity.WARNING, seq, old, new, msg, detail, ch))

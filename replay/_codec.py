@@ -16,7 +16,8 @@ CRC32C(payload), then a msgpack payload, one of
     {"k": "end", "events": E, "blobs": B}    clean end of the recording
 
 Extension types: ``ExtType(1, <N big-endian in 1/2/4/8 bytes>)`` refers to blob N;
-``ExtType(2, <msgpack array>)`` is a tuple. Nothing else is ever written, and
+``ExtType(2, <msgpack array>)`` is a tuple; ``ExtType(3, <two's complement,
+big-endian>)`` an integer beyond 64 bits. Nothing else is ever written, and
 the decoder rejects anything else (msgpack Timestamps included).
 See docs/cassette-format.md.
 """
@@ -40,6 +41,12 @@ EXT_REF: Final = 1
 """Extension code of a blob reference; its data is the blob id, big-endian."""
 EXT_TUPLE: Final = 2
 """Extension code of a tuple; its data is the msgpack array of its items."""
+EXT_BIGINT: Final = 3
+"""Extension code of an integer outside msgpack's 64-bit range (a 128-bit
+``getrandbits``, a big tool result); its data is the two's-complement
+big-endian bytes."""
+MAX_BIGINT_BYTES: Final = 4096
+"""The longest big integer a reader accepts (32,768 bits)."""
 MAX_TUPLE_DEPTH: Final = 8
 """Tuples nest at most this deep within one record. Each level is a nested
 msgpack decode holding ~40 KiB of C stack, so a limit keeps a crafted file
@@ -91,6 +98,12 @@ def _convert(obj: Any) -> Any:
     if isinstance(obj, str):
         return str(obj)
     if isinstance(obj, int):
+        if type(obj) is int:  # msgpack calls us for an int only on overflow
+            size = (obj.bit_length() + 8) // 8
+            if size > MAX_BIGINT_BYTES:
+                raise UnrecordableValueError(obj, f"a cassette (ints of at most "
+                                                  f"{MAX_BIGINT_BYTES * 8} bits)")
+            return msgpack.ExtType(EXT_BIGINT, obj.to_bytes(size, "big", signed=True))
         return int(obj)
     if isinstance(obj, float):
         return float(obj)
@@ -394,6 +407,10 @@ class Decoder:
             if type(items) is not list:
                 raise DecodeError("tuple extension does not hold an array")
             return tuple(items)
+        if code == EXT_BIGINT:
+            if not 0 < len(data) <= MAX_BIGINT_BYTES:
+                raise DecodeError(f"big integer of {len(data)} bytes")
+            return int.from_bytes(data, "big", signed=True)
         raise DecodeError(f"unknown msgpack extension type {code}")
 
     def unpack(self, data: bytes | bytearray | memoryview) -> Any:

@@ -272,3 +272,18 @@ def test_reads_made_while_a_library_module_is_imported_are_not_inputs(
         sys.modules.pop("lazylib", None)
         _callsite._SITE = _callsite._SITE[:-1]
         _callsite._cache.clear()
+
+
+@replay.tool
+def big_number(bits: int) -> int:
+    return random.getrandbits(bits) - (1 << (bits - 1))
+
+
+def test_integers_beyond_64_bits_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "big.replay"
+    with replay.record(path):
+        first = (big_number(200), random.getrandbits(128), -(2**90), big_number(64))
+        secret = __import__("secrets").randbits(160)
+    with replay.play(path, unused="fail"):
+        assert (big_number(200), random.getrandbits(128), -(2**90), big_number(64)) == first
+        assert __import__("secrets").randbits(160) == secret

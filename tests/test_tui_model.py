@@ -193,7 +193,7 @@ def test_http_lines_name_the_model_and_keep_the_status() -> None:
     evs = samples.agent_run()
     assert line_summary(evs[3], 80) == "gpt-4o-mini /v1/chat/completions -> 200"
     assert line_summary(evs[3], 20) == "gpt-4o-min... -> 200"
-    assert line_summary(evs[11], 80).endswith("-> 13 chunks")
+    assert line_summary(evs[11], 80).endswith("-> 200, 13 chunks")
 
 
 def test_diff_strings_are_cut_around_the_first_difference() -> None:

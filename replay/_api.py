@@ -8,7 +8,10 @@
     run.result.unconsumed            # what the recording had and nobody asked
 
 Both work as ``with`` / ``async with`` blocks and as decorators of sync and
-async functions (each call is a fresh run).
+async functions (each call is a fresh run). ``replay.run(path, mode)`` takes
+any :class:`RecordMode`; ``new-events`` (and ``replay.fork``, built on it)
+answers what the recording can, runs the rest live and writes the run as it
+happened to a new cassette.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from replay import _patch, _tasks
 from replay._divergence import Divergence, Grade
 from replay._errors import DivergenceError, SessionError
 from replay._events import Event, Value
-from replay._format import CassetteWriter, Header, read_cassette
-from replay._matcher import Matcher
+from replay._format import Cassette, CassetteWriter, Header, read_cassette
+from replay._matcher import Matcher, OnMiss
 from replay._redact import DEFAULT as DEFAULT_REDACTOR
 from replay._redact import Redactor
 from replay._session import RecordMode, Session, activate, deactivate
@@ -65,22 +68,59 @@ class ReplayResult:
     """Recorded events never asked for."""
     divergences: tuple[Divergence, ...]
     """Every divergence met, in order."""
+    reordered: int = 0
+    """Recorded events served in another interleaving of tasks than recorded
+    (accepted: each task got its own events in its own order)."""
+    live: int = 0
+    """Events run live (record: all; new-events / fork: those the recording lacked)."""
+    output: str | None = None
+    """The cassette written (record, new-events, fork); None for a replay."""
 
     @property
     def ok(self) -> bool:
         """No divergence and nothing left unconsumed."""
         return not self.divergences and not self.unconsumed
 
+    @property
+    def grade(self) -> Grade | None:
+        """The grade of the first divergence; None when there was none."""
+        return self.divergences[0].grade if self.divergences else None
+
+    def report(self) -> str:
+        """What the run did with its cassette, then every divergence's report."""
+        head = (f"{self.mode.value} {self.path}: served {self.consumed}, "
+                f"{len(self.unconsumed)} unused, {len(self.divergences)} divergence(s)")
+        if self.reordered:
+            head += f", {self.reordered} served in another task interleaving (accepted)"
+        if self.output is not None:
+            head += f"; wrote {self.recorded} events ({self.live} live) to {self.output}"
+        return "\n\n".join([head, *(d.report() for d in self.divergences)])
+
 
 class Run:
-    """A record or replay run; use :func:`record` or :func:`play` to make one."""
+    """A record or replay run; use :func:`record`, :func:`play`, :func:`run` or
+    :func:`replay.fork` to make one.
+
+    ``output`` (new-events): where the new cassette goes, default ``path``.
+    ``at`` (new-events): only events before it are replayed, the rest run live
+    (a fork). ``live`` (with ``at``): a request that does not match before
+    ``at`` runs live too, instead of diverging.
+    """
 
     def __init__(self, path: str | os.PathLike[str], mode: RecordMode | str, *,
                  redact: bool | Redactor = True, unused: Unused | str = Unused.WARN,
                  metadata: dict[str, Value] | None = None,
-                 allow_damaged: bool = False) -> None:
+                 allow_damaged: bool = False, output: str | os.PathLike[str] | None = None,
+                 at: int | None = None, live: bool = False) -> None:
         self.path = os.fspath(path)
         self.mode = RecordMode.parse(mode)
+        if (at is not None or live) and self.mode is not RecordMode.NEW_EVENTS:
+            raise ValueError("at= and live= are for new-events runs (forks)")
+        if at is not None and at < 0:
+            raise ValueError(f"at= must be an event number >= 0, not {at}")
+        self.output = os.fspath(output) if output is not None else self.path
+        self.at = at
+        self.live = live
         self.redactor: Redactor | None = (
             DEFAULT_REDACTOR if redact is True else (redact or None))
         self.unused = Unused(unused)
@@ -97,7 +137,8 @@ class Run:
         return {"path": self.path, "mode": self.mode,
                 "redact": self.redactor if self.redactor is not None else False,
                 "unused": self.unused, "metadata": self.metadata,
-                "allow_damaged": self.allow_damaged}
+                "allow_damaged": self.allow_damaged, "output": self.output, "at": self.at,
+                "live": self.live}
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> Run:
@@ -105,21 +146,20 @@ class Run:
         if self.session is not None:
             raise SessionError("this run has already started; make a new one")
         mode = self.mode
+        exists = os.path.exists(self.path)
         if mode is RecordMode.AUTO:
-            mode = RecordMode.REPLAY if os.path.exists(self.path) else RecordMode.RECORD
+            mode = RecordMode.REPLAY if exists else RecordMode.RECORD
+        elif mode is RecordMode.NEW_EVENTS and not exists and self.at is None:
+            mode = RecordMode.RECORD  # nothing recorded yet: every event is new
         self.mode = mode
         if mode is RecordMode.REPLAY:
             session = self._replay_session()
         elif mode is RecordMode.RECORD:
-            meta: dict[str, Value] = {}
-            for provider in HEADER_META:
-                meta.update(provider())
-            meta.update(self.metadata)
-            self._writer = CassetteWriter(self.path, Header.new(meta=meta),
+            self._writer = CassetteWriter(self.output, Header.new(meta=self._meta({})),
                                           transform=self.redactor)
             session = Session(mode, sink=self._writer.write)
         else:
-            raise SessionError(f"mode {mode.value!r} is not supported by this run")
+            session = self._mixed_session()
         for hook in SESSION_HOOKS:
             hook(session, self)
         activate(session)
@@ -132,17 +172,46 @@ class Run:
             raise
         return self
 
-    def _replay_session(self) -> Session:
+    def _meta(self, base: dict[str, Value]) -> dict[str, Value]:
+        meta = dict(base)
+        for provider in HEADER_META:
+            meta.update(provider())
+        meta.update(self.metadata)
+        return meta
+
+    def _source(self) -> Cassette:
         if not os.path.exists(self.path):
             raise SessionError(
                 f"no cassette at {self.path}; record it first, e.g. "
                 f"replay record -o {self.path} -- python your_agent.py")
-        cassette = read_cassette(self.path, strict=not self.allow_damaged)
-        matcher = Matcher(cassette.events)
-        session = Session(RecordMode.REPLAY, matcher=matcher)
-        redactor = self.redactor
-        if redactor is not None:
-            session.normalize = redactor.value
+        return read_cassette(self.path, strict=not self.allow_damaged)
+
+    def _replay_session(self) -> Session:
+        session = Session(RecordMode.REPLAY, matcher=Matcher(self._source().events))
+        if self.redactor is not None:
+            session.normalize = self.redactor.value
+        return session
+
+    def _mixed_session(self) -> Session:
+        """new-events: answer what the recording can, run the rest live, write it all."""
+        cassette = self._source()
+        events: tuple[Event, ...] = cassette.events
+        offset = 0
+        base: dict[str, Value] = dict(cassette.header.meta)
+        if self.at is not None:
+            if os.path.abspath(self.output) == os.path.abspath(self.path):
+                raise SessionError("a fork writes a new cassette: give an output other "
+                                   f"than its parent {self.path}")
+            events = prefix(events, self.at)
+            offset = max((e.start_ns + e.duration_ns for e in events), default=0)
+            base = {}
+        on_miss = OnMiss.LIVE if self.at is None or self.live else OnMiss.LIVE_WHEN_DONE
+        self._writer = CassetteWriter(self.output, Header.new(meta=self._meta(base)),
+                                      transform=self.redactor)
+        session = Session(RecordMode.NEW_EVENTS, sink=self._writer.write,
+                          matcher=Matcher(events, on_miss=on_miss), t_offset_ns=offset)
+        if self.redactor is not None:
+            session.normalize = self.redactor.value
         return session
 
     def stop(self, exc: BaseException | None = None) -> ReplayResult:
@@ -158,9 +227,16 @@ class Run:
             _tasks.CURRENT.set(None)
         _patch.uninstall()
         deactivate(session)
+        for hook in session.on_stop:
+            hook()
+        matcher = session.matcher
+        if matcher is not None:
+            session.divergences.extend(matcher.settle())
         if self._writer is not None:
+            if matcher is not None and self.at is None:  # new-events keeps what went unused
+                session.carry(matcher.leftovers())
             self._writer.close()
-        unconsumed = session.matcher.unconsumed() if session.matcher is not None else ()
+        unconsumed = matcher.unconsumed() if matcher is not None else ()
         divergences = list(session.divergences)
         if unconsumed and self.unused is not Unused.IGNORE:
             task = unconsumed[0].task
@@ -168,8 +244,11 @@ class Run:
                                           unconsumed[0], unused=unconsumed))
         self.result = ReplayResult(
             path=self.path, mode=self.mode, recorded=session.events_written,
-            consumed=session.matcher.consumed if session.matcher is not None else 0,
-            unconsumed=unconsumed, divergences=tuple(divergences))
+            consumed=matcher.consumed if matcher is not None else 0,
+            unconsumed=unconsumed, divergences=tuple(divergences),
+            reordered=matcher.reordered if matcher is not None else 0,
+            live=session.live_events if session.recording else 0,
+            output=self.output if session.recording else None)
         if exc is None:
             if session.divergences:
                 raise DivergenceError(session.divergences[0])
@@ -235,7 +314,7 @@ def play(path: str | os.PathLike[str], *, unused: Unused | str = Unused.WARN,
          redact: bool | Redactor = True, allow_damaged: bool = False,
          speed: float | None = None,
          match_on: Sequence[str] | Callable[[Value, Value], bool] | None = None,
-         allow_hosts: Sequence[str] = ()) -> Run:
+         allow_hosts: Sequence[str] = (), break_at: int | Sequence[int] = ()) -> Run:
     """Replay the cassette at ``path`` strictly: no network, every input from the file.
 
     A request the recording cannot answer raises :class:`DivergenceError`;
@@ -243,11 +322,14 @@ def play(path: str | os.PathLike[str], *, unused: Unused | str = Unused.WARN,
     (docs/http.md): ``speed`` replays streams at the recorded pace times this
     factor (default: at once); ``match_on`` names the request fields that must
     match (default ``("method", "url", "body")``) or is ``fn(recorded, actual)``;
-    ``allow_hosts`` may still be connected to.
+    ``allow_hosts`` may still be connected to. ``break_at`` opens the debugger
+    when the run asks for those event numbers (docs/breakpoints.md).
     """
     run = Run(path, RecordMode.REPLAY, unused=unused, redact=redact,
               allow_damaged=allow_damaged)
-    for key, value in (("speed", speed), ("match_on", match_on), ("allow_hosts", allow_hosts)):
+    points = [break_at] if isinstance(break_at, int) else list(break_at)
+    for key, value in (("speed", speed), ("match_on", match_on), ("allow_hosts", allow_hosts),
+                       ("break_at", points)):
         if value:
             run.options[key] = value
     return run
@@ -255,5 +337,19 @@ def play(path: str | os.PathLike[str], *, unused: Unused | str = Unused.WARN,
 
 def run(path: str | os.PathLike[str], mode: RecordMode | str = RecordMode.AUTO,
         **kwargs: Any) -> Run:
-    """A run in any :class:`RecordMode` (``auto``: replay if the cassette exists)."""
+    """A run in any :class:`RecordMode` (``auto``: replay if the cassette exists).
+
+    ``new-events`` replays what matches and runs the rest live, then rewrites the
+    cassette (or writes ``output=``) with the run as it happened plus the
+    recorded events it did not use.
+    """
     return Run(path, mode, **kwargs)
+
+
+def prefix(events: tuple[Event, ...], at: int) -> tuple[Event, ...]:
+    """The events before ``at``, and the nested events of those (served whole)."""
+    kept: set[int] = set()
+    for ev in sorted(events, key=lambda e: e.seq):
+        if ev.seq < at or (ev.parent is not None and ev.parent in kept):
+            kept.add(ev.seq)
+    return tuple(ev for ev in events if ev.seq in kept)

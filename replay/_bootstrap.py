@@ -24,7 +24,8 @@ def start(spec_text: str) -> None:
     spec: dict[str, Any] = json.loads(spec_text)
     run = Run(spec["cassette"], spec["mode"], redact=spec.get("redact", True),
               unused=spec.get("unused", "warn"), metadata=spec.get("metadata") or None,
-              allow_damaged=spec.get("allow_damaged", False))
+              allow_damaged=spec.get("allow_damaged", False), output=spec.get("output"),
+              at=spec.get("at"), live=spec.get("live", False))
     run.options.update(spec.get("options") or {})
     run.start()
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
@@ -48,7 +49,8 @@ def _finish(run: Run, result_path: str | None) -> None:
     out: dict[str, Any] = {"mode": run.mode.value, "error": error}
     if res is not None:
         out.update(recorded=res.recorded, consumed=res.consumed,
-                   unconsumed=len(res.unconsumed),
+                   unconsumed=len(res.unconsumed), live=res.live, reordered=res.reordered,
+                   output=res.output, grades=[d.grade.value for d in res.divergences],
                    divergences=[d.report() for d in res.divergences])
     if result_path:
         with open(result_path, "w", encoding="utf-8") as f:

@@ -9,7 +9,8 @@ What is patched while a session is active:
   them by name). Monotonic and performance counters are never touched, so the
   asyncio loop, httpx timeouts and logging keep working.
 * sleeps: ``time.sleep``, ``asyncio.sleep`` and anyio's asyncio backend sleep
-  return at once on replay (recorded for display, never matched).
+  return at once while the running task is answered from the recording
+  (recorded for display, never matched).
 * randomness: the ``random`` module's shared generator (``random()``,
   ``getrandbits()``, ``randbytes()``: every other module function is built on
   them), seeding of new ``random.Random()`` instances, ``os.urandom`` and the
@@ -219,7 +220,7 @@ def sleep(secs: float) -> None:
     s = current()
     if s is None or not secs > 0 or secs == float("inf") or not _in_run():
         return _sleep(secs)
-    if s.replaying:
+    if s.serving():
         if _callsite.find(sys._getframe(1))[0]:
             return _sleep(secs)
         return None
@@ -235,7 +236,7 @@ async def async_sleep(delay: float, result: Any = None) -> Any:
     s = current()
     if s is None or not delay > 0 or delay == float("inf") or not _in_run():
         return await _asyncio_sleep(delay, result)
-    if s.replaying:
+    if s.serving():
         await _asyncio_sleep(0)
         return result
     pending = s.begin("sleep", {"fn": "asyncio.sleep", "seconds": delay})
@@ -315,8 +316,13 @@ class Task(_Task):  # type: ignore[type-arg]
             parent = (context.get(_tasks.CURRENT) if context is not None
                       else _tasks.CURRENT.get())
             if parent is not None:
+                try:
+                    running: Any = asyncio.get_running_loop()
+                except RuntimeError:
+                    running = None
+                root = running is None or (loop is not None and loop is not running)
                 ctx = context.copy() if context is not None else contextvars.copy_context()
-                ctx.run(_tasks.CURRENT.set, parent.child(""))
+                ctx.run(_tasks.CURRENT.set, parent.child("", "loop" if root else None))
                 context = ctx
         super().__init__(coro, loop=loop, name=name, context=context, **kwargs)
 
@@ -361,6 +367,17 @@ def register(provider: Callable[[], PatchList]) -> None:
             _PROVIDERS.append(provider)
 
 
+_USER_FILES: dict[str, bool] = {}
+
+
+def _is_user_file(path: str) -> bool:
+    """Whether a module file is the user's (cached: every session start asks again)."""
+    user = _USER_FILES.get(path)
+    if user is None:
+        user = _USER_FILES[path] = _callsite._classify_file(path) == _callsite.USER
+    return user
+
+
 def _targets() -> PatchList:
     patches: PatchList = [
         (_time_mod, "time", time), (_time_mod, "time_ns", time_ns),
@@ -387,7 +404,7 @@ def _targets() -> PatchList:
             lambda cls, delay: async_sleep(delay))))
     for mod in list(sys.modules.values()):
         f = getattr(mod, "__file__", None)
-        if not isinstance(f, str) or _callsite._classify_file(f) != _callsite.USER:
+        if not isinstance(f, str) or not _is_user_file(f):
             continue
         try:
             names = list(vars(mod).items())

@@ -3,7 +3,10 @@
 In record mode a session numbers events, stamps them with time, logical task
 and call site, and hands completed events to the cassette writer. In replay
 mode it answers each request from the recording through the matcher, and
-stops the run with :class:`DivergenceError` when it cannot.
+stops the run with :class:`DivergenceError` when it cannot. A session with
+both (new-events, fork) answers what the recording can and runs the rest
+live; it writes a new cassette of the run as it happened: the recorded events
+it served, renumbered in this run's order, and the live ones.
 
 One session is active per process at a time (patching is process-wide);
 ``current()`` is the interceptors' fast check.
@@ -11,6 +14,7 @@ One session is active per process at a time (patching is process-wide);
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import itertools
 import sys
@@ -25,6 +29,7 @@ from replay._divergence import Divergence
 from replay._errors import DivergenceError
 from replay._events import CallSite, Chunk, Event, Value
 from replay._matcher import Matcher
+from replay._tasks import TaskState
 
 T = TypeVar("T")
 
@@ -141,33 +146,61 @@ class Session:
     """One record or replay run. Built by :func:`replay.record` / :func:`replay.play`."""
 
     def __init__(self, mode: RecordMode, *, sink: Callable[[Event], None] | None = None,
-                 matcher: Matcher | None = None) -> None:
+                 matcher: Matcher | None = None, t_offset_ns: int = 0) -> None:
         self.mode = mode
-        self.t0 = _perf_ns()
+        self.t0 = _perf_ns() - t_offset_ns
+        """Run start on the perf counter; ``t_offset_ns`` earlier for a fork, whose live
+        events continue the recorded prefix's timeline."""
         self._seq = itertools.count()
+        self._seq_lock = threading.Lock()
+        self._renumbered: dict[int, int] = {}
         self._sink = sink
         self.matcher = matcher
         self.divergences: list[Divergence] = []
         self.events_written = 0
+        self.live_events = 0
+        """Events run live (record mode: all of them)."""
         self.listeners: list[Callable[[Event], None]] = []
         """Called with every completed event (record) or served event (replay)."""
         self.before_serve: list[Callable[[Event], None]] = []
         """Called with a recorded event just before replay hands it out."""
+        self.on_begin: list[Callable[[Pending], None]] = []
+        """Called with every event as it is asked for, served or live (breakpoints);
+        ``pending.seq`` is its number in this run's log."""
+        self.on_stop: list[Callable[[], None]] = []
+        """Called when the run stops, before its result is made."""
         self.normalize: Callable[[Value], Value] | None = None
         """Applied to live requests before matching (the redactor: recorded
         requests were redacted, so redacted fields never decide a match)."""
 
     @property
     def replaying(self) -> bool:
-        """True when events are answered from the recording."""
-        return self.matcher is not None
+        """True in strict replay: every answer comes from the recording, nothing runs
+        live (so the network is blocked)."""
+        return self.matcher is not None and self._sink is None
+
+    @property
+    def recording(self) -> bool:
+        """True when the session writes a cassette (record, new-events, fork)."""
+        return self._sink is not None
+
+    def serving(self) -> bool:
+        """Whether the running task is answered from the recording (sleeps are skipped)."""
+        if self.matcher is None:
+            return False
+        if self._sink is None:
+            return True
+        state = _tasks.CURRENT.get()
+        return state is not None and self.matcher.has_queued(state.id)
 
     def begin(self, channel: str, request: Value, *,
               meta: dict[str, Value] | None = None) -> Pending | None:
         """Start an event; None when this call is not part of the run (pass it through).
 
-        In replay mode the matched recorded event is on ``.recorded``; a request
-        the recording cannot answer raises :class:`DivergenceError`.
+        When the recording answers, the matched recorded event is on
+        ``.recorded``; in strict replay a request the recording cannot answer
+        raises :class:`DivergenceError`. Otherwise the call runs live and the
+        caller completes the event with ``finish``/``fail``.
         """
         state = _tasks.CURRENT.get()
         if state is None or BUSY.get():
@@ -177,23 +210,64 @@ class Session:
             return None
         parent = PARENT.get()
         start = _perf_ns() - self.t0
-        if self.matcher is None:
-            return Pending(self, next(self._seq), channel, request, state.id, site, start,
-                           parent, None, meta)
-        if parent is not None:
-            return None  # inside a tool running live under replay: not matched
-        if self.normalize is not None:
-            request = self.normalize(request)
-        found = self.matcher.match(state.id, channel, request, site)
-        if isinstance(found, Divergence):
-            self.divergences.append(found)
-            raise DivergenceError(found)
-        for hook in self.before_serve:
-            hook(found)
-        for listener in self.listeners:
-            listener(found)
-        return Pending(self, found.seq, channel, request, state.id, site, start, parent,
-                       found, meta)
+        matcher = self.matcher
+        if matcher is not None and parent is None:
+            if self.normalize is not None:
+                request = self.normalize(request)
+            found = matcher.match(state.id, channel, request, site)
+            if isinstance(found, Divergence):
+                self.divergences.append(found)
+                raise DivergenceError(found)
+            if found is not None:
+                return self._serve(found, state, channel, request, site, start, meta)
+        elif matcher is not None and self._sink is None:
+            return None  # inside a tool running live under strict replay: not matched
+        pending = Pending(self, next(self._seq), channel, request, state.id, site, start,
+                          parent, None, meta)
+        self.live_events += 1
+        for hook in self.on_begin:
+            hook(pending)
+        return pending
+
+    def _serve(self, found: Event, state: TaskState, channel: str, request: Value,
+               site: CallSite | None, start: int, meta: dict[str, Value] | None) -> Pending:
+        for serve_hook in self.before_serve:
+            serve_hook(found)
+        if self._sink is None:
+            for listener in self.listeners:
+                listener(found)
+            served = found
+        else:  # written to the new cassette in this run's order, numbered as asked
+            served = self._copy(found)
+        pending = Pending(self, served.seq, channel, request, state.id, site, start, None,
+                          served, meta)
+        for hook in self.on_begin:
+            hook(pending)
+        return pending
+
+    def _copy(self, found: Event) -> Event:
+        assert self.matcher is not None
+        copies = self.carry(self.matcher.bundle(found))
+        return next(c for c, ev in copies if ev is found)
+
+    def carry(self, events: tuple[Event, ...]) -> list[tuple[Event, Event]]:
+        """Write recorded ``events`` into this run's cassette, renumbered in order.
+
+        Nested events keep pointing at their (renumbered) parent. Returns
+        ``(copy, original)`` pairs.
+        """
+        out: list[tuple[Event, Event]] = []
+        with self._seq_lock:
+            for ev in events:
+                seq = next(self._seq)
+                self._renumbered[ev.seq] = seq
+                parent = ev.parent
+                if parent is not None:
+                    parent = self._renumbered.get(parent, parent)
+                out.append((dataclasses.replace(ev, seq=seq, parent=parent), ev))
+        for copy, _ in out:
+            self.emit(copy)
+        return out
 
     def emit(self, event: Event) -> None:
         """Write a completed event (record mode)."""

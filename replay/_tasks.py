@@ -8,6 +8,11 @@ there. Object ids and thread idents never enter it, and a library that makes
 its own tasks (a connection pool) cannot shift the ids of the user's tasks
 because it counts under a different site.
 
+A task made while its event loop is not running yet is the root of that loop
+(``asyncio.run(main())``): the loop's run blocks its creator, so its line says
+nothing, and a test that records in one place and replays in another must get
+the same ids. Such tasks count under ``loop``: ``main/loop#0``.
+
 The current task's :class:`TaskState` lives in a context variable: asyncio
 copies it into child tasks (the hooks in ``_patch`` give each child its own),
 threads and executor work items get theirs from the hooks too. A thread or
@@ -34,9 +39,13 @@ class TaskState:
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def child(self, kind: str) -> TaskState:
-        """A new child state: ``kind`` is ``""`` for asyncio tasks, ``"t"`` for threads."""
-        site = _creation_site()
+    def child(self, kind: str, site: str | None = None) -> TaskState:
+        """A new child state: ``kind`` is ``""`` for asyncio tasks, ``"t"`` for threads.
+
+        ``site`` replaces the creation site (``"loop"`` for an event loop's root task).
+        """
+        if site is None:
+            site = _creation_site()
         key = f"{site}#{kind}"
         with self._lock:
             n = self._counts.get(key, 0)
@@ -49,7 +58,7 @@ CURRENT: ContextVar[TaskState | None] = ContextVar("agent_replay_task", default=
 
 
 def _creation_site() -> str:
-    frame = _callsite.user_frame(sys._getframe(2))
+    frame = _callsite.user_frame(sys._getframe(3))
     if frame is None:
         return "?"
     return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"

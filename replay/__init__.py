@@ -14,10 +14,12 @@ Only the names in ``__all__`` are public; everything in ``_modules`` may change.
 
 from __future__ import annotations
 
+from replay import _breakpoint  # noqa: F401 - registers the break_at session hook
 from replay._api import ReplayResult, Run, UnconsumedWarning, Unused, play, record, run
 from replay._diff import AlignedPair, DiffStatus, RunDiff, diff
 from replay._divergence import Divergence, Grade
 from replay._drift import DriftReport, Finding, Severity, drift, findings_by_seq
+from replay._edit import EditError, edit
 from replay._errors import (
     CassetteCorruptError,
     CassetteError,
@@ -33,6 +35,7 @@ from replay._errors import (
 from replay._events import CallSite, Chunk, Event, RecordedError, Value
 from replay._exc import ReplayedException
 from replay._fingerprint import Fingerprint, fingerprint
+from replay._fork import ParentLink, fork, parent_of
 from replay._format import (
     EXTENSION,
     Cassette,
@@ -70,6 +73,7 @@ __all__ = [
     "Divergence",
     "DivergenceError",
     "DriftReport",
+    "EditError",
     "Event",
     "Finding",
     "Fingerprint",
@@ -77,6 +81,7 @@ __all__ = [
     "Header",
     "Limits",
     "NetworkBlockedError",
+    "ParentLink",
     "RecordMode",
     "RecordedError",
     "Redactor",
@@ -97,10 +102,13 @@ __all__ = [
     "capture",
     "diff",
     "drift",
+    "edit",
     "findings_by_seq",
     "fingerprint",
+    "fork",
     "httpx_transport",
     "load",
+    "parent_of",
     "play",
     "read_cassette",
     "read_header",

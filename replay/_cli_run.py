@@ -38,6 +38,13 @@ def register(sub: Any) -> None:
                       help="recorded events the run never asked for (default: warn)")
     play.add_argument("--allow-damaged", action="store_true",
                       help="replay what a truncated cassette holds")
+    play.add_argument("--break", dest="break_at", type=int, action="append", default=[],
+                      metavar="N", help="open the debugger in the agent's frame when it asks "
+                      "for event N (repeatable; honours PYTHONBREAKPOINT)")
+    play.add_argument("--live", action="store_true",
+                      help="new-events mode: replay what still matches, run the rest live "
+                      "and write the run as it happened (to -o, else over the cassette)")
+    play.add_argument("-o", "--output", help="with --live: the cassette to write")
     play.set_defaults(func=cmd_play)
 
 
@@ -106,17 +113,33 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_play(args: argparse.Namespace) -> int:
     """``replay play``."""
     command = _command(args.program)
+    if args.output and not args.live:
+        raise SystemExit("replay: -o is for --live (strict replay writes nothing)")
     extra: dict[str, Any] = {"unused": args.unused, "allow_damaged": args.allow_damaged}
     extra.update(play_options(args))
-    code, result = run_child("replay", args.cassette, command, extra=extra)
+    mode = "replay"
+    if args.live:
+        mode = "new-events"
+        extra["output"] = os.path.abspath(args.output or args.cassette)
+    code, result = run_child(mode, args.cassette, command, extra=extra)
+    return report_child(code, result)
+
+
+def report_child(code: int, result: dict[str, Any]) -> int:
+    """Print a replaying child's outcome; the exit code for the command."""
     if not result:
         sys.stderr.write(f"replay: the program ended before the replay finished "
                          f"(exit {code})\n")
         return code if code != 0 else 1
     divergences = result.get("divergences") or []
-    sys.stderr.write(f"replay: served {result.get('consumed', 0)} events, "
-                     f"{result.get('unconsumed', 0)} unused, "
-                     f"{len(divergences)} divergence(s)\n")
+    line = (f"replay: served {result.get('consumed', 0)} events, "
+            f"{result.get('unconsumed', 0)} unused, {len(divergences)} divergence(s)")
+    if result.get("reordered"):
+        line += f", {result['reordered']} in another task interleaving (accepted)"
+    if result.get("output"):
+        line += (f"; wrote {result.get('recorded', 0)} events ({result.get('live', 0)} live) "
+                 f"to {result['output']}")
+    sys.stderr.write(line + "\n")
     if result.get("error"):
         sys.stderr.write(result["error"] + "\n")
         return code or 1
@@ -124,5 +147,12 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def play_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Extra run options some commands add (breakpoints); empty by default."""
-    return {}
+    """Run options from the command line: breakpoints (checked against the cassette)."""
+    points = list(getattr(args, "break_at", None) or [])
+    if not points:
+        return {}
+    from replay._breakpoint import check_points
+    problem = check_points(args.cassette, points)
+    if problem:
+        raise SystemExit(f"replay: {problem}")
+    return {"options": {"break_at": points}}

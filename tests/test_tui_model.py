@@ -191,9 +191,13 @@ def test_pretty_cuts_long_payloads_and_shows_bytes() -> None:
 
 def test_http_lines_name_the_model_and_keep_the_status() -> None:
     evs = samples.agent_run()
-    assert line_summary(evs[3], 80) == "gpt-4o-mini /v1/chat/completions -> 200"
+    assert line_summary(evs[3], 80) == "gpt-4o-mini completions -> 200"
     assert line_summary(evs[3], 20) == "gpt-4o-min... -> 200"
-    assert line_summary(evs[11], 80).endswith("-> 200, 13 chunks")
+    assert line_summary(evs[11], 80) == "claude-sonnet-4-5 messages -> 200, 13 chunks"
+    assert line_summary(evs[11], 30) == "claude-sonne... -> 200, 13 ..."
+    plain = replay.Event(0, "http", {"method": "GET", "url": "https://example.com/a?b=1"},
+                         {"status": 404})
+    assert line_summary(plain, 80) == "GET example.com/a?b=1 -> 404"
 
 
 def test_diff_strings_are_cut_around_the_first_difference() -> None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 import replay
 from tui.chat import Conversation, Turn, conversation
+from tui.rendered import RenderedView
 
 ROLE_STYLES = {
     "system": "#a9b1d6",
@@ -71,20 +69,15 @@ def render_conversation(conv: Conversation, ev: replay.Event) -> RenderableType:
     return Group(*items)
 
 
-class ConversationPane(VerticalScroll, can_focus=False):
-    """Scrollable chat view of a model call."""
+class ConversationPane(RenderedView):
+    """Scrollable chat view of a model call, opened at its end (the latest turn)."""
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="conversation-body")
-
-    def show(self, ev: replay.Event | None) -> None:
+    def show_event(self, ev: replay.Event | None) -> None:
         """Render the conversation of ``ev``, or say why there is none."""
-        body = self.query_one("#conversation-body", Static)
         conv = conversation(ev) if ev is not None else None
         if ev is None or conv is None:
             what = "no event selected" if ev is None else f"#{ev.seq} is not a model call"
-            body.update(Text(f"{what}; press m / M for the next / previous model call",
-                             style="dim"))
+            self.show(Text(f"{what}; press m / M for the next / previous model call",
+                           style="dim"))
         else:
-            body.update(render_conversation(conv, ev))
-            self.scroll_end(animate=False)
+            self.show(render_conversation(conv, ev), end=True)

@@ -10,14 +10,12 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 import replay
 from tui.model import GLYPHS, fmt_duration, fmt_offset
 from tui.payloads import body_of, cost_of, headers_of, model_of, provider, usage_of
 from tui.render import highlight, json_block
+from tui.rendered import RenderedView
 
 
 def _heading(title: str) -> Text:
@@ -139,16 +137,11 @@ def _usage(ev: replay.Event) -> list[RenderableType]:
     return out
 
 
-class DetailPane(VerticalScroll, can_focus=False):
+class DetailPane(RenderedView):
     """Scrollable detail of one event."""
 
-    def compose(self) -> ComposeResult:
-        yield Static(Text("no event selected", style="dim"), id="detail-body")
-
-    def show(self, ev: replay.Event | None, flags: set[str], children: int = 0,
-             notes: Sequence[str] = ()) -> None:
+    def show_event(self, ev: replay.Event | None, flags: set[str], children: int = 0,
+                   notes: Sequence[str] = ()) -> None:
         """Show ``ev`` (None: nothing selected)."""
-        body = self.query_one("#detail-body", Static)
-        body.update(Text("no event selected", style="dim") if ev is None
-                    else detail(ev, flags, children, notes))
-        self.scroll_home(animate=False)
+        self.show(Text("no event selected", style="dim") if ev is None
+                  else detail(ev, flags, children, notes))

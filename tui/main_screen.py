@@ -195,9 +195,9 @@ class MainScreen(Screen[None]):
             flags = self.model.flags_of(i) if i is not None else set()
             kids = self.model.children.get(ev.seq, 0) if ev is not None else 0
             notes = self.replay_app.notes.get(ev.seq, []) if ev is not None else []
-            self.query_one(DetailPane).show(ev, flags, kids, notes)
+            self.query_one(DetailPane).show_event(ev, flags, kids, notes)
         elif tab == "conversation":
-            self.query_one(ConversationPane).show(ev)
+            self.query_one(ConversationPane).show_event(ev)
         elif tab == "stream":
             self.query_one(StreamPane).load(ev)
 
@@ -224,7 +224,7 @@ class MainScreen(Screen[None]):
             parts.append(flags)
         if self.message:
             parts.append(self.message)
-        self.query_one("#status", Static).update("  │  ".join(parts))
+        self.query_one("#status", Static).update("  │  ".join(parts), layout=False)
 
     def notice(self, text: str) -> None:
         """Say something in the status line until the cursor moves."""

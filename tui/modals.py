@@ -59,8 +59,8 @@ class HelpScreen(ModalScreen[None]):
             with VerticalScroll(id="help-scroll"):
                 for title, rows in self.groups:
                     table = Table(title=title, title_justify="left", title_style="bold #7aa2f7",
-                                  show_header=False, box=None, padding=(0, 2), expand=True)
-                    table.add_column(style="bold #e0af68", no_wrap=True, min_width=14)
+                                  show_header=False, box=None, padding=(0, 2))
+                    table.add_column(style="bold #e0af68", no_wrap=True, width=14)
                     table.add_column()
                     for keys, desc in rows:
                         table.add_row(keys, desc)
@@ -86,8 +86,9 @@ class ChannelFilter(ModalScreen[frozenset[str] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="filter-box"):
-            yield Label("Show channels  (Space toggles, Enter applies, a all/none, Esc cancels)",
-                        id="filter-title")
+            yield Label("Show channels", id="filter-title")
+            yield Label("Space toggle · Enter apply · a all/none · Esc cancel\n"
+                        "(none picked shows every channel)", id="filter-hint")
             yield SelectionList[str](*(
                 Selection(Text.assemble(f"{ch:<24}", (f"{n:>8}", "dim")), ch, ch in self.chosen)
                 for ch, n in self.counts.items()), id="filter-list")

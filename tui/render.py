@@ -65,20 +65,25 @@ def highlight(code: str, lexer: str) -> Syntax:
 
 
 def line_summary(ev: replay.Event, width: int) -> str:
-    """``replay.summarize`` with HTTP made compact: no scheme, the model named."""
+    """``replay.summarize`` with HTTP made compact: no scheme, a model call named by model.
+
+    The answer (``-> 200``) is kept whole when there is room for both sides.
+    """
     req = ev.request
     if ev.channel != "http" or not isinstance(req, dict) or "url" not in req:
         return replay.summarize(ev, width)
     url = str(req["url"]).split("://", 1)[-1]
     body = req.get("body")
     model = body.get("model") if isinstance(body, dict) else None
-    if isinstance(model, str):  # a model call: the model and the API path say it all
-        ask = f"{model} {'/' + url.split('/', 1)[-1] if '/' in url else url}"
+    if isinstance(model, str):  # a model call: the model and the API's last path part
+        ask = f"{model} {url.split('?', 1)[0].rstrip('/').rsplit('/', 1)[-1]}"
     else:
         ask = f"{req.get('method', '?')!s} {url}"
     full = replay.summarize(ev, 10_000)
     got = full.rsplit(" -> ", 1)[-1] if " -> " in full else ""
     tail = f" -> {got}"
+    if len(tail) > width // 2 and len(ask) + len(tail) > width:
+        tail = tail[: max(0, width // 2 - 3)] + "..."
     room = width - len(tail)
     if len(ask) > room:
         ask = ask[: max(0, room - 3)] + "..."

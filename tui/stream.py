@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult, RenderResult
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.timer import Timer
@@ -17,6 +17,7 @@ from textual.widgets import Static
 import replay
 from tui.model import fmt_duration, fmt_offset
 from tui.payloads import chunk_gaps_ms, stream_pieces
+from tui.rendered import RenderedView
 
 BARS = "▁▂▃▄▅▆▇█"
 SPEEDS = (1.0, 2.0, 5.0, 10.0, 100.0)
@@ -93,8 +94,7 @@ class StreamPane(Vertical):
         yield Static(id="stream-status")
         yield GapSparkline(id="stream-spark")
         yield Static(id="stream-gapinfo")
-        with VerticalScroll(id="stream-scroll"):
-            yield Static(id="stream-text")
+        yield RenderedView(id="stream-text")
 
     @property
     def count(self) -> int:
@@ -121,7 +121,8 @@ class StreamPane(Vertical):
                         f"{fmt_duration(ev.chunks[-1].at_ns) if ev else '-'}")
             else:
                 info = ""
-            self.query_one("#stream-gapinfo", Static).update(Text(info, style="dim"))
+            self.query_one("#stream-gapinfo", Static).update(Text(info, style="dim"),
+                                                             layout=False)
             self.position = 0
         self._redraw()
 
@@ -191,24 +192,23 @@ class StreamPane(Vertical):
 
     def _redraw(self) -> None:
         status = self.query_one("#stream-status", Static)
-        text = self.query_one("#stream-text", Static)
+        text = self.query_one("#stream-text", RenderedView)
         self.query_one(GapSparkline).position = self.position
         ev = self.event
         if ev is None or not self.pieces:
             what = "no event selected" if ev is None else f"#{ev.seq} has no streamed response"
-            status.update(Text(what, style="dim"))
-            text.update("")
+            status.update(Text(what, style="dim"), layout=False)
+            text.show(Text(""))
             return
         n, pos = self.count, self.position
         at = ev.chunks[pos - 1].at_ns if pos else 0
         state = "▶ playing" if self.playing else ("■ done" if pos >= n else "❚❚ paused")
         status.update(Text.assemble(
             (f"#{ev.seq} ", "bold"), f"chunk {pos}/{n}  at {fmt_offset(at)}  ",
-            (f"speed {self.speed:g}x  ", "#7dcfff"), (state, "bold")))
+            (f"speed {self.speed:g}x  ", "#7dcfff"), (state, "bold")), layout=False)
         body = Text("".join(self.pieces[:max(0, pos - 1)]))
         if pos:
             body.append(self.pieces[pos - 1], style="reverse")
         if pos < n:
             body.append("▍", style="dim")
-        text.update(body)
-        self.query_one("#stream-scroll", VerticalScroll).scroll_end(animate=False)
+        text.show(body, end=True)

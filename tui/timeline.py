@@ -52,6 +52,7 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         """Event indexes matching the current search, marked in the line."""
         self._cache: dict[tuple[int, int], list[Segment]] = {}
         self._widths = (1, 8, 8)
+        self._base_style: Style | None = None
 
     # --- data ------------------------------------------------------------------------
 
@@ -62,7 +63,7 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         longest = max(model.channels, key=len, default="")
         last = max((ev.start_ns for ev in evs), default=0)
         self._widths = (len(str(evs[-1].seq)) if evs else 1,
-                        len(f"+{last / 1e9:.3f}s"), min(max(len(longest), 5), 16))
+                        len(f"+{last / 1e9:.3f}s"), min(max(len(longest), 5), 14))
         self.reset_rows(index)
 
     def reset_rows(self, index: int | None = None) -> None:
@@ -75,6 +76,16 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         else:
             self.cursor = row
         self.refresh()
+
+    def _base(self) -> Style:
+        if self._base_style is None:
+            self._base_style = self.rich_style
+        return self._base_style
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._base_style = None
+        self._cache.clear()
 
     def clear_cache(self) -> None:
         """Forget built lines (flags or matches changed)."""
@@ -155,7 +166,7 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         width = self.scrollable_content_region.width
         rows = self.model.rows
         if row >= len(rows) or width <= 0:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base())
         i = rows[row]
         segments = self._cache.get((i, width))
         if segments is None:
@@ -175,7 +186,7 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         flags = self.model.flags_of(i)
         ws, wo, wc = self._widths
         get = self.get_component_rich_style
-        base = self.rich_style
+        base = self._base()
         chan_style = get("timeline--http") if ev.channel == "http" else (
             get("timeline--tool") if ev.channel.startswith(("tool:", "capture:"))
             else get("timeline--channel"))

@@ -133,10 +133,10 @@ class Divergence:
 
 
 _HINTS = {
-    Grade.CHANGED: "every input before this point came from the recording, so the code "
-                   "changed, or it read an input agent-replay does not capture (a private "
-                   "generator seeded by itself, a C extension's clock): see "
-                   "docs/recording.md#limits",
+    Grade.CHANGED: "the run asks the same call differently: the code changed, an earlier "
+                   "answer was edited, or the code read an input agent-replay does not "
+                   "capture (a private generator seeded by itself, a C extension's clock; "
+                   "see docs/recording.md#limits)",
     Grade.EXTRA: "the code makes a call the recorded run did not make here; if the expected "
                  "call was dropped and a later one changed, the candidates below show it",
     Grade.MISSING: "the code no longer makes the skipped call(s)",

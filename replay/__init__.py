@@ -52,7 +52,7 @@ from replay._session import RecordMode
 from replay._structdiff import Change
 from replay._summary import summarize
 from replay._tools import ToolInfo, capture, registered_tools, tool
-from replay._usage import Usage
+from replay._usage import Usage, model_call
 
 load = read_cassette
 """Alias: ``replay.load(path)`` reads a cassette (see :func:`read_cassette`)."""
@@ -108,6 +108,7 @@ __all__ = [
     "fork",
     "httpx_transport",
     "load",
+    "model_call",
     "parent_of",
     "play",
     "read_cassette",

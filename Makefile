@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean tmux
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "agent-replay needs Python 3.11+")'
@@ -24,7 +24,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check replay tui tests fixtures bench
 	$(BIN)/mypy
 
-test: lint
+# The TUI smoke test (tests/test_tui_tmux.py) drives `replay tui` in a real
+# terminal under tmux: install tmux when it is missing and we can (apt-get as
+# root or with passwordless sudo, or Homebrew); the test is skipped otherwise.
+tmux:
+	@command -v tmux >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq tmux >/dev/null; \
+	  elif command -v brew >/dev/null 2>&1; then brew install tmux; fi; } || true
+	@command -v tmux >/dev/null 2>&1 || echo "note: no tmux; the TUI smoke test will be skipped"
+
+test: lint tmux
 	$(BIN)/pytest -n 2 -q
 
 bench: $(STAMP)

@@ -131,8 +131,9 @@ class Tmux:
         self._tmux("new-session", "-d", "-x", "160", "-y", "45", f"{replay_cmd} tui {path}")
 
     def _tmux(self, *args: str) -> str:
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "TMUX")}
         return subprocess.run(["tmux", "-L", self.sock, *args], capture_output=True,
-                              text=True, check=False).stdout
+                              text=True, check=False, env=env).stdout
 
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p")

@@ -7,7 +7,6 @@ import pathlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Input, SelectionList, Static
@@ -61,14 +60,6 @@ def main(app: ReplayApp) -> MainScreen:
 def seq(app: ReplayApp) -> int | None:
     ev = app.main.timeline.event
     return None if ev is None else ev.seq
-
-
-@pytest.fixture
-def with_diff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until the diff engine is exported as ``replay.diff``, plug it in by hand."""
-    if not hasattr(replay, "diff"):
-        from replay._diff import diff
-        monkeypatch.setattr(replay, "diff", diff, raising=False)
 
 
 def two_runs() -> ReplayApp:
@@ -312,7 +303,7 @@ async def test_stats_screen() -> None:
         assert isinstance(app.screen, MainScreen)
 
 
-async def test_diff_screen_aligns_two_runs(with_diff: None) -> None:
+async def test_diff_screen_aligns_two_runs() -> None:
     app = two_runs()
     async with running(app) as pilot:
         model = main(app).model

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
 from textual.pilot import Pilot
 
 import replay
@@ -75,10 +74,7 @@ def test_stats(snap_compare: Snap) -> None:
     assert snap_compare(sample_app(), terminal_size=SIZE, run_before=keys("s"))
 
 
-def test_diff(snap_compare: Snap, monkeypatch: pytest.MonkeyPatch) -> None:
-    if not hasattr(replay, "diff"):  # until the diff engine is exported
-        from replay._diff import diff
-        monkeypatch.setattr(replay, "diff", diff, raising=False)
+def test_diff(snap_compare: Snap) -> None:
     other = replay.Cassette("/srv/runs/replayed.replay", samples.HEADER,
                             tuple(samples.diverged_run()))
     app = ReplayApp(samples.agent_cassette(), other)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, cast
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
 
 from rich.markup import escape
 from textual import work
@@ -26,7 +26,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 import replay
-from tui.diff_screen import DiffScreen, RunDiffLike
+from tui.diff_screen import DiffScreen
 from tui.main_screen import MainScreen
 from tui.modals import HelpScreen
 from tui.model import DIVERGENCE, RunModel
@@ -34,12 +34,6 @@ from tui.stats import StatsScreen
 
 Source = replay.Cassette | str | os.PathLike[str]
 """A cassette, or the path of one."""
-
-
-def diff_engine() -> Callable[..., RunDiffLike] | None:
-    """``replay.diff`` when this build has the diff engine, else None."""
-    fn = getattr(replay, "diff", None)
-    return cast("Callable[..., RunDiffLike] | None", fn if callable(fn) else None)
 
 
 class ReplayApp(App[None]):
@@ -71,10 +65,10 @@ class ReplayApp(App[None]):
         """The cassette once read."""
         self.model: RunModel | None = None
         """The run once indexed."""
-        self.run_diff: RunDiffLike | None = None
+        self.run_diff: replay.RunDiff | None = None
         """The alignment with ``other`` once computed."""
         self.diff_error: str | None = None
-        """Why there is no diff with ``other`` (engine missing, other unreadable)."""
+        """Why there is no diff with ``other`` (it could not be read)."""
         self.load_error: str | None = None
         """Why nothing could be shown at all."""
         self.title_text = ""
@@ -137,14 +131,10 @@ class ReplayApp(App[None]):
 
     def _align(self, cassette: replay.Cassette, model: RunModel) -> None:
         assert self.other_source is not None
-        engine = diff_engine()
-        if engine is None:
-            self.diff_error = "this build has no diff engine (replay.diff)"
-            return
         self._say(f"aligning with {self._short_name(self.other_source)}…", 1, 2)
         try:
             other = self._read(self.other_source)
-            result = engine(cassette, other, allow_damaged=True)
+            result = replay.diff(cassette, other, allow_damaged=True)
         except (replay.CassetteError, OSError) as exc:
             self.diff_error = f"cannot read the other run: {exc}"
             return

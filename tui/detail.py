@@ -13,7 +13,7 @@ from rich.text import Text
 
 import replay
 from tui.model import GLYPHS, fmt_duration, fmt_offset
-from tui.payloads import body_of, cost_of, headers_of, model_of, provider, usage_of
+from tui.payloads import body_of, headers_of, provider
 from tui.render import highlight, json_block
 from tui.rendered import RenderedView
 
@@ -112,27 +112,28 @@ def detail(ev: replay.Event, flags: set[str], children: int = 0,
 
 
 def _usage(ev: replay.Event) -> list[RenderableType]:
-    kind = provider(ev)
-    if kind is None:
+    call = replay.model_call(ev) if provider(ev) is not None else None
+    if call is None:
         return []
-    model = model_of(ev)
-    usage = usage_of(ev)
-    asked = body_of(ev.request)
-    asked_model = asked.get("model") if isinstance(asked, dict) else None
+    model = call.served_model or call.model
     out: list[RenderableType] = [_heading("model call")]
-    line = Text.assemble(("api ", "dim"), kind, ("  model ", "dim"), (str(model), "bold"))
-    if asked_model and asked_model != model:
-        line.append(f"  (asked for {asked_model})", style="dim")
+    line = Text.assemble(("api ", "dim"), f"{call.provider} {call.api}", ("  model ", "dim"),
+                         (str(model), "bold"))
+    if call.model and call.served_model and call.model != call.served_model:
+        line.append(f"  (asked for {call.model})", style="dim")
+    if call.streamed:
+        line.append("  streamed", style="dim")
     out.append(line)
+    usage = call.usage
     if usage is None:
         out.append(Text("no usage reported", style="dim"))
         return out
-    tokens = Text.assemble(("tokens ", "dim"), f"{usage.input} in",
-                           f" ({usage.cached} cached)" if usage.cached else "",
-                           f" + {usage.output} out = {usage.total}")
-    cost = cost_of(model, usage)
+    tokens = Text.assemble(("tokens ", "dim"), f"{usage.input_tokens} in",
+                           f" ({usage.cached_tokens} cached)" if usage.cached_tokens else "",
+                           f" + {usage.output_tokens} out = {usage.total_tokens}")
     tokens.append("  cost ", style="dim")
-    tokens.append(f"≈ ${cost:.5f}" if cost is not None else "unknown (model not priced)")
+    tokens.append(f"≈ ${usage.cost_usd:.5f}" if usage.cost_usd is not None
+                  else "unknown (model not in the price table)")
     out.append(tokens)
     return out
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar
 
 from rich.console import Group, RenderableType
 from rich.segment import Segment
@@ -23,47 +22,12 @@ from textual.widgets import Footer, Static
 import replay
 from tui.render import highlight, line_summary, one_line
 
-
-class PairLike(Protocol):
-    """What the screen reads from one aligned pair of ``replay.diff``."""
-
-    @property
-    def left(self) -> replay.Event | None: ...
-    @property
-    def right(self) -> replay.Event | None: ...
-    @property
-    def status(self) -> Any: ...
-    @property
-    def changes(self) -> Sequence[replay.Change]: ...
-    @property
-    def prompt_diff(self) -> str: ...
-    @property
-    def output_diff(self) -> str: ...
-    @property
-    def differs(self) -> bool: ...
-    def what(self) -> str: ...
-
-
-class RunDiffLike(Protocol):
-    """What the screen reads from a ``replay.diff`` result."""
-
-    @property
-    def left_name(self) -> str: ...
-    @property
-    def right_name(self) -> str: ...
-    @property
-    def pairs(self) -> Sequence[PairLike]: ...
-    @property
-    def first_index(self) -> int | None: ...
-    def counts(self) -> dict[str, int]: ...
-
-
 GLYPH = {"same": " ", "changed": "≠", "only-left": "<", "only-right": ">", "moved": "↕"}
 
 
-def status_name(pair: PairLike) -> str:
+def status_name(pair: replay.AlignedPair) -> str:
     """The pair's status as text (``same``, ``changed``...)."""
-    return str(getattr(pair.status, "value", pair.status))
+    return pair.status.value
 
 
 class PairTable(ScrollView, can_focus=True, inherit_bindings=False):
@@ -74,7 +38,7 @@ class PairTable(ScrollView, can_focus=True, inherit_bindings=False):
     }
     cursor: reactive[int] = reactive(0, init=False)
 
-    def __init__(self, diff: RunDiffLike, *, id: str | None = None) -> None:
+    def __init__(self, diff: replay.RunDiff, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.diff = diff
         self.pairs = diff.pairs
@@ -139,7 +103,7 @@ class PairTable(ScrollView, can_focus=True, inherit_bindings=False):
         return Strip(line, width)
 
 
-def pair_detail(pair: PairLike, first: bool) -> RenderableType:
+def pair_detail(pair: replay.AlignedPair, first: bool) -> RenderableType:
     """What differs in one pair: the structural changes and prompt/answer text diffs."""
     parts: list[RenderableType] = []
     label = Text.assemble(("FIRST DIVERGENCE  " if first else "", "bold reverse red"),
@@ -203,7 +167,7 @@ class DiffScreen(Screen[None]):
         Binding("question_mark", "app.open_help", "Help"),
     ]
 
-    def __init__(self, diff: RunDiffLike) -> None:
+    def __init__(self, diff: replay.RunDiff) -> None:
         super().__init__()
         self.diff = diff
 

@@ -370,6 +370,7 @@ class MainScreen(Screen[None]):
 
     def action_tab(self, name: str) -> None:
         self.query_one("#tabs", TabbedContent).active = name
+        self.refresh_pane()  # now, so keys typed right after act on the new tab
 
     def action_scroll_pane(self, direction: int) -> None:
         pane = {"detail": DetailPane, "conversation": ConversationPane}.get(self.active_tab)

@@ -1,63 +1,19 @@
-"""Reading model calls out of events: provider, model, usage, cost and stream text.
+"""Reading HTTP events for the TUI: headers, bodies, API shape and stream text.
 
-Pure functions over :class:`replay.Event`, no Textual, so the stats screen, the
-detail pane, the stream player and the benchmarks share one reading of the
-wire formats: OpenAI Chat Completions, OpenAI Responses and Anthropic Messages,
-plain JSON or server-sent events (SSE).
+Pure functions over :class:`replay.Event`, no Textual. Models, token usage and
+cost come from ``replay.model_call`` (one price table for diff and TUI); this
+module adds what only the TUI needs: a cheap test for "is this a model call"
+(for jumps over 100,000 events) and the text each SSE chunk adds to the answer
+(OpenAI Chat Completions, OpenAI Responses, Anthropic Messages), for playback.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import replay
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Token counts reported by a model API."""
-
-    input: int = 0
-    """Prompt / input tokens."""
-    output: int = 0
-    """Completion / output tokens."""
-    cached: int = 0
-    """Input tokens served from the provider's prompt cache (part of ``input``)."""
-
-    @property
-    def total(self) -> int:
-        """Input plus output."""
-        return self.input + self.output
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(self.input + other.input, self.output + other.output,
-                     self.cached + other.cached)
-
-
-PRICES: Mapping[str, tuple[float, float]] = {
-    # USD per million (input, output) tokens, public list prices; longest prefix wins.
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4.1-nano": (0.10, 0.40),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-5-nano": (0.05, 0.40),
-    "gpt-5-mini": (0.25, 2.00),
-    "gpt-5": (1.25, 10.00),
-    "o3-mini": (1.10, 4.40),
-    "o4-mini": (1.10, 4.40),
-    "o3": (2.00, 8.00),
-    "claude-3-5-haiku": (0.80, 4.00),
-    "claude-3-5-sonnet": (3.00, 15.00),
-    "claude-3-7-sonnet": (3.00, 15.00),
-    "claude-haiku-4": (1.00, 5.00),
-    "claude-sonnet-4": (3.00, 15.00),
-    "claude-opus-4": (15.00, 75.00),
-}
-"""An estimate only: prices change, and cached-token discounts are ignored."""
 
 
 def headers_of(part: Any) -> list[tuple[str, str]]:
@@ -97,79 +53,6 @@ def provider(ev: replay.Event) -> str | None:
 def is_model_call(ev: replay.Event) -> bool:
     """True for a request to a model API we can read."""
     return provider(ev) is not None
-
-
-def model_of(ev: replay.Event) -> str | None:
-    """The model that answered (response body), else the one asked for."""
-    body = body_of(ev.response)
-    if isinstance(body, dict) and isinstance(body.get("model"), str):
-        return str(body["model"])
-    for data in sse_data(ev):
-        found = _dig(data, ("model",), ("message", "model"), ("response", "model"))
-        if isinstance(found, str):
-            return found
-    asked = body_of(ev.request)
-    if isinstance(asked, dict) and isinstance(asked.get("model"), str):
-        return str(asked["model"])
-    return None
-
-
-def usage_of(ev: replay.Event) -> Usage | None:
-    """Token usage of a model call, from the JSON body or the SSE stream."""
-    if provider(ev) is None:
-        return None
-    body = body_of(ev.response)
-    if isinstance(body, dict) and isinstance(body.get("usage"), dict):
-        return _usage(body["usage"])
-    found: Usage | None = None
-    for data in sse_data(ev):
-        raw = _dig(data, ("usage",), ("message", "usage"), ("response", "usage"))
-        if not isinstance(raw, dict):
-            continue
-        part = _usage(raw)
-        if found is None:
-            found = part
-        else:  # anthropic: input in message_start, cumulative output in message_delta
-            found = Usage(max(found.input, part.input), max(found.output, part.output),
-                          max(found.cached, part.cached))
-    return found
-
-
-def _usage(raw: dict[str, Any]) -> Usage:
-    def num(*keys: str) -> int:
-        for k in keys:
-            v = raw.get(k)
-            if isinstance(v, int) and not isinstance(v, bool):
-                return v
-        return 0
-
-    details = raw.get("prompt_tokens_details") or raw.get("input_tokens_details") or {}
-    cached = details.get("cached_tokens", 0) if isinstance(details, dict) else 0
-    cached = cached or num("cache_read_input_tokens")
-    return Usage(num("prompt_tokens", "input_tokens"), num("completion_tokens", "output_tokens"),
-                 cached if isinstance(cached, int) else 0)
-
-
-def cost_of(model: str | None, usage: Usage | None) -> float | None:
-    """Estimated USD cost from :data:`PRICES`; None when the model is not listed."""
-    if model is None or usage is None:
-        return None
-    name = model.split("/")[-1]
-    best = max((p for p in PRICES if name.startswith(p)), key=len, default=None)
-    if best is None:
-        return None
-    pin, pout = PRICES[best]
-    return (usage.input * pin + usage.output * pout) / 1e6
-
-
-def _dig(data: Any, *paths: tuple[str, ...]) -> Any:
-    for path in paths:
-        cur = data
-        for key in path:
-            cur = cur.get(key) if isinstance(cur, dict) else None
-        if cur is not None:
-            return cur
-    return None
 
 
 # --- server-sent events -------------------------------------------------------------

@@ -19,7 +19,7 @@ from textual.widgets import Footer, Static
 
 import replay
 from tui.model import RunModel, fmt_duration
-from tui.payloads import Usage, cost_of, model_of, provider, usage_of
+from tui.payloads import provider
 
 BUCKETS: tuple[tuple[str, int], ...] = (
     ("<1ms", 1_000_000), ("1-10ms", 10_000_000), ("10-100ms", 100_000_000),
@@ -28,14 +28,17 @@ BUCKETS: tuple[tuple[str, int], ...] = (
 """Latency histogram buckets: label and exclusive upper bound in ns."""
 
 
+NO_USAGE = replay.Usage(calls=0, cost_usd=0.0)
+
+
 @dataclass
 class ModelStats:
     """Calls to one model."""
 
     calls: int = 0
     errors: int = 0
-    usage: Usage = field(default_factory=Usage)
-    cost: float | None = 0.0
+    usage: replay.Usage = NO_USAGE
+    """Summed over the calls that reported usage (``cost_usd`` None: some price unknown)."""
     latencies: list[int] = field(default_factory=list)
 
 
@@ -71,21 +74,17 @@ def compute(model: RunModel) -> RunStats:
 
 
 def _model_call(st: RunStats, ev: replay.Event) -> None:
-    name = model_of(ev) or "?"
+    call = replay.model_call(ev)
+    if call is None:
+        return
+    name = call.served_model or call.model or "?"
     ms = st.models.setdefault(name, ModelStats())
     ms.calls += 1
     ms.latencies.append(ev.duration_ns)
-    res = ev.response
-    status = res.get("status") if isinstance(res, dict) else None
-    if ev.error is not None or (isinstance(status, int) and status >= 400):
+    if ev.error is not None or (call.status is not None and call.status >= 400):
         ms.errors += 1
-        return
-    usage = usage_of(ev)
-    if usage is None:
-        return
-    ms.usage = ms.usage + usage
-    cost = cost_of(name, usage)
-    ms.cost = None if cost is None or ms.cost is None else ms.cost + cost
+    elif call.usage is not None:
+        ms.usage = ms.usage + call.usage
 
 
 def percentile(sorted_ns: list[int], p: float) -> int:
@@ -133,19 +132,19 @@ def render(st: RunStats) -> RenderableType:
     for col in ("model", "calls", "errors", "input tok", "output tok", "cached", "cost ≈",
                 "p50", "max"):
         models.add_column(col, justify="left" if col == "model" else "right")
-    total = Usage()
-    total_cost: float | None = 0.0
+    total = NO_USAGE
     for name, ms in sorted(st.models.items()):
         total = total + ms.usage
-        total_cost = None if ms.cost is None or total_cost is None else total_cost + ms.cost
-        models.add_row(name, str(ms.calls), str(ms.errors), f"{ms.usage.input:,}",
-                       f"{ms.usage.output:,}", f"{ms.usage.cached:,}", _money(ms.cost),
+        u = ms.usage
+        models.add_row(name, str(ms.calls), str(ms.errors), f"{u.input_tokens:,}",
+                       f"{u.output_tokens:,}", f"{u.cached_tokens:,}", _money(u.cost_usd),
                        fmt_duration(percentile(ms.latencies, 50)),
                        fmt_duration(percentile(ms.latencies, 100)))
     if st.models:
         models.add_row(Text("all", style="bold"), str(sum(m.calls for m in st.models.values())),
-                       str(sum(m.errors for m in st.models.values())), f"{total.input:,}",
-                       f"{total.output:,}", f"{total.cached:,}", _money(total_cost), "", "",
+                       str(sum(m.errors for m in st.models.values())),
+                       f"{total.input_tokens:,}", f"{total.output_tokens:,}",
+                       f"{total.cached_tokens:,}", _money(total.cost_usd), "", "",
                        style="bold")
     hist = Table(title="Latency distribution (events per duration bucket)",
                  **_TABLE)

@@ -102,28 +102,27 @@ class StreamPane(Vertical):
         return len(self.pieces)
 
     def load(self, ev: replay.Event | None) -> None:
-        """Show the stream of ``ev`` (paused, nothing played yet)."""
+        """Show the stream of ``ev`` (paused, nothing played yet); same event: no change."""
+        if ev is self.event and ev is not None:
+            return
         self._stop_timer()
         self.playing = False
-        same = ev is self.event
         self.event = ev
-        if not same:
-            self.pieces = stream_pieces(ev) if ev is not None and ev.chunks else []
-            self.gaps = chunk_gaps_ms(ev) if ev is not None and ev.chunks else []
-            spark_widget = self.query_one(GapSparkline)
-            spark_widget.gaps = tuple(self.gaps)
-            if self.gaps:
-                rest = self.gaps[1:] or self.gaps
-                ms = 1_000_000
-                info = (f"first chunk {fmt_duration(int(self.gaps[0] * ms))} · gaps median "
-                        f"{fmt_duration(int(statistics.median(rest) * ms))}, max "
-                        f"{fmt_duration(int(max(rest) * ms))} · total "
-                        f"{fmt_duration(ev.chunks[-1].at_ns) if ev else '-'}")
-            else:
-                info = ""
-            self.query_one("#stream-gapinfo", Static).update(Text(info, style="dim"),
-                                                             layout=False)
-            self.position = 0
+        self.pieces = stream_pieces(ev) if ev is not None and ev.chunks else []
+        self.gaps = chunk_gaps_ms(ev) if ev is not None and ev.chunks else []
+        spark_widget = self.query_one(GapSparkline)
+        spark_widget.gaps = tuple(self.gaps)
+        if self.gaps:
+            rest = self.gaps[1:] or self.gaps
+            ms = 1_000_000
+            info = (f"first chunk {fmt_duration(int(self.gaps[0] * ms))} · gaps median "
+                    f"{fmt_duration(int(statistics.median(rest) * ms))}, max "
+                    f"{fmt_duration(int(max(rest) * ms))} · total "
+                    f"{fmt_duration(ev.chunks[-1].at_ns) if ev else '-'}")
+        else:
+            info = ""
+        self.query_one("#stream-gapinfo", Static).update(Text(info, style="dim"))
+        self.position = 0
         self._redraw()
 
     # --- controls --------------------------------------------------------------------

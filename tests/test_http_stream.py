@@ -36,6 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
     """``/stream?n=&ms=`` chunked SSE, ``/gzip``, ``/json``, ``/slow?ms=``, ``/count``."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes
     server: LocalServer
 
     def log_message(self, *args: Any) -> None:

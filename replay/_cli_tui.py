@@ -7,6 +7,7 @@ command (and ``import replay``) never loads it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Any
@@ -26,6 +27,9 @@ def register(sub: Any) -> None:
     p.add_argument("--at", metavar="WHERE", default=None,
                    help="start at event number N, or at the first 'error', 'divergence' "
                         "or 'drift'")
+    p.add_argument("--findings", metavar="JSON", default=None,
+                   help="flag events named in a 'replay drift --json' report as drift, "
+                        "with each finding's sentence in the detail pane")
     p.set_defaults(func=cmd_tui)
 
 
@@ -41,11 +45,39 @@ def parse_at(value: str | None) -> int | str | None:
                      f"not {value!r}")
 
 
+def read_findings(path: str) -> tuple[dict[int, set[str]], dict[int, list[str]]]:
+    """Flags and notes by seq from a ``replay drift --json`` document.
+
+    Findings about the process context (no event) are left out; ValueError
+    when the file is not such a document.
+    """
+    with open(path, encoding="utf-8") as f:
+        try:
+            doc = json.load(f)
+        except ValueError as exc:
+            raise ValueError(f"{path} is not JSON: {exc}") from None
+    if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith(
+            "agent-replay/drift/") or not isinstance(doc.get("findings"), list):
+        raise ValueError(f"{path} is not a 'replay drift --json' report")
+    flags: dict[int, set[str]] = {}
+    notes: dict[int, list[str]] = {}
+    for item in doc["findings"]:
+        seq = item.get("seq") if isinstance(item, dict) else None
+        if type(seq) is not int:
+            continue
+        flags.setdefault(seq, set()).add("drift")
+        notes.setdefault(seq, []).append(
+            f"drift ({item.get('severity', '?')}, {item.get('kind', '?')}): "
+            f"{item.get('message', '')}")
+    return flags, notes
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
     """``replay tui``."""
     try:
         start_at = parse_at(args.at)
-    except ValueError as exc:
+        flags, notes = read_findings(args.findings) if args.findings else ({}, {})
+    except (ValueError, OSError) as exc:
         sys.stderr.write(f"replay: {exc}\n")
         return 2
     for path in (args.cassette, args.other):
@@ -54,5 +86,5 @@ def cmd_tui(args: argparse.Namespace) -> int:
             return 2
     from tui.app import ReplayApp  # Textual loads here, and only here
 
-    ReplayApp(args.cassette, args.other, start_at=start_at).run()
+    ReplayApp(args.cassette, args.other, flags=flags, notes=notes, start_at=start_at).run()
     return 0

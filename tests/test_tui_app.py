@@ -7,6 +7,7 @@ import pathlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Input, SelectionList, Static
@@ -373,3 +374,83 @@ async def test_quit() -> None:
         await pilot.press("q")
         await pilot.pause()
         assert not app.is_running
+
+
+async def test_remaining_keys_of_the_other_screens() -> None:
+    app = two_runs()
+    async with running(app) as pilot:
+        for back in ("escape", "q", "c"):
+            await press(pilot, "c")
+            assert isinstance(app.screen, DiffScreen)
+            await press(pilot, back)
+            assert isinstance(app.screen, MainScreen), back
+        await press(pilot, "c", "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await press(pilot, "escape")
+        screen = app.screen
+        assert isinstance(screen, DiffScreen)
+        await pilot.click("#pairs", offset=(3, 2))
+        await settle(pilot)
+        assert screen.table.cursor == 2
+        await press(pilot, "escape")
+        for back in ("escape", "q", "s"):
+            await press(pilot, "s")
+            assert isinstance(app.screen, StatsScreen)
+            await press(pilot, "j", "k", back)
+            assert isinstance(app.screen, MainScreen), back
+        await press(pilot, "f")
+        sel = app.screen.query_one(SelectionList)
+        sel.highlighted = 1  # http (channels are listed sorted)
+        await press(pilot, "space", "enter")
+        assert main(app).model.channel_filter == frozenset({"http"})
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_a_hundred_thousand_events_stay_virtual() -> None:
+    cassette = replay.Cassette("big.replay", samples.HEADER,
+                               tuple(samples.big_run(100_000)))
+    app = ReplayApp(cassette)
+    async with running(app) as pilot:
+        tl = main(app).timeline
+        await press(pilot, "G")
+        assert seq(app) == 99_999
+        await press(pilot, "pageup", "E")
+        model = main(app).model
+        assert tl.index is not None and ERROR in model.flags_of(tl.index)
+        await press(pilot, "F")
+        assert len(model.rows) == 2 * 4762  # a raise and a 429 in each of 4,762 laps
+        await press(pilot, "x", "g", "j")
+        assert seq(app) == 1
+        # only lines that were on screen were ever built
+        assert len(tl._cache) < 4 * SIZE[1]
+
+
+async def test_loading_shows_progress_until_the_worker_is_done(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    path = samples.write(tmp_path / "slow.replay", samples.agent_run())
+    gate = threading.Event()
+    real = replay.read_cassette
+
+    def slow_read(*args: Any, **kwargs: Any) -> replay.Cassette:
+        assert gate.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(replay, "read_cassette", slow_read)
+    app = ReplayApp(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = main(app)
+        assert not screen.query_one("#loading").has_class("hidden")
+        assert screen.query_one("#panes").has_class("hidden")
+        label = screen.query_one("#loading-label", Static)
+        assert "reading slow.replay (0.0 MB)" in text_of(label)
+        await pilot.press("j", "c", "s")  # keys while loading do no harm
+        await pilot.pause()
+        assert "still loading" in screen.message
+        gate.set()
+        await settle(pilot)
+        assert screen.query_one("#loading").has_class("hidden") and app.model is not None

@@ -85,7 +85,13 @@ class ReplayApp(App[None]):
 
     def begin_load(self) -> None:
         """Start reading (the main screen calls this once it is mounted)."""
-        self.main.progress(f"reading {escape(self._short_name(self.source))}…")
+        what = escape(self._short_name(self.source))
+        if not isinstance(self.source, replay.Cassette):
+            try:
+                what += f" ({os.path.getsize(self.source) / 1e6:.1f} MB)"
+            except OSError:
+                pass
+        self.main.progress(f"reading {what}…")
         self.call_after_refresh(self.load)  # paint the loading screen first
 
     @staticmethod

@@ -222,9 +222,11 @@ class Session:
                 return self._serve(found, state, channel, request, site, start, meta)
         elif matcher is not None and self._sink is None:
             return None  # inside a tool running live under strict replay: not matched
-        pending = Pending(self, next(self._seq), channel, request, state.id, site, start,
-                          parent, None, meta)
-        self.live_events += 1
+        with self._seq_lock:
+            seq = next(self._seq)
+            self.live_events += 1
+        pending = Pending(self, seq, channel, request, state.id, site, start, parent, None,
+                          meta)
         for hook in self.on_begin:
             hook(pending)
         return pending

@@ -117,7 +117,7 @@ def test_fifty_shuffled_replays_are_byte_identical(
           f"orders; reordered events per replay min {min(reordered)} max {max(reordered)}")
     assert len(orders) > REPLAYS // 2  # the scheduling really was shuffled
     assert min(reordered) > 0
-    assert elapsed < 20
+    assert elapsed < 30  # a few seconds on an idle machine
 
 
 def test_thread_and_taskgroup_ids_do_not_depend_on_start_order(tmp_path: Path) -> None:

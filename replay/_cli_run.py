@@ -19,6 +19,8 @@ import sys
 import tempfile
 from typing import Any
 
+from replay._session import RecordMode
+
 BOOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_boot")
 
 
@@ -41,10 +43,13 @@ def register(sub: Any) -> None:
     play.add_argument("--break", dest="break_at", type=int, action="append", default=[],
                       metavar="N", help="open the debugger in the agent's frame when it asks "
                       "for event N (repeatable; honours PYTHONBREAKPOINT)")
-    play.add_argument("--live", action="store_true",
-                      help="new-events mode: replay what still matches, run the rest live "
-                      "and write the run as it happened (to -o, else over the cassette)")
-    play.add_argument("-o", "--output", help="with --live: the cassette to write")
+    play.add_argument("--mode", choices=[m.value for m in RecordMode], default="replay",
+                      help="replay (default: strict, no network), auto (replay if the "
+                      "cassette exists, else record), new-events (replay what matches, run "
+                      "and record the rest), record")
+    play.add_argument("--live", action="store_true", help="the same as --mode new-events")
+    play.add_argument("-o", "--output", help="where a recording mode writes (default: the "
+                      "cassette itself)")
     play.set_defaults(func=cmd_play)
 
 
@@ -113,15 +118,20 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_play(args: argparse.Namespace) -> int:
     """``replay play``."""
     command = _command(args.program)
-    if args.output and not args.live:
-        raise SystemExit("replay: -o is for --live (strict replay writes nothing)")
-    extra: dict[str, Any] = {"unused": args.unused, "allow_damaged": args.allow_damaged}
-    extra.update(play_options(args))
-    mode = "replay"
+    mode = RecordMode.parse(args.mode)
     if args.live:
-        mode = "new-events"
-        extra["output"] = os.path.abspath(args.output or args.cassette)
-    code, result = run_child(mode, args.cassette, command, extra=extra)
+        if mode not in (RecordMode.REPLAY, RecordMode.NEW_EVENTS):
+            raise SystemExit(f"replay: --live is --mode new-events, not {mode.value}")
+        mode = RecordMode.NEW_EVENTS
+    if args.output and mode is RecordMode.REPLAY:
+        raise SystemExit("replay: -o is for the recording modes (strict replay writes nothing)")
+    extra: dict[str, Any] = {"unused": args.unused, "allow_damaged": args.allow_damaged,
+                             "output": os.path.abspath(args.output or args.cassette)}
+    if os.path.exists(args.cassette):
+        extra.update(play_options(args))
+    elif args.break_at:
+        raise SystemExit(f"replay: --break needs the cassette, and {args.cassette} is missing")
+    code, result = run_child(mode.value, args.cassette, command, extra=extra)
     return report_child(code, result)
 
 

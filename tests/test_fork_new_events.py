@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -129,3 +132,24 @@ def test_modes_reject_options_they_do_not_take(tmp_path: Path) -> None:
         replay.run(tmp_path / "x.replay", mode="replay", at=3)
     with pytest.raises(ValueError, match="record, replay, auto, new-events"):
         replay.run(tmp_path / "x.replay", mode="fork")
+
+
+def test_cli_play_takes_the_record_mode(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    agent_py = str(root / "fixtures" / "agents" / "core_agent.py")
+    path = tmp_path / "auto.replay"
+
+    def play(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "replay._cli", "play", str(path), *args, "--", "python",
+             agent_py, "--sleep", "0"], capture_output=True, text=True, cwd=root,
+            timeout=120, env=dict(os.environ, PYTHONPATH=str(root)))
+
+    first = play("--mode", "auto")  # no cassette yet: records
+    assert first.returncode == 0, first.stderr
+    assert path.exists() and f"to {path}" in first.stderr
+    again = play("--mode", "auto", "--unused", "fail")  # now it replays
+    assert again.returncode == 0 and again.stdout == first.stdout
+    assert "0 divergence(s)" in again.stderr and "wrote" not in again.stderr
+    assert play("--mode", "once").returncode != 0
+    assert "-o is for the recording modes" in play("-o", str(tmp_path / "x.replay")).stderr

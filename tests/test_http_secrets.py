@@ -40,7 +40,7 @@ S = {  # name -> secret; names only ever appear in source lines, never the value
     "resp_key": "resp-header-key-0007",
     "qs_key": "qs-secret-0008",
     "qs_token": "qs-token-0009",
-    "google": "AIzaSyA1234567890abcdefghijklmnopqrstu",
+    "google": "AIzaSyA1234567890abcdefghijklmnopqrstuv",
     "openai_proj": "sk-proj-AAAAbbbbCCCCdddd0011",
     "anthropic": "sk-ant-api03-EEEEffffGGGG0012",
     "aws": "AKIAIOSFODNN7EXAMP13",

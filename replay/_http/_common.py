@@ -15,8 +15,9 @@ library made them, and any of them can answer a request recorded by another:
 
 The canonical URL has a lower-case scheme and host, no default port, no user
 info or fragment, and its query parameters sorted (their encoding untouched).
-A JSON body is parsed (maps compare equal whatever their key order, so key
-order never decides a match); any other body is kept as bytes.
+A JSON body is parsed with its keys sorted (one stored form for the same
+content, and key order never decides a match); any other body is kept as
+bytes.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def canonical_url(url: str) -> str:
 
 
 def canonical_body(content: Any, content_type: str | None = None) -> Value:
-    """A request body for matching: parsed JSON, else bytes, else None."""
+    """A request body for matching: parsed JSON (keys sorted), else bytes, else None."""
     if content is None or content == b"" or content == "":
         return None
     if isinstance(content, dict | list):
@@ -83,16 +84,26 @@ def canonical_body(content: Any, content_type: str | None = None) -> Value:
     head = data.lstrip()[:1]
     if head in (b"{", b"[") or (content_type is not None and "json" in content_type.lower()):
         try:
-            parsed: Value = json.loads(data, parse_constant=str)
+            parsed: Value = json.loads(data, object_pairs_hook=_sorted_object,
+                                       parse_constant=str)
             return parsed
         except ValueError:
             pass
     return data
 
 
+def _sorted_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    pairs.sort(key=_first)
+    return dict(pairs)
+
+
+def _first(pair: tuple[str, Any]) -> str:
+    return pair[0]
+
+
 def _plain(v: Any) -> Value:
     if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
+        return {str(k): _plain(v[k]) for k in sorted(v, key=str)}
     if isinstance(v, list | tuple):
         return [_plain(x) for x in v]
     if v is None or isinstance(v, bool | int | float | str | bytes):

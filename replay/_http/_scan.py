@@ -72,13 +72,18 @@ class Scanner:
 
     def text(self, s: str, where: str) -> Iterator[tuple[str, str, str]]:
         """(where, kind, value) for every secret in ``s``."""
+        taken: list[tuple[int, int]] = []  # a more specific shape listed first wins
         for label, rx in self.patterns:
             for m in rx.finditer(s):
-                yield where, label, m.group(0)
+                if not any(a < m.end() and m.start() < b for a, b in taken):
+                    taken.append(m.span())
+                    yield where, label, m.group(0)
         if "=" in s:
             for m in _URL_PARAM.finditer(s):
                 name, value = m.group(2), m.group(3)
-                if name.lower() in self.params and value and not _MASKED.match(value):
+                a, b = m.span(3)
+                if (name.lower() in self.params and value and not _MASKED.match(value)
+                        and not any(x < b and a < y for x, y in taken)):
                     yield where, f"param:{name.lower()}", value
 
     def value(self, v: Any, where: str, key: str | None = None

@@ -121,7 +121,7 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def agent(url: str, port: int, key: str = S["qs_key"]) -> list[Any]:
+def agent(url: str, port: int, key: str = S["qs_key"], extra: bool = False) -> list[Any]:
     """One run touching every place a secret can hide."""
     out: list[Any] = []
     with httpx2.Client() as client:
@@ -144,6 +144,9 @@ def agent(url: str, port: int, key: str = S["qs_key"]) -> list[Any]:
     except requests.ConnectionError as exc:
         out.append(type(exc).__name__)
     out.append(requests.get(url + "/plain", headers={"Cookie": S["cookie"]}, timeout=5).json())
+    if extra:  # a call the first recording did not make: appended by new-events
+        out.append(httpx2.get(f"{url}/more?token={S['qs_token']}",
+                              headers={"X-Api-Key": S["xapikey"]}).json())
     return out
 
 
@@ -183,6 +186,20 @@ def test_default_cassettes_hold_no_secret_and_replay_still_matches(server: str,
         again = agent(server, port, key="another-rotated-key")
     assert len(again) == len(recorded) and again[-1]["aws"] == "*" * len(S["aws"])
     assert cli(["scan", str(path)]) == 0
+
+
+def test_new_events_runs_append_through_the_redactor(server: str, tmp_path: Path) -> None:
+    path = tmp_path / "append.replay"
+    port = closed_port()
+    with replay.record(path):
+        agent(server, port)
+    with replay.run(path, "new-events") as run:
+        agent(server, port, extra=True)
+    assert run.result is not None and run.result.live >= 1
+    events = [e for e in replay.load(path).events if e.channel == "http"]
+    assert any(str(e.request["url"]).startswith(server + "/more")  # type: ignore[index]
+               for e in events)
+    assert leaked(path, DEFAULT_SHAPES) == []
 
 
 def test_user_patterns_and_callback(server: str, tmp_path: Path) -> None:

@@ -81,6 +81,7 @@ class MainScreen(Screen[None]):
         self.message = ""
         """The last notice shown in the status line (cleared on the next move)."""
         self._shown: int | None = None
+        self._pane_shows: tuple[str, int | None] = ("", None)
 
     @property
     def replay_app(self) -> ReplayApp:
@@ -191,6 +192,9 @@ class MainScreen(Screen[None]):
         tl = self.timeline
         ev, i = tl.event, tl.index
         tab = self.active_tab
+        if (tab, i) == self._pane_shows:
+            return
+        self._pane_shows = (tab, i)
         if tab == "detail":
             flags = self.model.flags_of(i) if i is not None else set()
             kids = self.model.children.get(ev.seq, 0) if ev is not None else 0

@@ -236,7 +236,8 @@ async def test_async_streams_record_and_replay_at_pace(server: LocalServer,
             chunks = [c async for c in response.aiter_raw()]
         return chunks, time.perf_counter() - t0
 
-    async with httpx.AsyncClient() as client:
+    transport = replay.httpx_transport(httpx.AsyncHTTPTransport())  # wraps a default one
+    async with httpx.AsyncClient(transport=transport) as client:
         async with replay.record(path):
             recorded, recorded_s = await read(client)
         server.stop()
@@ -245,6 +246,7 @@ async def test_async_streams_record_and_replay_at_pace(server: LocalServer,
         async with replay.play(path, speed=2.0):
             paced, paced_s = await read(client)
     assert instant == paced == recorded and len(recorded) == 40
+    assert len([e for e in replay.load(path).events if e.channel == "http"]) == 1
     assert instant_s < 0.05 * recorded_s
     assert abs(paced_s - recorded_s / 2) <= 0.2 * recorded_s / 2, (paced_s, recorded_s)
 

@@ -78,7 +78,17 @@ def classify(code: CodeType) -> int:
     return kind
 
 
+_file_cache: dict[str, int] = {}
+
+
 def _classify_file(filename: str) -> int:
+    kind = _file_cache.get(filename)
+    if kind is None:
+        kind = _file_cache[filename] = _classify_path(filename)
+    return kind
+
+
+def _classify_path(filename: str) -> int:
     if filename.startswith("<frozen"):
         name = filename[8:-1]
         return INFRA if name.split(".")[0] in _INFRA_MODULES else STDLIB

@@ -23,6 +23,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -177,7 +178,24 @@ def _agent() -> dict[str, str] | None:
     return found or _pyproject(os.getcwd())
 
 
+_GIT_TTL_S = 10.0
+_git_cache: dict[str, tuple[float, tuple[str | None, bool | None]]] = {}
+
+
 def _git(cwd: str) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the working tree at ``cwd``; asked of git at most every
+    few seconds per directory, so a suite of many short runs does not spawn two
+    git processes per run."""
+    now = time.monotonic()
+    hit = _git_cache.get(cwd)
+    if hit is not None and now - hit[0] < _GIT_TTL_S:
+        return hit[1]
+    found = _ask_git(cwd)
+    _git_cache[cwd] = (now, found)
+    return found
+
+
+def _ask_git(cwd: str) -> tuple[str | None, bool | None]:
     env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, env=env, timeout=3,

@@ -48,6 +48,9 @@ PatchList = list[tuple[object, str, object]]
 
 _LOCK = threading.RLock()
 _saved: list[tuple[object, str, object, bool]] = []
+_modules_before: set[str] = set()
+"""Names in sys.modules at install: only later ones (and user modules) can
+have bound the fake datetime classes while the session ran."""
 _PROVIDERS: list[Callable[[], PatchList]] = []
 
 # -- originals, captured once -------------------------------------------------
@@ -402,9 +405,8 @@ def _targets() -> PatchList:
     if backend_cls is not None and "sleep" in vars(backend_cls):
         patches.append((backend_cls, "sleep", classmethod(
             lambda cls, delay: async_sleep(delay))))
-    for mod in list(sys.modules.values()):
-        f = getattr(mod, "__file__", None)
-        if not isinstance(f, str) or not _is_user_file(f):
+    for modname, mod in list(sys.modules.items()):
+        if not _is_user_module(modname, mod):
             continue
         try:
             names = list(vars(mod).items())
@@ -425,6 +427,8 @@ def install() -> None:
     with _LOCK:
         if _saved:
             return
+        _modules_before.clear()
+        _modules_before.update(sys.modules)
         for owner, attr, new in _targets():
             # Only what the owner itself holds is saved and restored: an attribute
             # it inherits (a method of the shared generator's class) is deleted
@@ -447,9 +451,12 @@ def uninstall() -> None:
                     delattr(owner, attr)
                 except AttributeError:
                     pass
+        before = _modules_before
         for modname, mod in list(sys.modules.items()):
             if modname == "replay" or modname.startswith("replay."):
                 continue
+            if modname in before and not _is_user_module(modname, mod):
+                continue  # a library loaded before the session never saw the fakes
             try:
                 items = list(vars(mod).items())
             except TypeError:
@@ -459,6 +466,28 @@ def uninstall() -> None:
                     setattr(mod, name, _real_datetime)
                 elif value is FakeDate:
                     setattr(mod, name, _real_date)
+
+
+def _module_file(mod: object) -> str | None:
+    """A module's ``__file__`` read from its dict: ``getattr`` would run the
+    ``__getattr__`` hooks of lazy modules, thousands of times per session."""
+    try:
+        f = vars(mod).get("__file__")
+    except TypeError:
+        return None
+    return f if isinstance(f, str) else None
+
+
+_USER_MODULES: dict[str, bool] = {}
+
+
+def _is_user_module(name: str, mod: object) -> bool:
+    """Whether module ``name`` is the user's own code (cached by name)."""
+    user = _USER_MODULES.get(name)
+    if user is None:
+        f = _module_file(mod)
+        user = _USER_MODULES[name] = f is not None and _is_user_file(f)
+    return user
 
 
 def installed() -> bool:

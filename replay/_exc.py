@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import traceback as _tb
+from collections.abc import Callable
 from typing import Any
 
 from replay._errors import ReplayError
@@ -58,24 +59,60 @@ def resolve_type(name: str) -> type[BaseException] | None:
     return None
 
 
-def rebuild(recorded: RecordedError, seq: int | None = None) -> BaseException:
-    """An exception equal in type and message to the recorded one."""
-    cls = resolve_type(recorded.type)
-    exc: BaseException
-    if cls is None:
-        exc = ReplayedException(recorded)
-    else:
+def _safe_str(exc: BaseException) -> str | None:
+    try:
+        return str(exc)
+    except Exception:
+        return None
+
+
+def _construct(cls: type[BaseException], recorded: RecordedError) -> BaseException | None:
+    """``cls`` built from the recorded args, if that gives the recorded message."""
+    makers: tuple[Callable[[], BaseException], ...] = (
+        lambda: cls(*recorded.args), lambda: cls.__new__(cls, *recorded.args))
+    for make in makers:
         try:
-            exc = cls(*recorded.args)
-        except Exception:
-            exc = cls.__new__(cls, *recorded.args)
+            exc = make()
             exc.args = tuple(recorded.args)
-        if str(exc) != recorded.message:
-            try:
-                exc = cls.__new__(cls, recorded.message)
-                exc.args = (recorded.message,)
-            except Exception:
-                exc = ReplayedException(recorded)
+        except Exception:
+            continue
+        if _safe_str(exc) == recorded.message:
+            return exc
+    return None
+
+
+def _stand_in(cls: type[BaseException], recorded: RecordedError) -> BaseException | None:
+    """A subclass of ``cls`` that carries the message without running ``cls``'s
+    constructor, for types that need more than a message to be built (an
+    aiohttp connector error wants a connection key). ``except cls`` catches it."""
+    message = recorded.message
+    try:
+        sub: type[BaseException] = type(cls.__name__, (cls,), {
+            "__init__": lambda self, *a, **k: None,
+            "__str__": lambda self: message,
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+        })
+        exc: BaseException = sub.__new__(sub)
+        BaseException.__init__(exc, message)
+        return exc
+    except Exception:
+        return None
+
+
+def rebuild(recorded: RecordedError, seq: int | None = None) -> BaseException:
+    """An exception equal in type and message to the recorded one.
+
+    Never raises itself: an exception type that cannot be rebuilt becomes a
+    subclass of it carrying the message, and failing that a
+    :class:`ReplayedException`.
+    """
+    cls = resolve_type(recorded.type)
+    exc: BaseException | None = None
+    if cls is not None:
+        exc = _construct(cls, recorded) or _stand_in(cls, recorded)
+    if exc is None:
+        exc = ReplayedException(recorded)
     where = f" from event #{seq}" if seq is not None else ""
     exc.add_note(f"[agent-replay] replayed{where}; recorded traceback:\n{recorded.traceback}")
     return exc

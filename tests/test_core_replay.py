@@ -287,3 +287,32 @@ def test_integers_beyond_64_bits_round_trip(tmp_path: Path) -> None:
     with replay.play(path, unused="fail"):
         assert (big_number(200), random.getrandbits(128), -(2**90), big_number(64)) == first
         assert __import__("secrets").randbits(160) == secret
+
+
+class NeedsContext(Exception):
+    """An exception whose constructor needs more than a message (like aiohttp's)."""
+
+    def __init__(self, key: object, os_error: OSError) -> None:
+        self.key = key
+        super().__init__(os_error.errno, os_error.strerror)
+
+    def __str__(self) -> str:
+        return f"cannot connect to {self.key.host}"  # type: ignore[attr-defined]
+
+
+class _Key:
+    host = "db.internal:5432"
+
+
+@replay.tool
+def connect_db() -> None:
+    raise NeedsContext(_Key(), OSError(111, "refused"))
+
+
+def test_exceptions_that_cannot_be_rebuilt_from_a_message_still_reraise(
+        tmp_path: Path) -> None:
+    path = tmp_path / "ctx.replay"
+    with replay.record(path), pytest.raises(NeedsContext):
+        connect_db()
+    with replay.play(path), pytest.raises(NeedsContext, match=r"cannot connect to db\.internal"):
+        connect_db()

@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import freezegun
 import time_machine
+from _goals import goal
 
 import replay
 
@@ -71,6 +72,12 @@ def main() -> None:
           f"replay / time-machine: {rep_time / tm:.1f}x")
     print(f"agent-replay record / freezegun:    {rec_time / fg:.1f}x   "
           f"replay / freezegun: {rep_time / fg:.1f}x")
+    goal("clock.record", rec_time / tm, 1.0, "<=", unit="x",
+         what="time.time() recorded (call site and event write included) / time-machine",
+         detail=f"{rec_time:,.0f} ns vs {tm:,.0f} ns (freezegun {fg:,.0f} ns)")
+    goal("clock.replay", rep_time / tm, 1.0, "<=", unit="x",
+         what="time.time() replayed / time-machine",
+         detail=f"{rep_time:,.0f} ns vs {tm:,.0f} ns")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _goals import goal
+
 import replay
 from replay._format import CassetteWriter, Header
 
@@ -121,6 +123,9 @@ def main() -> None:
             where = f"#{first.left_seq} {first.channel}" if first is not None else "-"
             counts = {k: v for k, v in result.counts().items() if v}
             print(f"{len(left):>8}  {mem:>9.3f}s  {files:>9.3f}s  {where:<18} {counts}")
+    goal("diff.time", files, 2.0, "<=", unit="s",
+         what=f"diff of {len(left):,} vs {len(right):,} events, from the files",
+         detail=f"in memory {mem:.2f} s")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ from textual.pilot import Pilot
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from _goals import goal  # noqa: E402
+
 from tests import tui_samples as samples  # noqa: E402
 from tui.app import ReplayApp  # noqa: E402
 from tui.main_screen import MainScreen  # noqa: E402
@@ -170,9 +172,14 @@ def in_tmux(path: str, n: int) -> tuple[float, float, list[float]]:
     return first, rows, lat
 
 
-def _ms(xs: list[float]) -> str:
+def _p95(xs: list[float]) -> float:
     xs = sorted(xs)
-    p95 = xs[min(len(xs) - 1, int(0.95 * len(xs)))]
+    return xs[min(len(xs) - 1, int(0.95 * len(xs)))]
+
+
+def _ms(xs: list[float]) -> str:
+    p95 = _p95(xs)
+    xs = sorted(xs)
     return f"{statistics.median(xs) * 1e3:7.1f} {p95 * 1e3:7.1f} {xs[-1] * 1e3:7.1f}"
 
 
@@ -188,6 +195,7 @@ def main() -> None:
             path = samples.write(os.path.join(tmp, f"run{n}.replay"), samples.big_run(n))
             size = os.path.getsize(path)
             first, rows, lat = asyncio.run(in_process(path))
+            first_ip, rows_ip, first_tm = first, rows, None
             print(f"\n{n:,} events ({size / 1e6:.1f} MB)")
             print(f"  in process:  first paint {first * 1e3:7.1f} ms   rows painted "
                   f"{rows * 1e3:7.1f} ms")
@@ -198,9 +206,18 @@ def main() -> None:
             print(f"    {'all keys':<22} {_ms(allkeys)}")
             if tmux:
                 first, rows, tl = in_tmux(path, n)
+                first_tm = first
                 print(f"  tmux (replay tui, real terminal): first paint {first * 1e3:7.1f} ms   "
                       f"rows painted {rows * 1e3:7.1f} ms")
                 print(f"    {'j/k keystroke':<22} {_ms(tl)}")
+    goal("tui.first_paint", first_ip * 1e3, 1000, "<=", unit="ms",
+         what=f"TUI first paint at {n:,} events (in process)",
+         detail=f"rows painted {rows_ip * 1e3:,.0f} ms"
+                + (f"; real terminal {first_tm * 1e3:,.0f} ms, Python start-up included"
+                   if first_tm is not None else ""))
+    goal("tui.keystroke", statistics.median(allkeys) * 1e3, 50, "<=", unit="ms",
+         what=f"TUI keystroke latency at {n:,} events, median of all keys (in process)",
+         detail=f"p95 {_p95(allkeys) * 1e3:.0f} ms")
     if not tmux:
         print("\n(tmux not installed or --no-tmux: real-terminal figures skipped)")
 

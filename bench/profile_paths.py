@@ -1,0 +1,216 @@
+"""Where the time goes on the paths behind the goals bench shows as missed.
+
+Not run by ``make bench`` (it measures parts, not products against each other);
+the closing notes of docs/performance.md come from it. Every figure is CPU
+time of this process, best of ``--repeat`` runs, per event or per call:
+
+* a recorded ``time.time()`` and a replayed one, beside the parts they are
+  made of (call-site walk, redaction, encoding, the framed zstd block flush
+  and write, the Event itself);
+* writing one ~2 KB HTTP event (a loopback server's chat answer): redaction
+  and its secret regex over the body, encoding, compress/flush/write, and the
+  request canonicalisation the transport does before the call;
+* loading those events: a cProfile of ``read_cassette`` by own time;
+* the fixed cost of a record / play session with the SDKs imported.
+
+    python bench/profile_paths.py [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import httpx  # noqa: E402
+import zstandard  # noqa: E402
+from bench_http import body, run_requests, start_server  # noqa: E402
+
+import replay  # noqa: E402
+from replay import _callsite, _fingerprint, _patch  # noqa: E402
+from replay._codec import Encoder  # noqa: E402
+from replay._events import Event  # noqa: E402
+from replay._format import CassetteWriter, Header, read_cassette  # noqa: E402
+from replay._http._common import canonical_body, request_value  # noqa: E402
+from replay._redact import DEFAULT  # noqa: E402
+
+REPEAT = 5
+
+
+def cost(fn: Callable[[], Any], n: int = 1) -> float:
+    """CPU us per unit: best of REPEAT runs of ``fn`` (which does ``n`` units)."""
+    best = float("inf")
+    for _ in range(REPEAT):
+        c0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - c0)
+    return best / n * 1e6
+
+
+def loop(fn: Callable[[], Any], n: int) -> Callable[[], None]:
+    def run() -> None:
+        for _ in range(n):
+            fn()
+    return run
+
+
+def row(label: str, us: float, whole: float | None = None) -> None:
+    share = f"{us / whole:>6.0%}" if whole else ""
+    print(f"  {label:<58}{us:>9.2f} us{share}")
+
+
+def write_cost(events: list[Event], tmp: str, *, redact: bool) -> Callable[[], None]:
+    def run() -> None:
+        w = CassetteWriter(os.path.join(tmp, "w.replay"), Header.new(),
+                           transform=DEFAULT if redact else None)
+        for ev in events:
+            w.write(ev)
+        w.close()
+    return run
+
+
+def flush_cost(records: list[bytes], tmp: str) -> Callable[[], None]:
+    def run() -> None:
+        cobj = zstandard.ZstdCompressor(level=3).compressobj()
+        with open(os.path.join(tmp, "z"), "wb") as f:
+            for data in records:
+                f.write(cobj.compress(data) + cobj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK))
+                f.flush()
+    return run
+
+
+def clock(tmp: str, n: int) -> None:
+    path = os.path.join(tmp, "clock.replay")
+    with replay.record(path):
+        rec = cost(loop(time.time, n), n)
+    with replay.play(path, unused="ignore"):
+        play = cost(loop(time.time, n), n)
+    plain = cost(loop(time.time, n), n)
+    events = list(replay.load(path).events[:n])
+    ev = events[0]
+    enc = Encoder()
+    records = [enc.encode_event(e) for e in events]
+    print(f"time.time(): plain {plain:.2f} us, recorded {rec:.2f} us, replayed {play:.2f} us")
+    print(" recorded, by part (measured alone):")
+    row("call-site walk (_callsite.find from a user frame)",
+        cost(loop(lambda: _callsite.find(sys._getframe()), n), n), rec)
+    row("Event(...) dataclass", cost(loop(lambda: Event(
+        seq=1, channel="clock", request={"fn": "time.time"}, response=1.5, start_ns=1,
+        duration_ns=1, task="main", site=ev.site), n), n), rec)
+    row("redaction of the event", cost(loop(lambda: DEFAULT(ev), n), n), rec)
+    row("encoding (msgpack, CRC32C frame)", cost(loop(lambda: enc.encode_event(ev), n), n), rec)
+    row("zstd compress + block flush + write() per record", cost(flush_cost(records, tmp), n),
+        rec)
+    row("CassetteWriter.write, redaction included", cost(write_cost(events, tmp, redact=True),
+                                                         n), rec)
+    print(" replayed, by part:")
+    row("call-site walk", cost(loop(lambda: _callsite.find(sys._getframe()), n), n), play)
+    row("normalize: redaction of the live request before matching",
+        cost(loop(lambda: DEFAULT.value({"fn": "time.time"}), n), n), play)
+
+
+def http(tmp: str, n: int) -> None:
+    proc, url = start_server()
+    path = os.path.join(tmp, "http.replay")
+    try:
+        with httpx.Client() as client, replay.record(path):
+            run_requests(client, url, range(n))
+    finally:
+        proc.kill()
+        proc.wait()
+    events = list(replay.load(path).events)
+    ev = events[len(events) // 2]
+    enc = Encoder()
+    records = [enc.encode_event(e) for e in events]
+    total = cost(write_cost(events, tmp, redact=True), n)
+    print(f"\none ~2 KB HTTP chat event ({len(events[0].chunks[0].data)} B body), recorded:")
+    row("CassetteWriter.write, redaction included", total, total)
+    row("  redaction of the event", cost(loop(lambda: DEFAULT(ev), n), n), total)
+    data = ev.chunks[0].data
+    row("    of which the secret regex over the response body",
+        cost(loop(lambda: DEFAULT.data(data), n), n), total)
+    row("  encoding (walk, blake2b per large value, msgpack, frames)",
+        cost(lambda: [Encoder().encode_event(e) for e in events], n), total)
+    row("  zstd compress + block flush + write() per event", cost(flush_cost(records, tmp), n),
+        total)
+    req = httpx.Request("POST", url + "/v1/chat/completions", json=body(7))
+
+    def canonical() -> None:
+        request_value(req.method, str(req.url),
+                      canonical_body(req.content, req.headers.get("content-type")),
+                      req.headers.raw)
+    print("  before the call (not in the writer):")
+    row("request canonicalisation (JSON body, URL, headers)", cost(loop(canonical, n), n))
+    load = cost(lambda: read_cassette(path), n)
+    print(f"\nloading those {n} events: {load:.1f} us an event; cProfile by own time:")
+    prof = cProfile.Profile()
+    prof.runcall(read_cassette, path)
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(8)
+    lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
+    start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls"))
+    for ln in lines[start:start + 9]:
+        print("  " + ln.replace(os.path.dirname(HERE) + os.sep, ""))
+
+
+def sessions(tmp: str) -> None:
+    import anthropic  # noqa: F401  (an agent's process has its SDKs loaded)
+    import openai  # noqa: F401
+
+    path = os.path.join(tmp, "empty.replay")
+
+    def rec() -> None:
+        with replay.record(path):
+            pass
+
+    def play() -> None:
+        with replay.play(path):
+            pass
+
+    def swap() -> None:
+        _patch.install()
+        _patch.uninstall()
+
+    rec()
+    print(f"\nfixed cost of a session ({len(sys.modules):,} modules imported), wall ms:")
+    for label, fn in (("empty record session", rec), ("empty play session", play),
+                      ("context fingerprint (git rev-parse + status, env)",
+                       _fingerprint.live_context),
+                      ("patch install + uninstall (and the scan for fake datetimes)", swap)):
+        best = min(_wall(fn) for _ in range(REPEAT * 2))
+        print(f"  {label:<62}{best * 1e3:>7.2f} ms")
+
+
+def _wall(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    global REPEAT
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--calls", type=int, default=20_000)
+    ap.add_argument("--requests", type=int, default=1000)
+    args = ap.parse_args()
+    REPEAT = args.repeat
+    with tempfile.TemporaryDirectory() as tmp:
+        clock(tmp, args.calls)
+        http(tmp, args.requests)
+        sessions(tmp)
+
+
+if __name__ == "__main__":
+    main()

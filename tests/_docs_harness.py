@@ -23,6 +23,8 @@ Output is compared by *shape* (``shape_regex``): numbers, quoted strings,
 absolute paths and the contents of ``(...)`` / ``{...}`` may differ, ``...`` and
 ``…`` match anything, runs of spaces match any spacing; all other text must be
 there, line by line.
+
+``DOCS_TIMING=1 pytest -s tests/test_docs.py`` prints how long each command took.
 """
 
 from __future__ import annotations
@@ -333,6 +335,15 @@ def start_server(command: str, cwd: Path, env: Mapping[str, str]) -> subprocess.
     return subprocess.Popen(["bash", "-c", SHELL_PRELUDE + "exec " + command], cwd=cwd,
                             env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
+
+
+def first_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The first line a server started by ``start_server`` prints (within ``timeout``)."""
+    assert proc.stdout is not None
+    readable, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not readable:
+        raise AssertionError(f"the server printed nothing in {timeout:.0f} s")
+    return proc.stdout.readline()
 
 
 def stop_server(proc: subprocess.Popen[str], timeout: float = 15.0) -> int:

@@ -398,8 +398,7 @@ class Page:
         command = re.sub(r"--port \d+", f"--port {port}", command)
         proc = h.start_server(command, self.dir, self.env)
         try:
-            assert proc.stdout is not None
-            first = proc.stdout.readline()
+            first = h.first_line(proc, timeout=30)
             h.assert_shape(shown, first, what=f"output of {command!r}")
             import httpx
             log = httpx.get(f"http://127.0.0.1:{port}/_emulator/requests", timeout=10).json()

@@ -9,7 +9,9 @@ How (machinery in tests/_docs_harness.py):
   preamble + the block (+ the page's epilogue, rarely).
 * A command (an indented command block, ``sh``, ``console``) runs in bash, with
   ``replay`` = ``python -m replay._cli`` of this interpreter, ``python`` and
-  ``pytest`` this interpreter. It must exit 0 unless ``EXPECT`` (or, in a
+  ``pytest`` this interpreter (``PLACEHOLDERS`` fill synopsis words such as
+  ``ARGS``; ``[--opt]`` parts run once without and once with each; a server's
+  fixed ``--port`` becomes a free one). It must exit 0 unless ``EXPECT`` (or, in a
   ``console`` block, a shown ``FAILED``) says the doc implies a failure; output a
   ``console`` block shows must have that shape. ``replay tui`` runs in a
   pseudo-terminal and is quit with ``q`` once it has drawn the run.

@@ -238,7 +238,12 @@ class Run:
             self._writer.close()
         unconsumed = matcher.unconsumed() if matcher is not None else ()
         divergences = list(session.divergences)
-        if unconsumed and self.unused is not Unused.IGNORE:
+        # After a divergence the run stopped early, so recorded events are left
+        # over as a consequence: they stay in ``unconsumed`` but are not reported
+        # as a second divergence.
+        report_unused = (bool(unconsumed) and self.unused is not Unused.IGNORE
+                         and not session.divergences)
+        if report_unused:
             task = unconsumed[0].task
             divergences.append(Divergence(Grade.UNUSED, unconsumed[0].channel, task,
                                           unconsumed[0], unused=unconsumed))
@@ -252,9 +257,9 @@ class Run:
         if exc is None:
             if session.divergences:
                 raise DivergenceError(session.divergences[0])
-            if unconsumed and self.unused is Unused.FAIL:
+            if report_unused and self.unused is Unused.FAIL:
                 raise DivergenceError(divergences[-1])
-        if unconsumed and self.unused is Unused.WARN:
+        if report_unused and self.unused is Unused.WARN:
             warnings.warn(divergences[-1].report(), UnconsumedWarning, stacklevel=3)
         return self.result
 

@@ -48,6 +48,7 @@ def test_play_reports_divergence_with_nonzero_exit(tmp_path: Path) -> None:
     assert p.returncode != 0
     assert "DivergenceError" in p.stderr
     assert "args.city: 'Paris' -> 'Oslo'" in p.stderr
+    assert "1 divergence(s)" in p.stderr  # the events left over are not a second one
 
 
 def test_record_a_module_with_dash_m(tmp_path: Path) -> None:

@@ -205,6 +205,23 @@ def goals_table(found: dict[str, dict[str, Any]], ran: set[str]) -> tuple[str, l
     return "\n".join(rows) + "\n", notes
 
 
+def code() -> str:
+    """The commit measured, and any uncommitted change to the code under test."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    head = git("rev-parse", "--short", "HEAD").strip()
+    if not head:
+        return "not a git checkout"
+    changed = git("status", "--porcelain", "--", "replay", "tui", "fixtures", "bench")
+    paths = [ln[3:] for ln in changed.splitlines() if len(ln) > 3]
+    return f"commit {head}" + (f", with uncommitted changes to {', '.join(paths)}"
+                               if paths else ", no uncommitted change to the code")
+
+
 def loadavg() -> str:
     try:
         return " ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -266,6 +283,7 @@ def main() -> None:
         "machine shifts both sides alike; in-process costs are CPU time or best-of-rounds "
         "where the script says so.\n\n"
         f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}\n"
+        f"- code: {code()}\n"
         f"- machine: {machine()}\n"
         f"- load average (1, 5, 15 min) before the run: {load_before}; after: "
         f"{loadavg()}\n"

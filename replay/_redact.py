@@ -58,6 +58,12 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
 )
 """Regular expressions of known secret shapes."""
 
+GENERATED_CHANNELS = frozenset({"clock", "random", "uuid", "sleep"})
+"""Channels whose requests and responses the interceptors build themselves
+(function names, numbers, uuids, random bytes): no secret can be in them, and
+masking random bytes that happened to look like a key would corrupt a replay.
+Redaction leaves them as they are."""
+
 _URL_PARAM = re.compile(r"([?&;])([^=&;#\s\"']+)=([^&;#\s\"']*)")
 _URL_PARAM_B = re.compile(_URL_PARAM.pattern.encode())
 
@@ -173,6 +179,8 @@ class Redactor:
 
     def __call__(self, event: Event) -> Event:
         """The event as it may be written to disk (the same object when clean)."""
+        if event.channel in GENERATED_CHANNELS and event.error is None:
+            return self.callback(event) if self.callback is not None else event
         changes: dict[str, Any] = {}
         for name in ("request", "response"):
             old = getattr(event, name)

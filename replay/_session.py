@@ -29,6 +29,7 @@ from replay._divergence import Divergence
 from replay._errors import DivergenceError
 from replay._events import CallSite, Chunk, Event, Value
 from replay._matcher import Matcher
+from replay._redact import GENERATED_CHANNELS
 from replay._tasks import TaskState
 
 T = TypeVar("T")
@@ -212,7 +213,7 @@ class Session:
         start = _perf_ns() - self.t0
         matcher = self.matcher
         if matcher is not None and parent is None:
-            if self.normalize is not None:
+            if self.normalize is not None and channel not in GENERATED_CHANNELS:
                 request = self.normalize(request)
             found = matcher.match(state.id, channel, request, site)
             if isinstance(found, Divergence):

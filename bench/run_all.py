@@ -109,16 +109,17 @@ GOALS = (
          "time-machine returns a shifted number from C; a recorded read is an event "
          "(profile_paths.py): the zstd block flush and write() per record for crash safety "
          "is the largest part (~1/4), then encoding with its CRC32C frame, building the "
-         "Event, redaction, the call-site walk, and the session's bookkeeping (task id, "
-         "sequence number under a lock, context variables). Even with no write at all the "
-         "rest is several times time-machine's cost, so this goal is out of reach by "
-         "design, not by a slow part."),
+         "Event, the call-site walk, and the session's bookkeeping (task id, sequence "
+         "number under a lock, context variables); redaction skips clock events. Even "
+         "with no write at all the rest is several times time-machine's cost, so this "
+         "goal is out of reach by design, not by a slow part."),
     Goal("clock.replay",
          "clock interception on replay no slower than time-machine's ticking time.time",
          "bench_clock.py",
-         "A replayed read still walks to its call site, finds its logical task, redacts "
-         "the live request (so redacted fields never decide a match) and matches it "
-         "against the next recorded event of that task."),
+         "A replayed read still walks to its call site (about a quarter), finds its "
+         "logical task, and matches the request against the next recorded event of that "
+         "task (a lookup and an equality check), with the session's bookkeeping around "
+         "it; time-machine's patched call does none of that."),
     Goal("growth.linear",
          "size grows linearly with turns (400/200 <= 2.3)", "bench_growth.py",
          "Repeated messages are stored once and referenced."),

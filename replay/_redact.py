@@ -64,6 +64,11 @@ GENERATED_CHANNELS = frozenset({"clock", "random", "uuid", "sleep"})
 masking random bytes that happened to look like a key would corrupt a replay.
 Redaction leaves them as they are."""
 
+_DEFAULT_ANCHORS: tuple[str, ...] = (
+    "sk-", "bearer", "akia", "asia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+    "github_pat_", "xox", "aiza")
+"""Lower-case literals, one of which every default pattern's match contains."""
+
 _URL_PARAM = re.compile(r"([?&;])([^=&;#\s\"']+)=([^&;#\s\"']*)")
 _URL_PARAM_B = re.compile(_URL_PARAM.pattern.encode())
 
@@ -85,6 +90,27 @@ class Redactor:
         text = "|".join(f"(?:{p})" for p in self.patterns)
         object.__setattr__(self, "_rx", re.compile(text))
         object.__setattr__(self, "_rxb", re.compile(text.encode()))
+        # With the default patterns only, a text in which none of their literal
+        # anchors appears (lower-cased) cannot match: skip the regex, which tries
+        # every pattern at every byte. Any user pattern turns the shortcut off.
+        anchors = _DEFAULT_ANCHORS if self.patterns == DEFAULT_PATTERNS else None
+        object.__setattr__(self, "_anchors", anchors)
+        object.__setattr__(self, "_anchors_b",
+                           tuple(a.encode() for a in anchors) if anchors else None)
+
+    def _may_match(self, s: str) -> bool:
+        anchors: tuple[str, ...] | None = self._anchors  # type: ignore[attr-defined]
+        if anchors is None:
+            return True
+        low = s.lower()
+        return any(a in low for a in anchors)
+
+    def _may_match_b(self, b: bytes) -> bool:
+        anchors: tuple[bytes, ...] | None = self._anchors_b  # type: ignore[attr-defined]
+        if anchors is None:
+            return True
+        low = b.lower()
+        return any(a in low for a in anchors)
 
     @classmethod
     def with_patterns(cls, extra: Iterable[str] = (),
@@ -95,7 +121,8 @@ class Redactor:
     # -- values ----------------------------------------------------------------
     def text(self, s: str) -> str:
         """``s`` with secret shapes and key-bearing URL parameters masked."""
-        out: str = self._rx.sub(REDACTED, s)  # type: ignore[attr-defined]
+        out: str = (self._rx.sub(REDACTED, s)  # type: ignore[attr-defined]
+                    if self._may_match(s) else s)
         if "=" in out and ("?" in out or "&" in out):
             out = _URL_PARAM.sub(self._param, out)
         return out
@@ -112,7 +139,7 @@ class Redactor:
         boundaries hold.
         """
         rxb: re.Pattern[bytes] = self._rxb  # type: ignore[attr-defined]
-        out = rxb.sub(lambda m: b"*" * len(m.group(0)), b)
+        out = rxb.sub(lambda m: b"*" * len(m.group(0)), b) if self._may_match_b(b) else b
         if b"=" in out and (b"?" in out or b"&" in out):
             out = _URL_PARAM_B.sub(self._param_b, out)
         return out

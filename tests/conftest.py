@@ -4,7 +4,30 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+from fixtures.emulator import Emulator, Script, Turn  # noqa: E402
+
+
+@pytest.fixture
+def emulator() -> Iterator[Callable[..., Emulator]]:
+    """``emulator(*turns, **script_options)`` starts a loopback LLM emulator
+    (fixtures/emulator) serving those turns; every one started is stopped after
+    the test."""
+    started: list[Emulator] = []
+
+    def start(*turns: Turn, **options: Any) -> Emulator:
+        emu = Emulator(Script(list(turns), **options)).start()
+        started.append(emu)
+        return emu
+
+    yield start
+    for emu in started:
+        emu.stop()

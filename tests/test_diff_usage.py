@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,25 +11,12 @@ import openai
 import pytest
 
 import replay
-from fixtures.emulator import Emulator, Script, ToolCall, Turn, Usage
+from fixtures.emulator import Emulator, ToolCall, Turn, Usage
 from replay._usage import PRICES, model_call, price_of, sse_events
 
 WEATHER_TOOL: Any = [{"type": "function", "function": {
     "name": "get_weather", "parameters": {"type": "object",
                                           "properties": {"city": {"type": "string"}}}}}]
-
-
-@pytest.fixture
-def emulator() -> Iterator[Callable[..., Emulator]]:
-    started: list[Emulator] = []
-
-    def start(*turns: Turn, **options: Any) -> Emulator:
-        emu = Emulator(Script(list(turns), **options)).start()
-        started.append(emu)
-        return emu
-    yield start
-    for emu in started:
-        emu.stop()
 
 
 def calls(path: Path) -> list[replay.Event]:

@@ -43,19 +43,6 @@ def chat_agent(base_url: str, *, system: str = SYSTEM, tools: Any = TOOLS,
 
 
 @pytest.fixture
-def emulator() -> Iterator[Callable[..., Emulator]]:
-    started: list[Emulator] = []
-
-    def start(*turns: Turn, **options: Any) -> Emulator:
-        emu = Emulator(Script(list(turns), **options)).start()
-        started.append(emu)
-        return emu
-    yield start
-    for emu in started:
-        emu.stop()
-
-
-@pytest.fixture
 def recorded(tmp_path: Path, emulator: Callable[..., Emulator]) -> tuple[Path, Emulator]:
     emu = emulator(Turn(text="Rome is lovely.", repeat=True), model="gpt-4o-2024-08-06")
     path = tmp_path / "chat.replay"

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,18 +47,9 @@ WEATHER = ToolCall("get_weather", {"city": "Paris"})
 
 
 @pytest.fixture
-def serve() -> Iterator[Any]:
-    """``serve(*turns, **script_options)`` starts an emulator, stopped after the test."""
-    started: list[Emulator] = []
-
-    def start(*turns: Turn, **options: Any) -> Emulator:
-        emu = Emulator(Script(list(turns), **options)).start()
-        started.append(emu)
-        return emu
-
-    yield start
-    for emu in started:
-        emu.stop()
+def serve(emulator: Callable[..., Emulator]) -> Callable[..., Emulator]:
+    """``serve(*turns, **script_options)``: the shared ``emulator`` fixture (conftest)."""
+    return emulator
 
 
 def oai(emu: Emulator, retries: int = 0) -> openai.OpenAI:

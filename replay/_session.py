@@ -123,10 +123,14 @@ class Pending:
         """The call returned ``response``: complete and write the event."""
         return self._complete(response, None, chunks, meta)
 
-    def fail(self, exc: BaseException, *, chunks: tuple[Chunk, ...] = (),
-             meta: dict[str, Value] | None = None) -> Event:
-        """The call raised ``exc``: complete the event with the recorded error."""
-        return self._complete(None, exc, chunks, meta)
+    def fail(self, exc: BaseException, *, response: Value = None,
+             chunks: tuple[Chunk, ...] = (), meta: dict[str, Value] | None = None) -> Event:
+        """The call raised ``exc``: complete the event with the recorded error.
+
+        ``response`` keeps what arrived before the failure (a stream's status and
+        headers when it broke mid-way), so replay gives back both.
+        """
+        return self._complete(response, exc, chunks, meta)
 
     def _complete(self, response: Value, exc: BaseException | None,
                   chunks: tuple[Chunk, ...], meta: dict[str, Value] | None) -> Event:

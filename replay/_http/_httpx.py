@@ -82,9 +82,8 @@ class _Recorder:
                 meta["decoded"] = self.encoding
         if exc is not None:
             meta["stream"] = "error"
-            # Pending.fail() has no response: a stream that broke after its
-            # headers keeps both its head and the error.
-            self.pending._complete(self.head, exc, chunks, meta)
+            # A stream that broke after its headers keeps both its head and the error.
+            self.pending.fail(exc, response=self.head, chunks=chunks, meta=meta)
         else:
             if state is not None:
                 meta["stream"] = state

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _goals import goal
 
 import replay
-from replay._format import CassetteWriter, Header
+from replay._cassette import CassetteWriter, Header
 
 URL = "http://127.0.0.1:8000/v1/chat/completions"
 

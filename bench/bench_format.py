@@ -21,9 +21,9 @@ from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from replay import _codec
-from replay._events import CallSite, Event, Value
-from replay._format import CassetteWriter, Header, iter_events, read_cassette
+from replay._cassette import CassetteWriter, Header, iter_events, read_cassette
+from replay._cassette import codec as _codec
+from replay._cassette.events import CallSite, Event, Value
 
 HEADER = Header("2024-01-01T00:00:00.000000Z", ("bench",), "CPython", "bench")
 

@@ -37,12 +37,14 @@ import zstandard  # noqa: E402
 from bench_http import body, run_requests, start_server  # noqa: E402
 
 import replay  # noqa: E402
-from replay import _callsite, _fingerprint, _patch  # noqa: E402
-from replay._codec import Encoder  # noqa: E402
-from replay._events import Event  # noqa: E402
-from replay._format import CassetteWriter, Header, read_cassette  # noqa: E402
-from replay._http._common import canonical_body, request_value  # noqa: E402
-from replay._redact import DEFAULT  # noqa: E402
+from replay._analysis import fingerprint as _fingerprint  # noqa: E402
+from replay._capture import callsite as _callsite  # noqa: E402
+from replay._capture import patch as _patch  # noqa: E402
+from replay._capture.http.common import canonical_body, request_value  # noqa: E402
+from replay._cassette import CassetteWriter, Header, read_cassette  # noqa: E402
+from replay._cassette.codec import Encoder  # noqa: E402
+from replay._cassette.events import Event  # noqa: E402
+from replay._cassette.redact import DEFAULT  # noqa: E402
 
 REPEAT = 5
 

@@ -14,13 +14,28 @@ Only the names in ``__all__`` are public; everything in ``_modules`` may change.
 
 from __future__ import annotations
 
-from replay import _breakpoint  # noqa: F401 - registers the break_at session hook
-from replay._api import ReplayResult, Run, UnconsumedWarning, Unused, play, record, run
-from replay._diff import AlignedPair, DiffStatus, RunDiff, diff
-from replay._divergence import Divergence, Grade
-from replay._drift import DriftReport, Finding, Severity, drift, findings_by_seq
-from replay._edit import EditError, edit
-from replay._errors import (
+from replay._analysis.diff import diff
+from replay._analysis.drift import DriftReport, Finding, Severity, drift, findings_by_seq
+from replay._analysis.fingerprint import Fingerprint, fingerprint
+from replay._analysis.rundiff import AlignedPair, DiffStatus, RunDiff
+from replay._analysis.summary import summarize
+from replay._analysis.usage import Usage, model_call
+from replay._capture.exc import ReplayedException
+from replay._capture.http import httpx_transport
+from replay._capture.session import RecordMode
+from replay._capture.tools import ToolInfo, capture, registered_tools, tool
+from replay._cassette import (
+    EXTENSION,
+    Cassette,
+    Header,
+    Limits,
+    VerifyReport,
+    read_cassette,
+    read_header,
+    verify,
+)
+from replay._cassette.divergence import Divergence, Grade
+from replay._cassette.errors import (
     CassetteCorruptError,
     CassetteError,
     CassetteLimitError,
@@ -32,27 +47,13 @@ from replay._errors import (
     SessionError,
     UnrecordableValueError,
 )
-from replay._events import CallSite, Chunk, Event, RecordedError, Value
-from replay._exc import ReplayedException
-from replay._fingerprint import Fingerprint, fingerprint
-from replay._fork import ParentLink, fork, parent_of
-from replay._format import (
-    EXTENSION,
-    Cassette,
-    Header,
-    Limits,
-    VerifyReport,
-    read_cassette,
-    read_header,
-    verify,
-)
-from replay._http import httpx_transport
-from replay._redact import Redactor
-from replay._session import RecordMode
-from replay._structdiff import Change
-from replay._summary import summarize
-from replay._tools import ToolInfo, capture, registered_tools, tool
-from replay._usage import Usage, model_call
+from replay._cassette.events import CallSite, Chunk, Event, RecordedError, Value
+from replay._cassette.redact import Redactor
+from replay._cassette.structdiff import Change
+from replay._runs import breakpoint as _breakpoint  # noqa: F401 - registers the break_at hook
+from replay._runs.api import ReplayResult, Run, UnconsumedWarning, Unused, play, record, run
+from replay._runs.edit import EditError, edit
+from replay._runs.fork import ParentLink, fork, parent_of
 
 load = read_cassette
 """Alias: ``replay.load(path)`` reads a cassette (see :func:`read_cassette`)."""

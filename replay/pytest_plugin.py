@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
-from replay._api import Unused
-from replay._pytest_run import MARKER, ItemRun, Settings, drift_available, uses_replay
-from replay._pytest_summary import Summary
-from replay._session import RecordMode
+from replay._capture.session import RecordMode
+from replay._pytest.run import MARKER, ItemRun, Settings, drift_available, uses_replay
+from replay._pytest.summary import Summary
+from replay._runs.api import Unused
 from replay.testing import LiveRun
 
 _SETTINGS = pytest.StashKey[Settings]()

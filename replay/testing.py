@@ -27,13 +27,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from replay._api import ReplayResult
-from replay._events import Event, RecordedError, Value
-from replay._format import read_cassette
-from replay._pytest_llm import ModelCall, RequestedToolCall, model_call
-from replay._session import RecordMode
-from replay._summary import summarize
-from replay._usage import ZERO, Usage
+from replay._analysis.summary import summarize
+from replay._analysis.usage import ZERO, Usage
+from replay._capture.session import RecordMode
+from replay._cassette import read_cassette
+from replay._cassette.events import Event, RecordedError, Value
+from replay._pytest.llm import ModelCall, RequestedToolCall, model_call
+from replay._runs.api import ReplayResult
 
 __all__ = [
     "DriftWarning",

@@ -12,7 +12,7 @@ prints one acknowledgement line per event once ``write()`` has returned:
         dead the server prints "done <pid>". Forking skips interpreter start-up,
         so hundreds of kill points stay cheap.
 
-Only ``replay._events`` and ``replay._format`` (layer 1) are imported, so the
+Only ``replay._cassette.events`` and ``replay._cassette`` (layer 1) are imported, so the
 helper also checks that the format layer stands alone.
 """
 
@@ -28,8 +28,8 @@ if __name__ == "__main__":  # load layer 1 without the package's __init__ (faste
     _pkg.__path__ = [os.path.join(_root, "replay")]
     sys.modules.setdefault("replay", _pkg)
 
-from replay._events import CallSite, Chunk, Event, RecordedError
-from replay._format import CassetteWriter, Header
+from replay._cassette import CassetteWriter, Header
+from replay._cassette.events import CallSite, Chunk, Event, RecordedError
 
 _WORDS = ("agent", "model", "tool", "call", "replay", "cassette", "token", "stream",
           "request", "response", "error", "retry", "schema", "search", "result", "weather",

@@ -24,7 +24,7 @@ import pytest
 import replay
 from fixtures.agents import parallel_agent
 from fixtures.emulator import Emulator, Script, Turn, When
-from replay import _patch
+from replay._capture import patch as _patch
 
 REPLAYS = 50
 SCRIPT = Script([

@@ -256,7 +256,7 @@ def test_reads_made_while_a_library_module_is_imported_are_not_inputs(
     (pkg / "__init__.py").write_text("import uuid\nKEY = str(uuid.uuid4())\n")
     import sys
 
-    from replay import _callsite
+    from replay._capture import callsite as _callsite
     sys.path.insert(0, str(pkg.parent))
     _callsite._SITE = (*_callsite._SITE, str(pkg.parent) + os.sep)
     try:

@@ -12,7 +12,8 @@ import pytest
 
 import replay
 from fixtures.emulator import Emulator, ToolCall, Turn, Usage
-from replay._usage import PRICES, model_call, price_of, sse_events
+from replay._analysis.usage import PRICES, model_call, price_of
+from replay._analysis.wire import sse_events
 
 WEATHER_TOOL: Any = [{"type": "function", "function": {
     "name": "get_weather", "parameters": {"type": "object",

@@ -494,7 +494,7 @@ def check_pdb_session(block: Block, page: Page) -> None:
 def _example_cassette(path: Path) -> bytes:
     """docs/cassette-format.md's example, written by the reference writer."""
     import replay
-    from replay._format import CassetteWriter
+    from replay._cassette import CassetteWriter
 
     header = replay.Header(created="2024-01-01T00:00:00Z", argv=("agent.py",),
                            python="CPython 3.11.7", platform="Linux", meta={})
@@ -558,7 +558,7 @@ def _records(frame: bytes) -> list[dict[str, object]]:
 def _dedup_cassette(page: Page) -> list[dict[str, object]]:
     """Records of a cassette that stores a repeated value once (a blob)."""
     import replay
-    from replay._format import CassetteWriter
+    from replay._cassette import CassetteWriter
 
     path = page.dir / "blobs.replay"
     big: replay.Value = {"text": "a long tool answer " * 200}
@@ -865,6 +865,8 @@ def test_markers_are_rare_and_honest() -> None:
         ("README.md", "make demo"): "make demo and make test are the project's own entry "
                                     "points: CI runs make test, and tests/test_demo.py "
                                     "runs replay demo",
+        ("docs/architecture.md", "replay/"): "tests/test_layers.py checks this tree "
+                                             "against replay/",
     }
 
 

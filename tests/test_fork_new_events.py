@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import replay
-from replay import RecordMode, _patch
+from replay import RecordMode
+from replay._capture import patch as _patch
 
 calls: list[str] = []
 NAP = 0.4

@@ -9,14 +9,7 @@ import threading
 import pytest
 from _format_child import golden_header, make_event, text
 
-from replay._codec import Encoder
-from replay._errors import (
-    CassetteLimitError,
-    CassetteTruncatedError,
-    UnrecordableValueError,
-)
-from replay._events import Event, RecordedError
-from replay._format import (
+from replay._cassette import (
     EXTENSION,
     CassetteWriter,
     Header,
@@ -26,6 +19,13 @@ from replay._format import (
     read_header,
     verify,
 )
+from replay._cassette.codec import Encoder
+from replay._cassette.errors import (
+    CassetteLimitError,
+    CassetteTruncatedError,
+    UnrecordableValueError,
+)
+from replay._cassette.events import Event, RecordedError
 
 
 def write(path: pathlib.Path, events: list[Event], header: Header | None = None) -> None:

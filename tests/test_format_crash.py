@@ -28,9 +28,9 @@ from typing import IO
 import pytest
 from _format_child import golden_header, make_event
 
-from replay._errors import CassetteError, CassetteTruncatedError
-from replay._events import Event
-from replay._format import iter_events, read_header
+from replay._cassette import iter_events, read_header
+from replay._cassette.errors import CassetteError, CassetteTruncatedError
+from replay._cassette.events import Event
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork and SIGKILL")
 

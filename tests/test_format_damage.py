@@ -16,9 +16,9 @@ import random
 import pytest
 from _format_child import golden_header, make_event
 
-from replay._errors import CassetteCorruptError, CassetteError, CassetteTruncatedError
-from replay._events import Event
-from replay._format import CassetteWriter, iter_events, verify
+from replay._cassette import CassetteWriter, iter_events, verify
+from replay._cassette.errors import CassetteCorruptError, CassetteError, CassetteTruncatedError
+from replay._cassette.events import Event
 
 N_EVENTS = 50
 N_FLIPS = 10_000

@@ -22,13 +22,13 @@ import pytest
 import zstandard
 from _format_child import golden_header, make_event
 
-from replay._errors import (
+from replay._cassette import MAGIC, encode_header, iter_events, read_header, verify
+from replay._cassette.errors import (
     CassetteCorruptError,
     CassetteError,
     CassetteLimitError,
     CassetteVersionError,
 )
-from replay._format import MAGIC, encode_header, iter_events, read_header, verify
 
 ROOT = str(pathlib.Path(__file__).resolve().parents[1])
 HEADER = encode_header(golden_header())
@@ -93,8 +93,8 @@ import json, os, sys, time, types
 pkg = types.ModuleType("replay")  # layer 1 only: a small, quiet baseline
 pkg.__path__ = [os.path.join(sys.argv[1], "replay")]
 sys.modules["replay"] = pkg
-from replay._format import iter_events
-from replay._errors import CassetteError
+from replay._cassette import iter_events
+from replay._cassette.errors import CassetteError
 
 def status_kb(key):
     with open("/proc/self/status") as f:

@@ -13,9 +13,9 @@ import random
 
 from _format_child import golden_header
 
-from replay._codec import pack_plain
-from replay._events import Event
-from replay._format import CassetteWriter, VerifyReport, read_cassette, verify
+from replay._cassette import CassetteWriter, VerifyReport, read_cassette, verify
+from replay._cassette.codec import pack_plain
+from replay._cassette.events import Event
 
 SEED = 31337
 VOCAB = ("agent", "tool", "weather", "forecast", "Paris", "Tokyo", "flight", "booking",

@@ -26,8 +26,8 @@ import vcr
 import zstandard
 
 import replay
+from replay._analysis.scan import scan_file
 from replay._cli import main as cli
-from replay._http._scan import scan_file
 
 USER_PATTERN = r"mycorp-[0-9]{10}"
 S = {  # name -> secret; names only ever appear in source lines, never the values
@@ -284,4 +284,4 @@ def test_scan_reports_damage_and_unreadable_files(tmp_path: Path,
     bad.write_text("just: [text\n")
     assert cli(["scan", str(bad)]) == 2
     assert "cannot scan" in capsys.readouterr().err
-    assert sys.modules["replay._http._scan"] is not None
+    assert sys.modules["replay._analysis.scan"] is not None

@@ -233,8 +233,8 @@ def test_fixture_alone_implies_the_marker(pytester: pytest.Pytester) -> None:
         assert replay_run.mode.value in ("record", "replay")
 
     def test_unmarked_runs_live():
-        import replay._session
-        assert replay._session.current() is None
+        import replay._capture.session
+        assert replay._capture.session.current() is None
         agent("Paris")
     ''')
     run(pytester, "--replay-mode=record").assert_outcomes(passed=2)
@@ -306,7 +306,7 @@ def test_header_summary_and_stale_cassettes(pytester: pytest.Pytester) -> None:
 
 def test_allow_hosts_reach_the_run_options(pytester: pytest.Pytester) -> None:
     pytester.makeconftest('''
-    import replay._api as api
+    import replay._runs.api as api
 
     def hook(session, run):
         with open("hosts.txt", "a") as f:

@@ -85,7 +85,7 @@ import asyncio
 
 import pytest_asyncio
 
-import replay._tasks
+import replay._capture.tasks
 from replay.testing import assert_tool_called
 
 
@@ -105,7 +105,7 @@ async def warm():
 @pytest.mark.asyncio
 @pytest.mark.replay
 async def test_agent(warm, replay_run):
-    assert replay._tasks.current_id() == "main"  # the run is active in the test's task
+    assert replay._capture.tasks.current_id() == "main"  # the run is active in the test's task
     results = await asyncio.gather(lookup("Paris", 0.03), lookup("Oslo", 0.0),
                                    asyncio.to_thread(agent, "Rome"))
     with open("out.txt", "a") as f:

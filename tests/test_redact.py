@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from replay import Redactor
-from replay._redact import DEFAULT_PATTERNS, REDACTED
+from replay._cassette.redact import DEFAULT_PATTERNS, REDACTED
 
 SAMPLES = {
     DEFAULT_PATTERNS[0]: "sk-ant-api03-" + "A1b2" * 6,

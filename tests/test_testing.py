@@ -13,8 +13,8 @@ import pytest
 
 import replay
 from fixtures.emulator import Emulator, Script, ToolCall, Turn, Usage
-from replay._events import Event, RecordedError
-from replay._session import RecordMode
+from replay._capture.session import RecordMode
+from replay._cassette.events import Event, RecordedError
 from replay.testing import LiveRun, RunView, assert_tool_called, assert_tool_not_called
 
 

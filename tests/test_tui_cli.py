@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from replay import _cli, _cli_tui
+from replay import _cli
+from replay._cli import tui as _cli_tui
 from tests import tui_samples as samples
 
 

@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 import replay
-from replay._format import CassetteWriter
+from replay._cassette import CassetteWriter
 
 HEADER = replay.Header(created="2026-01-02T03:04:05.000000Z", argv=("agent.py", "--city", "Oslo"),
                        python="CPython 3.11.7", platform="Linux-x86_64")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import ClassVar, Protocol, cast
 
 from rich.text import Text
 from textual import on, work
@@ -21,8 +22,16 @@ from tui.payloads import is_model_call
 from tui.stream import StreamPane
 from tui.timeline import Timeline
 
-if TYPE_CHECKING:
-    from tui.app import ReplayApp
+
+class Host(Protocol):
+    """What the main screen asks of the app that shows it (``tui.app.ReplayApp``)."""
+
+    notes: Mapping[int, Sequence[str]]
+
+    def begin_load(self) -> None: ...
+    def open_diff(self) -> None: ...
+    def open_stats(self) -> None: ...
+    def open_help(self) -> None: ...
 
 FLAG_CYCLE: tuple[str | None, ...] = (None, ERROR, DIVERGENCE, DRIFT, "any")
 """What ``F`` steps through: all events, then only those with each flag."""
@@ -84,11 +93,9 @@ class MainScreen(Screen[None]):
         self._pane_shows: tuple[str, int | None] = ("", None)
 
     @property
-    def replay_app(self) -> ReplayApp:
-        """The app, typed."""
-        from tui.app import ReplayApp
-        assert isinstance(self.app, ReplayApp)
-        return self.app
+    def replay_app(self) -> Host:
+        """The app, seen through what this screen needs of it."""
+        return cast(Host, self.app)
 
     @property
     def timeline(self) -> Timeline:

@@ -23,7 +23,7 @@ else:
 _spec = os.environ.pop("AGENT_REPLAY_BOOT", None)
 if _spec:
     try:
-        from replay._bootstrap import start
+        from replay._runs.bootstrap import start
     except ImportError as _exc:  # another interpreter, without agent-replay installed
         sys.stderr.write(
             f"agent-replay: cannot import 'replay' in {sys.executable} ({_exc}); run the "

@@ -1,0 +1,12 @@
+"""Layer 4, analysis: reading finished runs.
+
+Holds the run diff (``diff``: alignment; ``rundiff``: its result and
+renderings; ``payloads``: what is compared; ``align``: sequence alignment),
+drift detection (``drift``, ``fingerprint``, ``probe``), model-call reading
+(``usage``: tokens and cost; ``wire``: provider wire formats), run summaries
+(``summary``) and the secret scan (``scan``).
+
+May import: ``replay._cassette``, ``replay._capture``, ``replay._runs`` (drift
+replays a run). Contract to the surfaces: ``diff``, ``RunDiff``, ``drift``,
+``DriftReport``, ``fingerprint``, ``model_call``, ``Usage``, ``summarize``.
+"""

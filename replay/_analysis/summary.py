@@ -1,0 +1,48 @@
+"""One-line summaries of events, shared by ``replay show``, reports and the TUI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from replay._cassette.events import Event
+
+
+def brief(value: Any, width: int = 60) -> str:
+    """A short single-line rendering of a value."""
+    if isinstance(value, bytes):
+        text = value[:width].decode("utf-8", "replace")
+        text = repr(text) if len(value) <= width else repr(text)[:-1] + "...'"
+    else:
+        text = repr(value)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def summarize(ev: Event, width: int = 80) -> str:
+    """What was asked and what came back, in one line."""
+    req = ev.request
+    if isinstance(req, dict):
+        if "method" in req and "url" in req:
+            ask = f"{req['method']!s} {req['url']!s}"
+        elif "fn" in req:
+            rest = {k: v for k, v in req.items() if k != "fn" and v is not None}
+            ask = f"{req['fn']!s}({', '.join(f'{k}={brief(v, 24)}' for k, v in rest.items())})"
+        elif "args" in req and isinstance(req["args"], dict):
+            args = ", ".join(f"{k}={brief(v, 24)}" for k, v in req["args"].items())
+            ask = f"{ev.channel.split(':', 1)[-1]}({args})"
+        else:
+            ask = brief(req, 40)
+    else:
+        ask = brief(req, 40)
+    if ev.error is not None:
+        got = f"raised {ev.error.type.rsplit('.', 1)[-1]}: {ev.error.message}"
+    elif ev.channel == "http" and isinstance(ev.response, dict) and "status" in ev.response:
+        got = str(ev.response["status"])
+        if ev.chunks:
+            got += f", {len(ev.chunks)} chunks"
+    elif ev.chunks:
+        got = f"{len(ev.chunks)} chunks"
+    else:
+        got = brief(ev.response, 40)
+    line = f"{ask} -> {got}"
+    return line if len(line) <= width else line[: width - 3] + "..."

@@ -1,0 +1,154 @@
+"""Where in the user's code an event was asked for, and whether to record it.
+
+Walking the stack is on the recorder's per-event path, so each code object is
+classified once and cached: ours (replay/), infrastructure (standard-library
+modules whose own clock/random use is not an agent input: logging, asyncio,
+threading...), other standard library, third-party library, or user code.
+
+The call site is the first user frame; failing that the first library frame
+(an SDK's internals), so an event made deep inside an SDK still points at the
+line that asked for it. A call whose first non-replay frame is infrastructure
+is passed through unrecorded: a log record's timestamp is not an input.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+import sysconfig
+from types import CodeType, FrameType
+
+from replay._cassette.events import CallSite
+
+OURS, INFRA, STDLIB, LIB, USER = range(5)
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # replay/
+
+# Standard-library modules whose own clock/random reads are not agent inputs.
+# Modules that *dispatch* user callables (asyncio, threading, concurrent.futures,
+# queue, sched) are deliberately absent: a tool coroutine at the top of a task is
+# called straight from the event loop, and must still be recorded.
+_INFRA_MODULES = (
+    "logging", "selectors", "socket", "ssl", "tempfile", "importlib",
+    "multiprocessing", "subprocess", "http", "urllib", "zipfile", "tarfile", "shutil",
+    "warnings", "traceback", "linecache", "inspect", "unittest",
+)
+
+
+def _dirs(paths: list[str]) -> tuple[str, ...]:
+    out = []
+    for p in paths:
+        if p:
+            real = os.path.realpath(p)
+            for q in {p, real}:
+                out.append(q.rstrip(os.sep) + os.sep)
+    return tuple(sorted(set(out), key=len, reverse=True))
+
+
+def _site_dirs() -> tuple[str, ...]:
+    paths = [sysconfig.get_paths().get("purelib", ""), sysconfig.get_paths().get("platlib", "")]
+    try:
+        paths += site.getsitepackages()
+    except AttributeError:  # pragma: no cover - some virtualenv layouts
+        pass
+    paths.append(site.getusersitepackages() or "")
+    paths += [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    return _dirs(paths)
+
+
+_SITE = _site_dirs()
+_STDLIB_DIRS = _dirs([sysconfig.get_paths().get("stdlib", ""),
+                      sysconfig.get_paths().get("platstdlib", "")])
+_INFRA_PREFIXES = tuple(
+    d + m + suffix for d in _STDLIB_DIRS for m in _INFRA_MODULES for suffix in (os.sep, ".py")
+)
+
+_cache: dict[CodeType, int] = {}
+_IMPORT_FILES = frozenset({"<frozen importlib._bootstrap>",
+                           "<frozen importlib._bootstrap_external>"})
+
+
+def classify(code: CodeType) -> int:
+    """The category of a code object (cached)."""
+    kind = _cache.get(code)
+    if kind is None:
+        kind = _classify_file(code.co_filename)
+        _cache[code] = kind
+    return kind
+
+
+_file_cache: dict[str, int] = {}
+
+
+def _classify_file(filename: str) -> int:
+    kind = _file_cache.get(filename)
+    if kind is None:
+        kind = _file_cache[filename] = _classify_path(filename)
+    return kind
+
+
+def _classify_path(filename: str) -> int:
+    if filename.startswith("<frozen"):
+        name = filename[8:-1]
+        return INFRA if name.split(".")[0] in _INFRA_MODULES else STDLIB
+    if filename.startswith("<"):
+        return USER
+    path = filename if os.path.isabs(filename) else os.path.abspath(filename)
+    if path.startswith(_PKG_DIR):
+        return OURS
+    if path.startswith(_SITE):
+        return LIB
+    if path.startswith(_INFRA_PREFIXES):
+        return INFRA
+    if path.startswith(_STDLIB_DIRS):
+        return STDLIB
+    return USER
+
+
+def find(frame: FrameType | None) -> tuple[bool, CallSite | None]:
+    """Walk out from ``frame``: (is this an infrastructure call?, call site).
+
+    Starts at the interceptor's caller; frames of this package are skipped.
+    """
+    fallback: FrameType | None = None
+    first = True
+    while frame is not None:
+        code = frame.f_code
+        kind = classify(code)
+        if kind == OURS:
+            frame = frame.f_back
+            continue
+        if first:
+            if kind == INFRA:
+                return True, None
+            first = False
+        if kind == USER:
+            return False, _site(frame)
+        if code.co_filename in _IMPORT_FILES:
+            # A library module is being imported: its import-time reads happen
+            # once per process, so a replay whose process already imported it
+            # would never ask for them again. They are not agent inputs.
+            return True, None
+        if kind == LIB and fallback is None:
+            fallback = frame
+        frame = frame.f_back
+    return False, _site(fallback) if fallback is not None else None
+
+
+def _site(frame: FrameType) -> CallSite:
+    code = frame.f_code
+    return CallSite(code.co_filename, frame.f_lineno or code.co_firstlineno, code.co_name)
+
+
+def user_frame(frame: FrameType | None) -> FrameType | None:
+    """The first user (else library) frame at or above ``frame``; for breakpoints."""
+    fallback = None
+    while frame is not None:
+        kind = classify(frame.f_code)
+        if kind == USER:
+            return frame
+        if kind == LIB and fallback is None:
+            fallback = frame
+        frame = frame.f_back
+    return fallback

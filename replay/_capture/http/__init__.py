@@ -1,0 +1,41 @@
+"""HTTP interception: every HTTP call of a run becomes one ``http`` event.
+
+* ``common``     canonical request/response forms, matching, replay settings
+* ``httpx``      httpx and httpx2 transports (sync, async, streamed)
+* ``vcr``        requests, urllib3 and aiohttp through vcrpy's stubs
+* ``netblock``   strict replay refuses real socket connections
+
+(vcrpy cassette import is ``replay._runs.import_vcr``; the secret scan is
+``replay._analysis.scan``.)
+
+Importing this package registers its patches with ``replay._capture.patch`` (so they
+are installed and removed with all the others, as one unit) and a session
+hook that reads ``Run.options`` (``speed``, ``match_on``, ``allow_hosts``).
+See docs/http.md.
+"""
+
+from __future__ import annotations
+
+from replay._capture import patch as _patch
+from replay._capture.http import httpx as _httpx
+from replay._capture.http import netblock as _netblock
+from replay._capture.http import vcr as _vcr
+from replay._capture.http.common import CHANNEL, config_from_options, make_matcher, set_config
+from replay._capture.http.httpx import httpx_transport
+from replay._capture.session import SESSION_HOOKS, RunSettings, Session
+
+__all__ = ["httpx_transport"]
+
+
+def _on_session(session: Session, run: RunSettings) -> None:
+    """Give a new session its HTTP settings and, on replay, the HTTP request matcher."""
+    set_config(session, config_from_options(run.options))
+    if session.matcher is not None:
+        session.matcher.set_matcher(CHANNEL, make_matcher(run.options.get("match_on")))
+
+
+_patch.register(_vcr.patches)
+_patch.register(_httpx.patches)
+_patch.register(_netblock.patches)
+if _on_session not in SESSION_HOOKS:
+    SESSION_HOOKS.append(_on_session)

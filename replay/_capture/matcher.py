@@ -1,0 +1,258 @@
+"""Matching requests under replay to recorded events, per logical task.
+
+Each logical task has its own queue of recorded events in the order it asked
+for them; a request is answered by the head of its task's queue when channel
+and request match. Tasks may interleave differently from the recording
+without any divergence, because no task ever looks at another's queue (the
+matcher counts such servings in ``reordered``: accepted, never raised).
+
+A request that does not match is graded (see :class:`Grade` and
+docs/concurrency.md), at the first divergent event:
+
+* the head of the queue is the same call (channel and target) with another
+  request: ``CHANGED``;
+* the request is a *later* event of the task's queue, and identifies it (no
+  other event of the task's recording has that request: a uuid or clock read,
+  asked many times without arguments, identifies nothing): that event is
+  served and the verdict waits for the task's next request (one request, no
+  more): if it asks for one of the skipped events, ``SWAPPED``; otherwise
+  (anything else, even the same call with other arguments), or if the task
+  ends, ``MISSING``. Strict replay cannot defer any other verdict, because it has
+  nothing to answer with;
+* anything else: ``EXTRA``.
+
+What a request the recording cannot answer does is the matcher's
+:class:`OnMiss` policy: diverge (strict replay), go live once the task's
+recorded events are used up (fork), or go live whenever no recorded event of
+the task matches (new-events; the queue is searched past its head).
+
+Nested events (made inside a tool the replay does not run) and informational
+channels (sleeps) are never expected. A session that writes a new cassette
+while replaying copies them along with the event they belong to
+(:meth:`Matcher.bundle`).
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from replay._cassette.divergence import Divergence, Grade
+from replay._cassette.events import CallSite, Event, Value
+from replay._cassette.structdiff import diff, distance
+
+RequestMatcher = Callable[[Value, Value], bool]
+"""``(recorded_request, actual_request) -> bool``."""
+
+INFO_CHANNELS = frozenset({"sleep"})
+"""Channels recorded for display only; replay never expects them."""
+
+_KEY_FIELDS = ("fn", "method", "url", "name")
+
+
+class OnMiss(enum.Enum):
+    """What a request that no recorded event answers does."""
+
+    DIVERGE = "diverge"
+    """Strict replay: a :class:`Divergence` (the session raises it)."""
+    LIVE_WHEN_DONE = "live-when-done"
+    """Fork: a task whose recorded events are used up runs live; a mismatch
+    before that diverges."""
+    LIVE = "live"
+    """New events: any matching recorded event of the task answers (not only the
+    head of its queue); without one, the call runs live."""
+
+
+def is_matchable(event: Event) -> bool:
+    """Whether replay expects this event to be asked for."""
+    return event.parent is None and event.channel not in INFO_CHANNELS
+
+
+def call_key(channel: str, request: Value) -> tuple[Any, ...]:
+    """What identifies "the same call" regardless of its arguments.
+
+    The channel, and the request's function, method, name and URL path (a URL's
+    host and port are arguments: the same API at another address is the same call).
+    """
+    if isinstance(request, dict):
+        return (channel, *(urlsplit(str(request[k])).path if k == "url" else str(request[k])
+                           for k in _KEY_FIELDS if k in request))
+    return (channel,)
+
+
+@dataclass(frozen=True, slots=True)
+class _Skip:
+    """A request answered by a later recorded event; the grade awaits the next one."""
+
+    skipped: tuple[Event, ...]
+    served: Event
+    channel: str
+    request: Value
+    site: CallSite | None
+
+
+class Matcher:
+    """The replay side of a session: per-task queues of recorded events."""
+
+    def __init__(self, events: Iterable[Event],
+                 matchers: dict[str, RequestMatcher] | None = None, *,
+                 on_miss: OnMiss = OnMiss.DIVERGE) -> None:
+        self.on_miss = on_miss
+        self._queues: dict[str, deque[Event]] = {}
+        self._all: tuple[Event, ...] = tuple(sorted(events, key=lambda e: e.seq))
+        self._extra: dict[int, list[Event]] = {}
+        self._index(self._all)
+        self._matchers = dict(matchers or {})
+        self._lock = threading.Lock()
+        self._skips: dict[str, _Skip] = {}
+        self._copied: set[int] = set()
+        self._max_served = -1
+        self.consumed = 0
+        """Recorded events served."""
+        self.reordered = 0
+        """Events served after an event recorded later than them (another task's):
+        the run interleaved its tasks differently. Accepted."""
+
+    def _index(self, ordered: tuple[Event, ...]) -> None:
+        """Queue the matchable events; attach the rest to the event they go with."""
+        riders: dict[str, list[Event]] = {}
+        root: dict[int, int] = {}
+        for ev in ordered:
+            if ev.parent is not None:  # nested: goes with its top-level ancestor
+                top = root.get(ev.parent, ev.parent)
+                root[ev.seq] = top
+                self._extra.setdefault(top, []).append(ev)
+            elif ev.channel in INFO_CHANNELS:  # a sleep: goes with the task's next call
+                riders.setdefault(ev.task, []).append(ev)
+            else:
+                self._queues.setdefault(ev.task, deque()).append(ev)
+                lead = riders.pop(ev.task, None)
+                if lead:
+                    self._extra.setdefault(ev.seq, []).extend(lead)
+        # Sleeps after a task's last call go with nothing: the task is live by then
+        # and sleeps (and records) them again.
+
+    def set_matcher(self, channel_prefix: str, fn: RequestMatcher) -> None:
+        """Compare requests on channels starting with ``channel_prefix`` with ``fn``."""
+        self._matchers[channel_prefix] = fn
+
+    def _same(self, recorded: Event, channel: str, request: Value) -> bool:
+        if recorded.channel != channel:
+            return False
+        for prefix, fn in self._matchers.items():
+            if channel.startswith(prefix):
+                return fn(recorded.request, request)
+        return bool(recorded.request == request)
+
+    def _find(self, q: deque[Event] | None, channel: str, request: Value) -> int | None:
+        if not q:
+            return None
+        return next((i for i, ev in enumerate(q) if i and self._same(ev, channel, request)),
+                    None)
+
+    def match(self, task: str, channel: str, request: Value,
+              site: CallSite | None) -> Event | Divergence | None:
+        """The recorded event answering this request, the divergence, or None: run live.
+
+        None is only returned under a live :class:`OnMiss` policy.
+        """
+        with self._lock:
+            q = self._queues.get(task)
+            skip = self._skips.pop(task, None)
+            if skip is not None:
+                return self._settle(skip, task, channel, request, site)
+            if q and self._same(q[0], channel, request):
+                return self._serve(q, 0)
+            later = self._find(q, channel, request)
+            if self.on_miss is OnMiss.LIVE:
+                return self._serve(q, later) if q is not None and later is not None else None
+            if not q and self.on_miss is OnMiss.LIVE_WHEN_DONE:
+                return None
+            if q is not None and later is not None and self._identifies(q[later]):
+                self._skips[task] = _Skip(tuple(q[i] for i in range(later)), q[later],
+                                          channel, request, site)
+                return self._serve(q, later)
+            return self._diverge(q, task, channel, request, site)
+
+    def _identifies(self, event: Event) -> bool:
+        """Whether no other recorded event of ``event``'s task has the same request."""
+        return not any(ev is not event and ev.task == event.task and is_matchable(ev)
+                       and self._same(ev, event.channel, event.request) for ev in self._all)
+
+    def _serve(self, q: deque[Event], i: int) -> Event:
+        ev = q[i]
+        del q[i]
+        self.consumed += 1
+        if ev.seq < self._max_served:
+            self.reordered += 1
+        else:
+            self._max_served = ev.seq
+        return ev
+
+    def _settle(self, skip: _Skip, task: str, channel: str, request: Value,
+                site: CallSite | None) -> Divergence:
+        """The task's next request after a skip: did it come back for a skipped event?"""
+        back = any(self._same(ev, channel, request) for ev in skip.skipped)
+        grade = Grade.SWAPPED if back else Grade.MISSING
+        return Divergence(grade, skip.channel, task, skip.skipped[0], skip.request, skip.site,
+                          skipped=skip.skipped, instead=skip.served, next_channel=channel,
+                          next_request=request, next_site=site)
+
+    def settle(self) -> list[Divergence]:
+        """Verdicts still waiting at the end of the run: the tasks asked nothing more."""
+        with self._lock:
+            skips = list(self._skips.items())
+            self._skips.clear()
+        return [Divergence(Grade.MISSING, s.channel, task, s.skipped[0], s.request, s.site,
+                           skipped=s.skipped, instead=s.served) for task, s in skips]
+
+    def _diverge(self, q: deque[Event] | None, task: str, channel: str, request: Value,
+                 site: CallSite | None) -> Divergence:
+        head = q[0] if q else None
+        candidates = self._candidates(channel, request)
+        if head is not None and call_key(head.channel, head.request) == call_key(
+                channel, request):
+            return Divergence(Grade.CHANGED, channel, task, head, request, site,
+                              tuple(diff(head.request, request)), candidates)
+        return Divergence(Grade.EXTRA, channel, task, head, request, site, (), candidates)
+
+    def _candidates(self, channel: str, request: Value, n: int = 3) -> tuple[Event, ...]:
+        pool: list[Event] = []
+        for q in self._queues.values():
+            pool.extend(ev for ev in q if ev.channel == channel)
+            if len(pool) > 5000:
+                break
+        pool.sort(key=lambda ev: (distance(ev.request, request), ev.seq))
+        return tuple(pool[:n])
+
+    def bundle(self, event: Event) -> tuple[Event, ...]:
+        """``event`` with what goes along with it when copied, in ``seq`` order.
+
+        Its nested events and the sleeps its task made just before it. Each
+        event is handed out once.
+        """
+        with self._lock:
+            out = [ev for ev in (event, *self._extra.get(event.seq, ()))
+                   if ev.seq not in self._copied]
+            self._copied.update(ev.seq for ev in out)
+        return tuple(sorted(out, key=lambda e: e.seq))
+
+    def leftovers(self) -> tuple[Event, ...]:
+        """Every recorded event never handed out by :meth:`bundle`, in order."""
+        with self._lock:
+            return tuple(ev for ev in self._all if ev.seq not in self._copied)
+
+    def has_queued(self, task: str) -> bool:
+        """Whether ``task`` still has recorded events to be asked for."""
+        return bool(self._queues.get(task))
+
+    def unconsumed(self) -> tuple[Event, ...]:
+        """Recorded events never asked for, in order."""
+        with self._lock:
+            rest = [ev for q in self._queues.values() for ev in q]
+        return tuple(sorted(rest, key=lambda e: e.seq))

@@ -1,0 +1,323 @@
+"""A run in progress: the one object every interceptor talks to.
+
+In record mode a session numbers events, stamps them with time, logical task
+and call site, and hands completed events to the cassette writer. In replay
+mode it answers each request from the recording through the matcher, and
+stops the run with :class:`DivergenceError` when it cannot. A session with
+both (new-events, fork) answers what the recording can and runs the rest
+live; it writes a new cassette of the run as it happened: the recorded events
+it served, renumbered in this run's order, and the live ones.
+
+One session is active per process at a time (patching is process-wide);
+``current()`` is the interceptors' fast check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import itertools
+import sys
+import threading
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, Protocol, TypeVar
+
+from replay._capture import callsite as _callsite
+from replay._capture import exc as _exc
+from replay._capture import tasks as _tasks
+from replay._capture.matcher import Matcher
+from replay._capture.tasks import TaskState
+from replay._cassette.divergence import Divergence
+from replay._cassette.errors import DivergenceError
+from replay._cassette.events import CallSite, Chunk, Event, Value
+from replay._cassette.redact import GENERATED_CHANNELS
+
+T = TypeVar("T")
+
+_perf_ns = time.perf_counter_ns
+
+
+class RecordMode(enum.Enum):
+    """How a cassette is used. Unknown values are rejected loudly."""
+
+    RECORD = "record"
+    """Run live and record every event (overwrites the cassette)."""
+    REPLAY = "replay"
+    """Strict replay: answer everything from the cassette, never the network."""
+    AUTO = "auto"
+    """Replay when the cassette exists, else record it."""
+    NEW_EVENTS = "new-events"
+    """Replay what matches; run live and append what the cassette lacks."""
+
+    @classmethod
+    def parse(cls, value: RecordMode | str) -> RecordMode:
+        """The mode named by ``value``; ValueError listing the valid names."""
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            names = ", ".join(m.value for m in cls)
+            raise ValueError(f"unknown record mode {value!r}; use one of: {names}") from None
+
+
+_ACTIVE: Session | None = None
+class RunSettings(Protocol):
+    """What a session hook may read of the run that opens the session."""
+
+    path: str
+    allow_damaged: bool
+    options: dict[str, Any]
+
+
+SESSION_HOOKS: list[Callable[[Session, RunSettings], None]] = []
+"""Called with each new session and its run before it starts (HTTP settings,
+breakpoints, drift probes). Layers above register here."""
+
+_ACTIVE_LOCK = threading.Lock()
+
+BUSY: ContextVar[bool] = ContextVar("agent_replay_busy", default=False)
+"""True while an interceptor runs the real call: nested calls pass through."""
+PARENT: ContextVar[int | None] = ContextVar("agent_replay_parent", default=None)
+"""``seq`` of the tool/capture whose body is running (its events are nested)."""
+
+
+def current() -> Session | None:
+    """The active session, or None."""
+    return _ACTIVE
+
+
+def activate(session: Session) -> None:
+    """Make ``session`` the process's active session (one at a time)."""
+    global _ACTIVE
+    with _ACTIVE_LOCK:
+        if _ACTIVE is not None:
+            from replay._cassette.errors import SessionError
+            raise SessionError("a record/play session is already active in this process; "
+                               "sessions cannot be nested")
+        _ACTIVE = session
+
+
+def deactivate(session: Session) -> None:
+    """End ``session``'s turn as the active session."""
+    global _ACTIVE
+    with _ACTIVE_LOCK:
+        if _ACTIVE is session:
+            _ACTIVE = None
+
+
+class Pending:
+    """An event that has been asked for and not yet completed."""
+
+    __slots__ = ("channel", "meta", "parent", "recorded", "request", "seq", "session",
+                 "site", "start_ns", "task")
+
+    def __init__(self, session: Session, seq: int, channel: str, request: Value, task: str,
+                 site: CallSite | None, start_ns: int, parent: int | None,
+                 recorded: Event | None, meta: dict[str, Value] | None) -> None:
+        self.session = session
+        self.seq = seq
+        self.channel = channel
+        self.request = request
+        self.task = task
+        self.site = site
+        self.start_ns = start_ns
+        self.parent = parent
+        self.recorded = recorded
+        self.meta = meta
+
+    def elapsed_ns(self) -> int:
+        """ns since this event started (for stream chunk times)."""
+        return _perf_ns() - self.session.t0 - self.start_ns
+
+    def finish(self, response: Value = None, *, chunks: tuple[Chunk, ...] = (),
+               meta: dict[str, Value] | None = None) -> Event:
+        """The call returned ``response``: complete and write the event."""
+        return self._complete(response, None, chunks, meta)
+
+    def fail(self, exc: BaseException, *, response: Value = None,
+             chunks: tuple[Chunk, ...] = (), meta: dict[str, Value] | None = None) -> Event:
+        """The call raised ``exc``: complete the event with the recorded error.
+
+        ``response`` keeps what arrived before the failure (a stream's status and
+        headers when it broke mid-way), so replay gives back both.
+        """
+        return self._complete(response, exc, chunks, meta)
+
+    def _complete(self, response: Value, exc: BaseException | None,
+                  chunks: tuple[Chunk, ...], meta: dict[str, Value] | None) -> Event:
+        merged = dict(self.meta or {})
+        if meta:
+            merged.update(meta)
+        event = Event(
+            seq=self.seq, channel=self.channel, request=self.request, response=response,
+            error=_exc.to_record(exc) if exc is not None else None,
+            start_ns=self.start_ns, duration_ns=self.elapsed_ns(), task=self.task,
+            site=self.site, chunks=chunks, parent=self.parent, meta=merged,
+        )
+        self.session.emit(event)
+        return event
+
+
+class Session:
+    """One record or replay run. Built by :func:`replay.record` / :func:`replay.play`."""
+
+    def __init__(self, mode: RecordMode, *, sink: Callable[[Event], None] | None = None,
+                 matcher: Matcher | None = None, t_offset_ns: int = 0) -> None:
+        self.mode = mode
+        self.t0 = _perf_ns() - t_offset_ns
+        """Run start on the perf counter; ``t_offset_ns`` earlier for a fork, whose live
+        events continue the recorded prefix's timeline."""
+        self._seq = itertools.count()
+        self._seq_lock = threading.Lock()
+        self._renumbered: dict[int, int] = {}
+        self._sink = sink
+        self.matcher = matcher
+        self.divergences: list[Divergence] = []
+        self.events_written = 0
+        self.live_events = 0
+        """Events run live (record mode: all of them)."""
+        self.listeners: list[Callable[[Event], None]] = []
+        """Called with every completed event (record) or served event (replay)."""
+        self.before_serve: list[Callable[[Event], None]] = []
+        """Called with a recorded event just before replay hands it out."""
+        self.on_begin: list[Callable[[Pending], None]] = []
+        """Called with every event as it is asked for, served or live (breakpoints);
+        ``pending.seq`` is its number in this run's log."""
+        self.on_stop: list[Callable[[], None]] = []
+        """Called when the run stops, before its result is made."""
+        self.normalize: Callable[[Value], Value] | None = None
+        """Applied to live requests before matching (the redactor: recorded
+        requests were redacted, so redacted fields never decide a match)."""
+
+    @property
+    def replaying(self) -> bool:
+        """True in strict replay: every answer comes from the recording, nothing runs
+        live (so the network is blocked)."""
+        return self.matcher is not None and self._sink is None
+
+    @property
+    def recording(self) -> bool:
+        """True when the session writes a cassette (record, new-events, fork)."""
+        return self._sink is not None
+
+    def serving(self) -> bool:
+        """Whether the running task is answered from the recording (sleeps are skipped)."""
+        if self.matcher is None:
+            return False
+        if self._sink is None:
+            return True
+        state = _tasks.CURRENT.get()
+        return state is not None and self.matcher.has_queued(state.id)
+
+    def begin(self, channel: str, request: Value, *,
+              meta: dict[str, Value] | None = None) -> Pending | None:
+        """Start an event; None when this call is not part of the run (pass it through).
+
+        When the recording answers, the matched recorded event is on
+        ``.recorded``; in strict replay a request the recording cannot answer
+        raises :class:`DivergenceError`. Otherwise the call runs live and the
+        caller completes the event with ``finish``/``fail``.
+        """
+        state = _tasks.CURRENT.get()
+        if state is None or BUSY.get():
+            return None
+        infra, site = _callsite.find(sys._getframe(1))
+        if infra:
+            return None
+        parent = PARENT.get()
+        start = _perf_ns() - self.t0
+        matcher = self.matcher
+        if matcher is not None and parent is None:
+            if self.normalize is not None and channel not in GENERATED_CHANNELS:
+                request = self.normalize(request)
+            found = matcher.match(state.id, channel, request, site)
+            if isinstance(found, Divergence):
+                self.divergences.append(found)
+                raise DivergenceError(found)
+            if found is not None:
+                return self._serve(found, state, channel, request, site, start, meta)
+        elif matcher is not None and self._sink is None:
+            return None  # inside a tool running live under strict replay: not matched
+        with self._seq_lock:
+            seq = next(self._seq)
+            self.live_events += 1
+        pending = Pending(self, seq, channel, request, state.id, site, start, parent, None,
+                          meta)
+        for hook in self.on_begin:
+            hook(pending)
+        return pending
+
+    def _serve(self, found: Event, state: TaskState, channel: str, request: Value,
+               site: CallSite | None, start: int, meta: dict[str, Value] | None) -> Pending:
+        for serve_hook in self.before_serve:
+            serve_hook(found)
+        if self._sink is None:
+            for listener in self.listeners:
+                listener(found)
+            served = found
+        else:  # written to the new cassette in this run's order, numbered as asked
+            served = self._copy(found)
+        pending = Pending(self, served.seq, channel, request, state.id, site, start, None,
+                          served, meta)
+        for hook in self.on_begin:
+            hook(pending)
+        return pending
+
+    def _copy(self, found: Event) -> Event:
+        assert self.matcher is not None
+        copies = self.carry(self.matcher.bundle(found))
+        return next(c for c, ev in copies if ev is found)
+
+    def carry(self, events: tuple[Event, ...]) -> list[tuple[Event, Event]]:
+        """Write recorded ``events`` into this run's cassette, renumbered in order.
+
+        Nested events keep pointing at their (renumbered) parent. Returns
+        ``(copy, original)`` pairs.
+        """
+        out: list[tuple[Event, Event]] = []
+        with self._seq_lock:
+            for ev in events:
+                seq = next(self._seq)
+                self._renumbered[ev.seq] = seq
+                parent = ev.parent
+                if parent is not None:
+                    parent = self._renumbered.get(parent, parent)
+                out.append((dataclasses.replace(ev, seq=seq, parent=parent), ev))
+        for copy, _ in out:
+            self.emit(copy)
+        return out
+
+    def emit(self, event: Event) -> None:
+        """Write a completed event (record mode)."""
+        if self._sink is not None:
+            self._sink(event)
+            self.events_written += 1
+        for listener in self.listeners:
+            listener(event)
+
+    def call(self, channel: str, request: Any, live: Callable[[], T], *,
+             encode: Callable[[T], Any] | None = None,
+             decode: Callable[[Any], T] | None = None) -> T:
+        """Run ``live`` recorded, or answer from the recording: the common interceptor."""
+        pending = self.begin(channel, request)
+        if pending is None:
+            return live()
+        recorded = pending.recorded
+        if recorded is not None:
+            if recorded.error is not None:
+                raise _exc.rebuild(recorded.error, recorded.seq)
+            value: Any = recorded.response
+            return decode(value) if decode is not None else value
+        token = BUSY.set(True)
+        try:
+            result = live()
+        except Exception as exc:
+            pending.fail(exc)
+            raise
+        finally:
+            BUSY.reset(token)
+        pending.finish(encode(result) if encode is not None else result)  # type: ignore[arg-type]
+        return result

@@ -1,0 +1,181 @@
+"""``@replay.tool`` and ``replay.capture``: recorded calls to the agent's own code.
+
+A tool's arguments are bound to its parameter names (so a divergence names
+the changed field), its result or exception recorded; on replay the tool does
+not run: the recorded result is returned, or the recorded exception raised.
+Events made while the tool body runs during recording are kept as its
+children (shown in the timeline, never expected on replay).
+
+Results must be JSON-like, or a dataclass / pydantic model named by the
+function's return annotation (rebuilt from the annotation, never from data),
+or the caller supplies ``dump=`` / ``load=``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar, overload
+
+from replay._capture import values as _values
+from replay._capture.session import PARENT, Pending, current
+from replay._cassette.events import Value
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_TOOLS: dict[str, ToolInfo] = {}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ToolInfo:
+    """What is known of a decorated tool."""
+
+    name: str
+    """The channel is ``tool:NAME`` (``capture:NAME`` for captures)."""
+    channel: str
+    """Full channel name."""
+    safe: bool
+    """True when the tool may be re-run live (drift probes): read-only."""
+    func: Callable[..., Any]
+    """The undecorated function."""
+
+
+def registered_tools() -> dict[str, ToolInfo]:
+    """Every tool and capture decorated so far, by channel."""
+    return dict(_TOOLS)
+
+
+def _codec(func: Callable[..., Any], dump: Callable[[Any], Value] | None,
+           load: Callable[[Value], Any] | None, where: str
+           ) -> tuple[Callable[[Any], Value], Callable[[Value], Any]]:
+    if dump is not None and load is not None:
+        return dump, load
+    try:
+        ret = typing.get_type_hints(func).get("return")
+    except Exception:
+        ret = None
+    if isinstance(ret, type) and dataclasses.is_dataclass(ret):
+        cls: Any = ret
+        return (lambda v: _values.strict(dataclasses.asdict(v), where),
+                lambda v: cls(**v))
+    if isinstance(ret, type) and hasattr(ret, "model_validate") and hasattr(ret, "model_dump"):
+        model: Any = ret
+        return (lambda v: _values.strict(v.model_dump(mode="json"), where),
+                model.model_validate)
+    return (dump or (lambda v: _values.strict(v, where))), (load or (lambda v: v))
+
+
+def _binder(func: Callable[..., Any]) -> Callable[..., Value]:
+    try:
+        sig: inspect.Signature | None = inspect.signature(func)
+    except (TypeError, ValueError):
+        sig = None
+
+    def bind(*args: Any, **kwargs: Any) -> Value:
+        if sig is not None:
+            try:
+                bound = sig.bind(*args, **kwargs)
+                return {"args": _values.canonical(dict(bound.arguments))}
+            except TypeError:
+                pass
+        return {"args": {"*": _values.canonical(list(args)),
+                         "**": _values.canonical(kwargs)}}
+    return bind
+
+
+def _wrap(func: Callable[..., Any], channel: str, safe: bool,
+          dump: Callable[[Any], Value] | None, load: Callable[[Value], Any] | None
+          ) -> Callable[..., Any]:
+    bind = _binder(func)
+    encode, decode = _codec(func, dump, load, f"the result of {channel}")
+    meta: dict[str, Value] = {"safe": safe}
+
+    def served(pending: Pending) -> Any:
+        recorded = pending.recorded
+        assert recorded is not None
+        if recorded.error is not None:
+            from replay._capture.exc import rebuild
+            raise rebuild(recorded.error, recorded.seq)
+        return decode(recorded.response)
+
+    if inspect.iscoroutinefunction(func):
+        @functools.wraps(func)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            s = current()
+            pending = s.begin(channel, bind(*args, **kwargs), meta=meta) if s else None
+            if pending is None:
+                return await func(*args, **kwargs)
+            if pending.recorded is not None:
+                return served(pending)
+            token = PARENT.set(pending.seq)
+            try:
+                result = await func(*args, **kwargs)
+            except Exception as exc:
+                pending.fail(exc)
+                raise
+            finally:
+                PARENT.reset(token)
+            pending.finish(encode(result))
+            return result
+        wrapper: Callable[..., Any] = async_wrapper
+    else:
+        @functools.wraps(func)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            s = current()
+            pending = s.begin(channel, bind(*args, **kwargs), meta=meta) if s else None
+            if pending is None:
+                return func(*args, **kwargs)
+            if pending.recorded is not None:
+                return served(pending)
+            token = PARENT.set(pending.seq)
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                pending.fail(exc)
+                raise
+            finally:
+                PARENT.reset(token)
+            pending.finish(encode(result))
+            return result
+        wrapper = sync_wrapper
+    _TOOLS[channel] = ToolInfo(channel.split(":", 1)[1], channel, safe, func)
+    wrapper.__agent_replay__ = _TOOLS[channel]  # type: ignore[attr-defined]
+    return wrapper
+
+
+@overload
+def tool(func: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def tool(*, name: str | None = None, safe: bool = False,
+         dump: Callable[[Any], Value] | None = None,
+         load: Callable[[Value], Any] | None = None
+         ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def tool(func: Callable[P, R] | None = None, /, *, name: str | None = None,
+         safe: bool = False, dump: Callable[[Any], Value] | None = None,
+         load: Callable[[Value], Any] | None = None) -> Any:
+    """Mark ``func`` as an agent tool: recorded, and served from the cassette on replay.
+
+    ``safe=True`` says the tool only reads (re-running it has no side effect),
+    which lets drift probes run it live. ``dump``/``load`` convert a result that
+    is not JSON-like to and from a stored value.
+    """
+    def deco(f: Callable[P, R]) -> Callable[P, R]:
+        return _wrap(f, f"tool:{name or f.__name__}", safe, dump, load)
+    return deco(func) if func is not None else deco
+
+
+def capture(func: Callable[P, R], /, *, name: str | None = None, safe: bool = False,
+            dump: Callable[[Any], Value] | None = None,
+            load: Callable[[Value], Any] | None = None) -> Callable[P, R]:
+    """Record any other non-deterministic callable (a DB read, a file read).
+
+    ``read = replay.capture(db.read)``; replay returns what it returned.
+    """
+    label = name or getattr(func, "__qualname__", None) or getattr(func, "__name__", "call")
+    return _wrap(func, f"capture:{label}", safe, dump, load)

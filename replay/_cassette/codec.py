@@ -1,0 +1,472 @@
+"""Msgpack encoding of cassette records, with content de-duplication.
+
+Agents resend the whole conversation on every model call, so the same large
+strings and maps appear again and again. :class:`Encoder` stores each large
+value once, as a ``blob`` record, and writes a small reference wherever it
+appears again; the file then grows with the *new* content of each turn, not
+with the whole history. :class:`Decoder` resolves the references and checks
+everything it reads: cassettes are untrusted input.
+
+Records, as they follow each other in the decompressed stream (the file
+around the stream is ``_format.py``): u32 LE payload length, u32 LE
+CRC32C(payload), then a msgpack payload, one of
+
+    {"k": "ev", <Event.to_map() fields>}     one event
+    {"k": "blob", "id": N, "v": value}       a shared value, ids 0, 1, 2...
+    {"k": "end", "events": E, "blobs": B}    clean end of the recording
+
+Extension types: ``ExtType(1, <N big-endian in 1/2/4/8 bytes>)`` refers to blob N;
+``ExtType(2, <msgpack array>)`` is a tuple; ``ExtType(3, <two's complement,
+big-endian>)`` an integer beyond 64 bits. Nothing else is ever written, and
+the decoder rejects anything else (msgpack Timestamps included).
+See docs/cassette-format.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import struct
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import crc32c
+import msgpack
+
+from replay._cassette.errors import UnrecordableValueError
+from replay._cassette.events import Event
+
+EXT_REF: Final = 1
+"""Extension code of a blob reference; its data is the blob id, big-endian."""
+EXT_TUPLE: Final = 2
+"""Extension code of a tuple; its data is the msgpack array of its items."""
+EXT_BIGINT: Final = 3
+"""Extension code of an integer outside msgpack's 64-bit range (a 128-bit
+``getrandbits``, a big tool result); its data is the two's-complement
+big-endian bytes."""
+MAX_BIGINT_BYTES: Final = 4096
+"""The longest big integer a reader accepts (32,768 bits)."""
+MAX_TUPLE_DEPTH: Final = 8
+"""Tuples nest at most this deep within one record. Each level is a nested
+msgpack decode holding ~40 KiB of C stack, so a limit keeps a crafted file
+from overflowing a thread's stack; the writer refuses deeper tuples."""
+
+BLOB_MIN_SIZE: Final = 256
+"""Writer policy: a str/bytes of at least this many bytes, or a map/array/tuple
+whose plain msgpack encoding is at least this long, is stored as a blob.
+Measured with ``bench/bench_format.py --thresholds`` (conversations of 100
+and 200 turns): with 300-600 char messages 64, 128 and 256 give the same
+file (70.5 KB at 200 turns, x2.02 from 100) while 512 misses the messages
+(90.7 KB, x2.48); with 20-400 char messages 256 writes 34% faster than 64
+for the same size. Readers do not depend on it: any value may be a blob or
+inline."""
+
+DEFAULT_MAX_RECORD: Final = 32 * 1024 * 1024
+"""Largest record payload a default reader accepts; the writer refuses larger."""
+
+_BLOB_HEAD: Final = b"\x83\xa1k\xa4blob\xa2id"  # {"k": "blob", "id": ...
+_BLOB_VALUE: Final = b"\xa1v"  # ..., "v": ...}
+# Every encoding msgpack would turn into a Timestamp (ext -1, 4/8/12 data bytes).
+_TIMESTAMP = re.compile(
+    rb"[\xd6\xd7]\xff|\xc7[\x04\x08\x0c]\xff|\xc8\x00[\x04\x08\x0c]\xff"
+    rb"|\xc9\x00\x00\x00[\x04\x08\x0c]\xff"
+)
+
+
+_FRAMING: Final = struct.Struct("<II")  # payload length, CRC32C(payload)
+
+
+class DecodeError(ValueError):
+    """A record is not something this writer could have produced."""
+
+
+class RecordTooLargeError(ValueError):
+    """A record is larger than the reader's limit (or, writing, than the default one)."""
+
+
+def frame_record(payload: bytes) -> bytes:
+    """``payload`` with its length and CRC32C in front."""
+    return _FRAMING.pack(len(payload), crc32c.crc32c(payload)) + payload
+
+
+# -- encoding ----------------------------------------------------------------
+
+def _convert(obj: Any) -> Any:
+    """A subclass of a JSON-like type as its base type; anything else cannot be
+    recorded."""
+    if isinstance(obj, str):
+        return str(obj)
+    if isinstance(obj, int):
+        if type(obj) is int:  # msgpack calls us for an int only on overflow
+            size = (obj.bit_length() + 8) // 8
+            if size > MAX_BIGINT_BYTES:
+                raise UnrecordableValueError(obj, f"a cassette (ints of at most "
+                                                  f"{MAX_BIGINT_BYTES * 8} bits)")
+            return msgpack.ExtType(EXT_BIGINT, obj.to_bytes(size, "big", signed=True))
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj)
+    if isinstance(obj, list):
+        return list(obj)
+    if isinstance(obj, tuple):
+        return tuple(obj)
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return bytes(obj)
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    raise UnrecordableValueError(obj, "a cassette")
+
+
+def _tuple_hook(depth: int) -> Callable[[Any], Any]:
+    """Packer hook (``strict_types``) for values inside ``depth - 1`` tuples."""
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, tuple):
+            if depth > MAX_TUPLE_DEPTH:
+                raise UnrecordableValueError(
+                    obj, f"a cassette (tuples nest at most {MAX_TUPLE_DEPTH} deep)")
+            items = msgpack.packb(list(obj), default=_HOOKS[depth], strict_types=True)
+            return msgpack.ExtType(EXT_TUPLE, items)
+        return _convert(obj)
+
+    return default
+
+
+_HOOKS: Final = tuple(_tuple_hook(d) for d in range(1, MAX_TUPLE_DEPTH + 2))
+_default: Final = _HOOKS[0]
+
+
+def pack_plain(value: Any) -> bytes:
+    """Encode a value without de-duplication (the header map)."""
+    try:
+        return msgpack.packb(value, default=_default, strict_types=True)
+    except (ValueError, OverflowError, TypeError) as exc:
+        if isinstance(exc, UnrecordableValueError):
+            raise
+        raise UnrecordableValueError(value, f"a cassette header ({exc})") from exc
+
+
+def _len_head(n: int) -> int:
+    """Bytes of a msgpack str/array/map length prefix (an upper bound)."""
+    return 1 if n < 16 else 3 if n < 65536 else 5
+
+
+def _scalar_size(v: Any) -> int:
+    if type(v) is int:
+        return 1 if -32 <= v < 128 else 3 if -32768 <= v < 65536 else 9
+    if type(v) is float:
+        return 9
+    return 1  # None, bool
+
+
+class Encoder:
+    """Turns events into record payloads, storing large values once.
+
+    Not thread-safe: :class:`~replay._cassette.layout.CassetteWriter` calls it under its
+    lock. ``encode_event`` is all-or-nothing: when it raises, no blob it had
+    begun is remembered, so no later record can refer to an unwritten blob.
+    """
+
+    def __init__(self, max_record_size: int = DEFAULT_MAX_RECORD) -> None:
+        self._packer = msgpack.Packer(default=_default, strict_types=True)
+        self._max = max_record_size
+        self._ids: dict[bytes, int] = {}
+        self._new: dict[bytes, int] = {}
+        self._payloads: list[bytes] = []
+        self.blobs = 0
+        """Blob records handed out so far."""
+        self.events = 0
+        """Event records handed out so far."""
+
+    def encode_event(self, event: Event) -> bytes:
+        """Framed records for one event: any new blobs it needs, then the event."""
+        fields = event.to_map()
+        record: dict[str, Any] = {"k": "ev", **fields}
+        try:
+            # Probe with one C-speed pack: most events are small, and for them
+            # this is the only encoding; a big one is packed again below, part
+            # by part, which is cheap next to the Python walk it needs anyway.
+            data = self._packer.pack(record)
+            if len(data) < BLOB_MIN_SIZE:  # nothing inside can be large enough
+                out = [data]
+            else:
+                self._new.clear()
+                self._payloads = []
+                for key, value in fields.items():
+                    record[key] = self._walk(value)[0]
+                data = self._packer.pack(record)
+                out = [*self._payloads, data]
+        except UnrecordableValueError:
+            raise
+        except (ValueError, OverflowError, TypeError, RecursionError) as exc:
+            raise UnrecordableValueError(
+                event, f"event {event.seq} on channel {event.channel!r} ({exc})") from exc
+        for p in out:
+            if len(p) > self._max:
+                raise RecordTooLargeError(
+                    f"event {event.seq} needs a record of {len(p)} bytes; readers accept "
+                    f"at most {self._max} by default")
+        if len(out) > 1:
+            self._ids.update(self._new)
+            self.blobs += len(self._new)
+        self.events += 1
+        return b"".join(map(frame_record, out))
+
+    def end_record(self) -> bytes:
+        """The framed ``end`` record with the final counts."""
+        return frame_record(self._packer.pack({"k": "end", "events": self.events,
+                                               "blobs": self.blobs}))
+
+    def _walk(self, v: Any) -> tuple[Any, int]:
+        """``v`` with its large parts replaced by refs, and its plain encoded size.
+
+        Bottom-up: a container's children are replaced first, so its blob holds
+        refs to earlier blobs, and each byte is packed once for the blob it
+        lands in (the probe in ``encode_event`` aside).
+        """
+        t = type(v)
+        if t is str:
+            n = len(v) if v.isascii() else len(v.encode("utf-8"))
+            if n < BLOB_MIN_SIZE:
+                return v, n + _len_head(n)
+            return self._blob(self._packer.pack(v)), n + 5
+        if t is bytes:
+            n = len(v)
+            if n < BLOB_MIN_SIZE:
+                return v, n + 2
+            return self._blob(self._packer.pack(v)), n + 5
+        if t is dict:
+            size = _len_head(len(v))
+            changed = False
+            out: dict[Any, Any] = {}
+            for key, x in v.items():
+                y, s = self._walk(x)
+                size += s + (len(key) + 1 if type(key) is str else 9)
+                out[key] = y
+                changed = changed or y is not x
+            return self._container(out if changed else v, size)
+        if t is list or t is tuple:
+            size = _len_head(len(v)) + (3 if t is tuple else 0)
+            items = []
+            changed = False
+            for x in v:
+                y, s = self._walk(x)
+                size += s
+                items.append(y)
+                changed = changed or y is not x
+            if changed:
+                return self._container(items if t is list else tuple(items), size)
+            return self._container(v, size)
+        if v is None or t is bool or t is int or t is float:
+            return v, _scalar_size(v)
+        return self._walk(_convert(v))  # subclass -> base type, or raises
+
+    def _container(self, v: Any, size: int) -> tuple[Any, int]:
+        if size < BLOB_MIN_SIZE:
+            return v, size
+        return self._blob(self._packer.pack(v)), size
+
+    def _blob(self, data: bytes) -> msgpack.ExtType:
+        """A ref to the blob holding ``data`` (one packed value), made if new."""
+        key = hashlib.blake2b(data, digest_size=16).digest()
+        ident = self._ids.get(key)
+        if ident is None:
+            ident = self._new.get(key)
+            if ident is None:
+                ident = self.blobs + len(self._new)
+                self._new[key] = ident
+                self._payloads.append(
+                    _BLOB_HEAD + self._packer.pack(ident) + _BLOB_VALUE + data)
+        return msgpack.ExtType(EXT_REF, _ref_data(ident))
+
+
+# -- decoding ----------------------------------------------------------------
+
+class End:
+    """The decoded ``end`` record."""
+
+    __slots__ = ("blobs", "events")
+
+    def __init__(self, events: int, blobs: int) -> None:
+        self.events = events
+        self.blobs = blobs
+
+
+def _ref_data(ident: int) -> bytes:
+    """A blob id as ref data: big-endian, in the fewest of 1, 2, 4 or 8 bytes
+    (so a ref is a 3, 4, 6 or 10 byte fixext)."""
+    size = 1 if ident < 0x100 else 2 if ident < 0x10000 else 4 if ident < 0x100000000 else 8
+    return ident.to_bytes(size, "big")
+
+
+def _ref_id(data: bytes) -> int:
+    if len(data) not in (1, 2, 4, 8):
+        raise DecodeError(f"blob reference of {len(data)} bytes")
+    return int.from_bytes(data, "big")
+
+
+def unpack_plain(data: bytes | memoryview) -> Any:
+    """Decode a value that may hold tuples but no blob refs (the header map)."""
+    decoder = Decoder()
+    value = decoder.unpack(data)
+    decoder._reject_foreign(value)
+    return value
+
+
+class Decoder:
+    """Decodes record payloads in file order, resolving blob refs.
+
+    Values behind a ref are shared, not copied: every event that uses blob N
+    holds the same object, which keeps a long conversation's memory linear.
+    Treat decoded values as read-only.
+    """
+
+    def __init__(self, max_record_size: int = DEFAULT_MAX_RECORD) -> None:
+        self.blobs: list[Any] = []
+        """Decoded blob values, by id."""
+        self.events = 0
+        """Event records decoded so far."""
+        self.end: End | None = None
+        """The end record, once read."""
+        self._max = max_record_size
+        self._buf = bytearray()  # the start of a record that continues in the next chunk
+        self._checked: set[int] = set()  # ids of container blobs already scanned
+        self._depth = 0  # tuple extensions being decoded, one inside the other
+        self._unpackb = functools.partial(msgpack.unpackb, raw=False, strict_map_key=False,
+                                          use_list=True, ext_hook=self._ext)
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an unfinished record waiting for the next chunk."""
+        return len(self._buf)
+
+    def feed(self, chunk: bytes, out: list[Event]) -> None:
+        """Decode every record ``chunk`` (the next decompressed bytes) completes.
+
+        Events are appended to ``out`` as they are decoded, so when this
+        raises, ``out`` holds the complete events before the bad record.
+        Raises RecordTooLargeError for a length over the limit, DecodeError
+        (a ValueError) for anything else wrong.
+        """
+        buf = self._buf
+        data: bytes | bytearray = chunk
+        if buf:
+            buf += chunk
+            data = buf
+        i, n = 0, len(data)
+        # Slicing bytes is cheapest for the usual one-record chunk; a record
+        # carried across chunks is read through a view (no copy of a big one).
+        view = memoryview(data) if data is buf else None
+        try:
+            while n - i >= 8:
+                length, crc = _FRAMING.unpack_from(data, i)
+                if length > self._max:
+                    raise RecordTooLargeError(
+                        f"record of {length} bytes, over the {self._max} limit")
+                stop = i + 8 + length
+                if stop > n:
+                    break
+                if self.end is not None:
+                    raise DecodeError("record after the end record")
+                payload = data[i + 8:stop] if view is None else view[i + 8:stop]
+                if crc32c.crc32c(payload) != crc:
+                    raise DecodeError("record checksum mismatch")
+                try:
+                    obj = self.decode(payload, data, i + 8, stop)
+                except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+                    raise DecodeError(f"bad record: {exc}") from None
+                if type(obj) is Event:
+                    out.append(obj)
+                elif type(obj) is End:
+                    self.end = obj
+                i = stop
+        finally:
+            if view is not None:
+                payload = b""  # drop the last slice, then the view, before resizing
+                view.release()
+        if data is buf:
+            del buf[:i]
+        elif i < n:
+            self._buf = bytearray(chunk[i:])
+
+    def _ext(self, code: int, data: bytes) -> Any:
+        if code == EXT_REF:
+            ident = _ref_id(data)
+            if ident >= len(self.blobs):
+                raise DecodeError(f"reference to blob {ident}, which is not defined before it")
+            return self.blobs[ident]
+        if code == EXT_TUPLE:
+            if self._depth >= MAX_TUPLE_DEPTH:
+                raise DecodeError(f"tuples nested more than {MAX_TUPLE_DEPTH} deep")
+            self._depth += 1
+            try:
+                items = self.unpack(data)
+            finally:
+                self._depth -= 1
+            if type(items) is not list:
+                raise DecodeError("tuple extension does not hold an array")
+            return tuple(items)
+        if code == EXT_BIGINT:
+            if not 0 < len(data) <= MAX_BIGINT_BYTES:
+                raise DecodeError(f"big integer of {len(data)} bytes")
+            return int.from_bytes(data, "big", signed=True)
+        raise DecodeError(f"unknown msgpack extension type {code}")
+
+    def unpack(self, data: bytes | bytearray | memoryview) -> Any:
+        """One msgpack value, with our extension types and nothing else."""
+        return self._unpackb(data)
+
+    def decode(self, payload: bytes | bytearray | memoryview, buf: bytes | bytearray, start: int,
+               end: int) -> Event | End | None:
+        """Decode ``payload`` (``buf[start:end]``): an Event, the End, or None for a blob.
+
+        Raises ValueError (DecodeError among others), TypeError, OverflowError or
+        RecursionError on anything malformed; the reader maps them to
+        CassetteCorruptError.
+        """
+        m = self._unpackb(payload)
+        # A Timestamp can only come from one of a few byte patterns; look for one
+        # (C speed) and walk the decoded value only when the bytes allow it.
+        if buf.find(b"\xff", start, end) >= 0 and _TIMESTAMP.search(buf, start, end):
+            self._reject_foreign(m)
+        if type(m) is not dict:
+            raise DecodeError("record is not a map")
+        kind = m.get("k")
+        if kind == "ev":
+            event = Event.from_map(m)
+            self.events += 1
+            return event
+        if kind == "blob":
+            ident = m.get("id")
+            if type(ident) is not int or ident != len(self.blobs):
+                raise DecodeError(f"blob id {ident!r} out of order (expected {len(self.blobs)})")
+            if "v" not in m or len(m) != 3:
+                raise DecodeError("blob record is malformed")
+            value = m["v"]
+            self.blobs.append(value)
+            if type(value) in (dict, list, tuple):
+                self._checked.add(id(value))
+            return None
+        if kind == "end":
+            events, blobs = m.get("events"), m.get("blobs")
+            if type(events) is not int or type(blobs) is not int or len(m) != 3:
+                raise DecodeError("end record is malformed")
+            return End(events, blobs)
+        raise DecodeError(f"unknown record kind {kind!r}")
+
+    def _reject_foreign(self, v: Any) -> None:
+        """Raise if ``v`` holds a type this library never writes (a Timestamp)."""
+        stack = [v]
+        while stack:
+            x = stack.pop()
+            t = type(x)
+            if t is dict:
+                if id(x) not in self._checked:
+                    stack.extend(x.keys())
+                    stack.extend(x.values())
+            elif t is list or t is tuple:
+                if id(x) not in self._checked:
+                    stack.extend(x)
+            elif not (x is None or t in (str, bytes, int, float, bool)):
+                raise DecodeError(f"record holds a {t.__name__}, which cassettes never contain")

@@ -1,0 +1,152 @@
+"""Divergence reports: what the replayed run asked that the recording cannot answer.
+
+How a mismatch is graded (see docs/concurrency.md) is decided by the matcher;
+this module holds the verdict as data and renders it for people.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from replay._cassette.events import CallSite, Event, Value
+from replay._cassette.structdiff import Change
+
+
+class Grade(enum.Enum):
+    """How a request under replay differs from the recording."""
+
+    CHANGED = "changed"
+    """The same call (same channel and target) with a different request."""
+    EXTRA = "extra"
+    """A call the recording does not have at this point of the task."""
+    MISSING = "missing"
+    """Recorded calls were skipped: the request matched a later recorded event of
+    the task, and the task's next request was not one of the skipped calls."""
+    SWAPPED = "swapped"
+    """Recorded calls of one task were made in another order: the request matched
+    a later recorded event, and the task's next request asked for a skipped one."""
+    UNUSED = "unused"
+    """The run ended with recorded events never asked for."""
+    REORDERED = "reordered"
+    """Same events in another interleaving of tasks: accepted, never raised."""
+
+
+@dataclass(frozen=True, slots=True)
+class Divergence:
+    """One point where the run under replay left the recording."""
+
+    grade: Grade
+    """The kind of divergence."""
+    channel: str
+    """Channel of the request that diverged (or of the unused event)."""
+    task: str
+    """Logical task that made the request."""
+    expected: Event | None
+    """The recorded event the task was due to ask for next (None: none left)."""
+    actual_request: Value = None
+    """What the run asked for instead."""
+    actual_site: CallSite | None = None
+    """Where the run asked for it."""
+    changes: tuple[Change, ...] = ()
+    """Structural differences, expected request -> actual request."""
+    candidates: tuple[Event, ...] = ()
+    """The closest recorded events for the actual request, best first."""
+    unused: tuple[Event, ...] = field(default=())
+    """For ``UNUSED``: the events never asked for."""
+    skipped: tuple[Event, ...] = ()
+    """For ``MISSING`` / ``SWAPPED``: the recorded events of the task passed over."""
+    instead: Event | None = None
+    """For ``MISSING`` / ``SWAPPED``: the later recorded event the run asked for
+    in their place (it was served)."""
+    next_channel: str | None = None
+    """For ``MISSING`` / ``SWAPPED``: the channel of the task's following request,
+    which settled the grade (None when the task asked nothing more)."""
+    next_request: Value = None
+    """That following request."""
+    next_site: CallSite | None = None
+    """Where the following request was asked."""
+
+    @property
+    def seq(self) -> int | None:
+        """The event number of the recorded event at which the run diverged."""
+        return self.expected.seq if self.expected is not None else None
+
+    def report(self) -> str:
+        """A report a person can act on: where, what, how it differs, what was near."""
+        lines: list[str] = []
+        where = (f"at event #{self.seq}" if self.seq is not None
+                 else "after the task's last recorded event")
+        head = {
+            Grade.CHANGED: "request changed",
+            Grade.EXTRA: "extra call not in the recording",
+            Grade.MISSING: "recorded call(s) skipped",
+            Grade.SWAPPED: "calls made in another order",
+            Grade.UNUSED: "recorded events never asked for",
+            Grade.REORDERED: "reordered (accepted)",
+        }[self.grade]
+        lines.append(f"replay diverged {where} on channel {self.channel!r} "
+                     f"(task {self.task}): {head}")
+        if self.grade is Grade.UNUSED:
+            for ev in self.unused[:10]:
+                lines.append(f"  unused #{ev.seq} {ev.channel} {_brief(ev.request)}"
+                             + (f"  at {ev.site}" if ev.site else ""))
+            if len(self.unused) > 10:
+                lines.append(f"  ... and {len(self.unused) - 10} more")
+            return "\n".join(lines)
+        if self.expected is not None:
+            lines.append(f"  expected #{self.expected.seq} {self.expected.channel}: "
+                         f"{_brief(self.expected.request)}")
+            if self.expected.site is not None:
+                lines.append(f"    recorded at {self.expected.site}")
+        else:
+            lines.append("  expected: nothing more from this task")
+        instead = f" (recorded as #{self.instead.seq})" if self.instead is not None else ""
+        lines.append(f"  actual   {self.channel}{instead}: {_brief(self.actual_request)}")
+        if self.actual_site is not None:
+            lines.append(f"    asked at {self.actual_site}")
+        if self.grade in (Grade.MISSING, Grade.SWAPPED):
+            lines.extend(self._order_lines())
+        if self.changes:
+            lines.append("  differences (expected -> actual):")
+            for ch in self.changes[:20]:
+                lines.append(f"    {ch}")
+            if len(self.changes) > 20:
+                lines.append(f"    ... and {len(self.changes) - 20} more")
+        if self.candidates:
+            lines.append("  closest recorded candidates:")
+            for ev in self.candidates:
+                lines.append(f"    #{ev.seq} {ev.channel} task {ev.task}: {_brief(ev.request)}")
+        lines.append(f"  hint: {_HINTS[self.grade]}")
+        return "\n".join(lines)
+
+    def _order_lines(self) -> list[str]:
+        out = ["  skipped: " + ", ".join(f"#{ev.seq} {ev.channel}" for ev in self.skipped[:10])
+               + (f" and {len(self.skipped) - 10} more" if len(self.skipped) > 10 else "")]
+        if self.next_channel is None:
+            out.append("  then     the task asked nothing more")
+            return out
+        out.append(f"  then     {self.next_channel}: {_brief(self.next_request)}")
+        if self.next_site is not None:
+            out.append(f"    asked at {self.next_site}")
+        return out
+
+
+_HINTS = {
+    Grade.CHANGED: "the run asks the same call differently: the code changed, an earlier "
+                   "answer was edited, or the code read an input agent-replay does not "
+                   "capture (a private generator seeded by itself, a C extension's clock; "
+                   "see docs/recording.md#limits)",
+    Grade.EXTRA: "the code makes a call the recorded run did not make here; if the expected "
+                 "call was dropped and a later one changed, the candidates below show it",
+    Grade.MISSING: "the code no longer makes the skipped call(s)",
+    Grade.SWAPPED: "the code makes the same calls in another order within one task "
+                   "(tasks interleaving differently never diverge)",
+    Grade.UNUSED: "",
+    Grade.REORDERED: "",
+}
+
+
+def _brief(value: Value, width: int = 160) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."

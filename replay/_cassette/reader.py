@@ -1,0 +1,391 @@
+"""Reading a cassette as hostile input.
+
+Bounded streaming decompression and bounded records; every failure is one
+:class:`~replay.CassetteError` with its byte offset.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Iterator
+from typing import IO, cast
+
+import crc32c
+import zstandard
+
+from replay._cassette.codec import (
+    Decoder,
+    RecordTooLargeError,
+    unpack_plain,
+)
+from replay._cassette.errors import (
+    CassetteCorruptError,
+    CassetteError,
+    CassetteLimitError,
+    CassetteTruncatedError,
+    CassetteVersionError,
+)
+from replay._cassette.events import Event
+from replay._cassette.layout import (
+    _BLOCK_MAX,
+    _CHUNK,
+    _HEAD,
+    _TRAILER,
+    _U32,
+    _UNIT_MAX,
+    _ZSTD_MAGIC,
+    FORMAT_VERSION,
+    MAGIC,
+    TRAILER_MAGIC,
+    Cassette,
+    Header,
+    Limits,
+    PathArg,
+    Status,
+    VerifyReport,
+)
+
+# -- reading -----------------------------------------------------------------
+
+class _Damage(Exception):
+    """Raised inside the reader; becomes a CassetteError with events_read."""
+
+    def __init__(self, cls: type[CassetteError], message: str, offset: int) -> None:
+        super().__init__(message)
+        self.cls = cls
+        self.message = message
+        self.offset = offset
+
+
+def _read_header(f: IO[bytes], limits: Limits) -> tuple[Header, int]:
+    """Parse the header section at the start of ``f``; return it and its size."""
+    head = f.read(_HEAD.size)
+    if head[:8] != MAGIC[:len(head)]:
+        raise _Damage(CassetteCorruptError, "not a cassette (bad magic)", 0)
+    if len(head) < _HEAD.size:
+        raise _Damage(CassetteTruncatedError, "file ends inside the header", len(head))
+    _, version, n = _HEAD.unpack(head)
+    if n > limits.max_header_size:
+        raise _Damage(CassetteLimitError,
+                      f"header declares {n} bytes, over the {limits.max_header_size} limit", 10)
+    rest = f.read(n + 4)
+    if len(rest) < n + 4:
+        raise _Damage(CassetteTruncatedError, "file ends inside the header",
+                      _HEAD.size + len(rest))
+    body = rest[:n]
+    if crc32c.crc32c(body, crc32c.crc32c(head[8:])) != _U32.unpack_from(rest, n)[0]:
+        raise _Damage(CassetteCorruptError, "header checksum mismatch", _HEAD.size + n)
+    # The envelope (magic, version, length, map, CRC) is the same in every
+    # version, so a version error is only ever reported for intact headers.
+    if version != FORMAT_VERSION:
+        cls = CassetteVersionError if version > FORMAT_VERSION else CassetteCorruptError
+        raise _Damage(cls, f"format version {version}; this release reads 1..{FORMAT_VERSION}",
+                      8)
+    try:
+        header = Header.from_map(unpack_plain(body), version)
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise _Damage(CassetteCorruptError, f"bad header map: {exc}", _HEAD.size) from exc
+    return header, _HEAD.size + n + 4
+
+
+class _Frame:
+    """The zstd frame, handed to the decoder one unit (frame header, block,
+    checksum) per ``read()``.
+
+    Walking the block headers (never their contents) tells exactly where the
+    frame ends, whether the file stopped inside it, and which block the
+    decoder was on when something failed; it also enforces the window limit
+    before the decoder allocates anything.
+    """
+
+    _HEADER, _BLOCKS, _CHECKSUM, _DONE, _TRUNCATED = range(5)
+
+    def __init__(self, f: IO[bytes], start: int, limits: Limits) -> None:
+        self._f = f
+        self._buf = b""
+        self._i = 0
+        self._limits = limits
+        self._state = self._HEADER
+        self._has_checksum = False
+        self._block_max = _BLOCK_MAX
+        self.start = start
+        """File offset of the frame."""
+        self.pos = start
+        """File offset just past the last unit handed to the decoder."""
+        self.crc = 0
+        """CRC32C of the frame bytes handed out so far."""
+
+    @property
+    def done(self) -> bool:
+        """The frame's last byte has been handed out."""
+        return self._state == self._DONE
+
+    @property
+    def truncated(self) -> bool:
+        """The file ended inside the frame."""
+        return self._state == self._TRUNCATED
+
+    def _ensure(self, n: int) -> bool:
+        """Have the next ``n`` bytes in memory; False at end of file."""
+        if len(self._buf) - self._i < n:
+            self._buf = self._buf[self._i:] + self._f.read(max(_CHUNK, n))
+            self._i = 0
+        return len(self._buf) - self._i >= n
+
+    def read(self, n: int) -> bytes:
+        """The next unit of the frame, or b"" at its end or at end of file.
+
+        ``n`` (the decoder's read size) is never less than the largest unit.
+        """
+        state, have = self._state, len(self._buf) - self._i
+        if state == self._BLOCKS:
+            size = self._block() if have >= 3 or self._ensure(3) else None
+        elif state == self._CHECKSUM:
+            size, self._state = 4, self._DONE
+        elif state == self._HEADER:
+            size = self._frame_header() if self._ensure(5) else None
+        else:
+            return b""
+        if size is None or (have < size and not self._ensure(size)):
+            self._state = self._TRUNCATED  # never hand the decoder half a unit
+            return b""
+        unit = self._buf[self._i:self._i + size]
+        self._i += size
+        self.pos += size
+        self.crc = crc32c.crc32c(unit, self.crc)
+        return unit
+
+    def _block(self) -> int:
+        buf, i = self._buf, self._i
+        bh = buf[i] | buf[i + 1] << 8 | buf[i + 2] << 16
+        btype, bsize = bh >> 1 & 3, bh >> 3
+        if btype == 3 or bsize > self._block_max:
+            raise _Damage(CassetteCorruptError, f"bad zstd block header {bh:06x}", self.pos)
+        if bh & 1:  # the last block
+            self._state = self._CHECKSUM if self._has_checksum else self._DONE
+        return 4 if btype == 1 else 3 + bsize  # an RLE block's body is one byte
+
+    def _frame_header(self) -> int | None:
+        h = self._buf[self._i:self._i + 5]
+        if h[:4] != _ZSTD_MAGIC:
+            raise _Damage(CassetteCorruptError, "no zstd frame after the header", self.pos)
+        fhd = h[4]
+        single = fhd >> 5 & 1
+        fcs_size = (single, 2, 4, 8)[fhd >> 6]
+        if fhd & 0x0B:  # a reserved bit, or a dictionary id (never written)
+            raise _Damage(CassetteCorruptError, "unsupported zstd frame header", self.pos)
+        size = 6 - single + fcs_size
+        if not self._ensure(size):
+            return None
+        if single:  # the window is the content size
+            window = int.from_bytes(self._buf[self._i + 5:self._i + size], "little")
+            window += 256 if fcs_size == 2 else 0
+        else:
+            wd = self._buf[self._i + 5]
+            window = (1 << (10 + (wd >> 3))) * (8 + (wd & 7)) // 8
+        if window > self._limits.max_window_size:
+            raise _Damage(CassetteLimitError, f"zstd window of {window} bytes, over the "
+                          f"{self._limits.max_window_size} limit", self.pos)
+        self._block_max = min(_BLOCK_MAX, window)
+        self._has_checksum = bool(fhd & 0x04)
+        self._state = self._BLOCKS
+        return size
+
+    def rest(self, n: int) -> bytes:
+        """Up to ``n`` bytes after the frame (the trailer)."""
+        self._ensure(n)
+        return self._buf[self._i:self._i + n]
+
+
+class _Reader:
+    """One pass over a cassette; attributes tell how far it got."""
+
+    def __init__(self, path: PathArg, limits: Limits) -> None:
+        self.path = os.fspath(path)
+        self.limits = limits
+        self.header: Header | None = None
+        self.decoder = Decoder(limits.max_record_size)
+        self.file_size = 0
+        self.frame: _Frame | None = None
+        self.frame_start: int | None = None
+        self.raw_size = 0
+
+    @property
+    def frame_size(self) -> int:
+        """Bytes of the zstd frame read so far."""
+        return self.frame.pos - self.frame.start if self.frame else 0
+
+    def _error(self, d: _Damage) -> CassetteError:
+        return d.cls(d.message, offset=d.offset, events_read=self.decoder.events,
+                     path=self.path)
+
+    def events(self) -> Iterator[Event]:
+        """Yield every complete event; raise the CassetteError at the damage."""
+        with open(self.path, "rb") as f:
+            self.file_size = os.fstat(f.fileno()).st_size
+            try:
+                yield from self._events(f)
+            except _Damage as d:
+                raise self._error(_recheck(f, self.file_size, self.frame_start, d)) from None
+
+    def _events(self, f: IO[bytes]) -> Iterator[Event]:
+        self.header, hsize = _read_header(f, self.limits)
+        self.frame_start = hsize
+        self.frame = frame = _Frame(f, hsize, self.limits)
+        dctx = zstandard.ZstdDecompressor(max_window_size=self.limits.max_window_size)
+        # Duck-typed source: the decoder only calls read().
+        reader = dctx.stream_reader(cast("IO[bytes]", frame), read_size=_UNIT_MAX,
+                                    read_across_frames=False)
+        decoder = self.decoder
+        while True:
+            try:
+                out = reader.read1(_BLOCK_MAX)
+            except zstandard.ZstdError as exc:
+                raise _Damage(CassetteCorruptError, str(exc), frame.pos) from None
+            if not out:
+                break
+            self.raw_size += len(out)
+            got: list[Event] = []
+            try:
+                decoder.feed(out, got)
+            except RecordTooLargeError as exc:
+                yield from got
+                raise _Damage(CassetteLimitError, str(exc), frame.pos) from None
+            except ValueError as exc:
+                yield from got  # every complete event before the damage
+                raise _Damage(CassetteCorruptError, str(exc), frame.pos) from None
+            yield from got
+        self._finish(frame)
+
+    def _finish(self, frame: _Frame) -> None:
+        """Classify how the frame ended and check the trailer."""
+        size, end = self.file_size, self.decoder.end
+        if frame.truncated:
+            what = ("inside a record" if self.decoder.pending else
+                    "after the end record, before the frame's end" if end else
+                    "before the end record (the recording did not finish)")
+            raise _Damage(CassetteTruncatedError, f"file ends {what}", size)
+        if not frame.done:
+            raise _Damage(CassetteCorruptError, "zstd frame ends before its last block", frame.pos)
+        if self.decoder.pending:
+            raise _Damage(CassetteCorruptError, "zstd frame ends inside a record", frame.pos)
+        if end is None:
+            raise _Damage(CassetteCorruptError, "zstd frame ends without an end record", frame.pos)
+        dec = self.decoder
+        if (end.events, end.blobs) != (dec.events, len(dec.blobs)):
+            raise _Damage(CassetteCorruptError, f"end record counts {end.events} events and "
+                          f"{end.blobs} blobs; the file holds {dec.events} and "
+                          f"{len(dec.blobs)}", frame.pos)
+        at = frame.pos
+        expect = _TRAILER.pack(TRAILER_MAGIC, at - frame.start, frame.crc)
+        got = frame.rest(_TRAILER.size + 1)
+        if got[:_TRAILER.size] == expect:
+            if len(got) > _TRAILER.size:
+                raise _Damage(CassetteCorruptError, "bytes after the trailer", at + _TRAILER.size)
+            return
+        if len(got) < _TRAILER.size and expect.startswith(got):
+            raise _Damage(CassetteTruncatedError, "file ends inside the trailer", size)
+        if got[:4] != TRAILER_MAGIC:
+            raise _Damage(CassetteCorruptError, "bad trailer magic", at)
+        if got[4:12] != expect[4:12]:
+            raise _Damage(CassetteCorruptError, "trailer frame length mismatch", at + 4)
+        raise _Damage(CassetteCorruptError, "frame checksum mismatch (trailer)", at + 12)
+
+
+def _recheck(f: IO[bytes], size: int, frame_start: int | None, d: _Damage) -> _Damage:
+    """Tell damage from a torn tail or a genuine limit, using the trailer.
+
+    A file whose last 16 bytes are a plausible trailer was written to the
+    end, so it is not truncated; and if its frame does not match the
+    trailer's CRC, a length that looks over a limit is damage, not a limit.
+    """
+    if d.cls is not CassetteTruncatedError and d.cls is not CassetteLimitError:
+        return d
+    if size < _TRAILER.size + _HEAD.size + 4:
+        return d
+    f.seek(size - _TRAILER.size)
+    magic, frame_len, crc = _TRAILER.unpack(f.read(_TRAILER.size))
+    start = size - _TRAILER.size - frame_len
+    if magic != TRAILER_MAGIC or start < _HEAD.size + 4:
+        return d  # no trailer: a truncated file, or a limit we cannot doubt
+    if frame_start is None:  # failed in the header: where does its length say it ends?
+        f.seek(10)
+        frame_start = _HEAD.size + 4 + _U32.unpack(f.read(4))[0]
+        if d.cls is CassetteLimitError and start == frame_start:
+            return d  # a header over the limit, and the trailer agrees about its size
+    if d.cls is CassetteTruncatedError or start != frame_start:
+        return _Damage(CassetteCorruptError, f"{d.message}, yet the file has a trailer", d.offset)
+    f.seek(start)
+    got = 0
+    while chunk := f.read(min(_CHUNK, size - _TRAILER.size - f.tell())):
+        got = crc32c.crc32c(chunk, got)
+    if got != crc:
+        return _Damage(CassetteCorruptError, f"{d.message}, and the frame fails its trailer "
+                       "checksum", d.offset)
+    return d
+
+
+def read_header(path: PathArg, *, limits: Limits | None = None) -> Header:
+    """Read only the header (cheap; works on a ``.partial`` too)."""
+    with open(path, "rb") as f:
+        try:
+            return _read_header(f, limits or Limits())[0]
+        except _Damage as d:
+            d = _recheck(f, os.fstat(f.fileno()).st_size, None, d)
+            raise d.cls(d.message, offset=d.offset, path=os.fspath(path)) from None
+
+
+def iter_events(path: PathArg, *, limits: Limits | None = None) -> Iterator[Event]:
+    """Yield a cassette's events in file order, streaming.
+
+    Raises the CassetteError at the damage after yielding every complete event
+    before it; events yielded are always exactly as written.
+    """
+    return _Reader(path, limits or Limits()).events()
+
+
+def read_cassette(path: PathArg, *, strict: bool = True,
+                  limits: Limits | None = None) -> Cassette:
+    """Read a whole cassette.
+
+    ``strict=True`` raises on any damage; ``strict=False`` returns the events
+    before it with ``damage`` set (a header that cannot be read still raises:
+    there is nothing to return).
+    """
+    reader = _Reader(path, limits or Limits())
+    events: list[Event] = []
+    damage: CassetteError | None = None
+    # Decoding makes no reference cycles, so pausing the cycle collector loses
+    # nothing and saves its repeated scans of the growing event list (~35%).
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        events.extend(reader.events())
+    except CassetteError as exc:
+        if strict or reader.header is None:
+            raise
+        damage = exc
+    finally:
+        if paused:
+            gc.enable()
+    assert reader.header is not None
+    return Cassette(reader.path, reader.header, tuple(events), damage)
+
+
+def verify(path: PathArg, *, limits: Limits | None = None) -> VerifyReport:
+    """Read the whole file and report its state (never raises CassetteError)."""
+    reader = _Reader(path, limits or Limits())
+    status: Status = "complete"
+    offset: int | None = None
+    message = ""
+    try:
+        for _ in reader.events():
+            pass
+    except CassetteError as exc:
+        status, offset, message = exc.kind, exc.offset, exc.reason  # type: ignore[assignment]
+    return VerifyReport(
+        path=reader.path, status=status, events_read=reader.decoder.events, offset=offset,
+        message=message, file_size=reader.file_size, blob_count=len(reader.decoder.blobs),
+        compressed_size=reader.frame_size, raw_size=reader.raw_size,
+        version=reader.header.version if reader.header else None)

@@ -1,0 +1,60 @@
+"""Surface: the ``replay`` command, a dispatcher over small command modules.
+
+Holds one module per command group; each in ``COMMAND_MODULES`` has
+``register(subparsers)`` that adds its sub-commands, each with
+``func(args) -> int`` as its handler; ``demo`` is the ``make demo`` job.
+
+May import every layer below (``_cassette``, ``_capture``, ``_runs``,
+``_analysis``); ``replay tui`` imports ``tui`` lazily, which in turn sees only
+``replay``'s public names. Nothing imports this package but the console script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = (
+    "replay._cli.run",
+    "replay._cli.fork",
+    "replay._cli.inspect",
+    "replay._cli.diff",
+    "replay._cli.http",
+    "replay._cli.tui",
+    "replay._cli.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="replay",
+        description="Record and replay AI agent runs deterministically.",
+    )
+    sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``replay`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    program: list[str] = []
+    if "--" in argv:  # everything after the first -- is the program to run
+        at = argv.index("--")
+        argv, program = argv[:at], argv[at + 1:]
+    args = build_parser().parse_args(argv)
+    args.program = program
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

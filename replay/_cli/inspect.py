@@ -1,0 +1,83 @@
+"""``replay show`` and ``replay verify``: look inside a cassette."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from replay._analysis.summary import summarize
+from replay._cassette import read_cassette, verify
+from replay._cassette.errors import CassetteError
+from replay._cassette.jsonable import event_json, jsonable
+
+
+def register(sub: Any) -> None:
+    """Add ``show`` and ``verify``."""
+    show = sub.add_parser("show", help="list a cassette's events, one line each")
+    show.add_argument("cassette")
+    show.add_argument("--channel", action="append", default=[],
+                      help="only these channels (a prefix: 'tool' matches tool:*); repeatable")
+    show.add_argument("--json", action="store_true", help="the header and events as JSON")
+    show.set_defaults(func=cmd_show)
+
+    ver = sub.add_parser("verify", help="check a cassette's integrity (exit 1 when damaged)")
+    ver.add_argument("cassette")
+    ver.add_argument("--json", action="store_true")
+    ver.set_defaults(func=cmd_verify)
+
+
+def _wanted(channel: str, filters: list[str]) -> bool:
+    return not filters or any(channel == f or channel.startswith(f + ":")
+                              or channel.startswith(f) for f in filters)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """``replay show``."""
+    try:
+        cassette = read_cassette(args.cassette, strict=False)
+    except CassetteError as exc:
+        sys.stderr.write(f"replay: {exc}\n")
+        return 1
+    except OSError as exc:
+        sys.stderr.write(f"replay: {exc}\n")
+        return 1
+    events = sorted((e for e in cassette.events if _wanted(e.channel, args.channel)),
+                    key=lambda e: e.seq)
+    if args.json:
+        h = cassette.header
+        doc = {"header": jsonable({"version": h.version, "created": h.created,
+                                   "argv": list(h.argv), "python": h.python,
+                                   "platform": h.platform, "meta": dict(h.meta)}),
+               "events": [event_json(e) for e in events],
+               "damage": str(cassette.damage) if cassette.damage else None}
+        json.dump(doc, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        for ev in events:
+            flags = " ERR" if ev.error is not None else ""
+            nested = f" in #{ev.parent}" if ev.parent is not None else ""
+            sys.stdout.write(
+                f"#{ev.seq:<5} {ev.start_ns / 1e6:>10.3f}ms {ev.channel:<18} "
+                f"{ev.task:<14} {summarize(ev, 90)}  ({ev.duration_ns / 1e6:.2f}ms)"
+                f"{flags}{nested}\n")
+    if cassette.damage is not None:
+        sys.stderr.write(f"replay: cassette damaged: {cassette.damage}\n")
+        return 1
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``replay verify``."""
+    try:
+        report = verify(args.cassette)
+    except OSError as exc:
+        sys.stderr.write(f"replay: {exc}\n")
+        return 2
+    if args.json:
+        json.dump(jsonable(report.as_dict()), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(report.describe() + "\n")
+    return 0 if report.status == "complete" else 1

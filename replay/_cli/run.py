@@ -1,0 +1,127 @@
+"""``replay record`` and ``replay play``: run any Python program under a session.
+
+The program runs in a child process started with PYTHONPATH pointing at
+``replay/_boot`` and the run described in ``AGENT_REPLAY_BOOT``, so nothing in
+the program changes. ``python``/``python3`` as the command mean the
+interpreter agent-replay runs in. Processes the program itself starts are not
+recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from typing import Any
+
+from replay._capture.session import RecordMode
+from replay._runs.child import command_line, run_child
+
+
+def register(sub: Any) -> None:
+    """Add ``record`` and ``play``."""
+    rec = sub.add_parser("record", help="record a program's run into a cassette",
+                         description="replay record -o run.replay -- python agent.py ARGS")
+    rec.add_argument("-o", "--output", required=True, help="cassette to write (.replay)")
+    rec.add_argument("--no-redact", action="store_true",
+                     help="keep secrets in the cassette (redaction is on by default)")
+    rec.set_defaults(func=cmd_record)
+
+    play = sub.add_parser("play", help="replay a cassette under a program",
+                          description="replay play run.replay -- python agent.py ARGS")
+    play.add_argument("cassette")
+    play.add_argument("--unused", choices=["ignore", "warn", "fail"], default="warn",
+                      help="recorded events the run never asked for (default: warn)")
+    play.add_argument("--allow-damaged", action="store_true",
+                      help="replay what a truncated cassette holds")
+    play.add_argument("--break", dest="break_at", type=int, action="append", default=[],
+                      metavar="N", help="open the debugger in the agent's frame when it asks "
+                      "for event N (repeatable; honours PYTHONBREAKPOINT)")
+    play.add_argument("--mode", choices=[m.value for m in RecordMode], default="replay",
+                      help="replay (default: strict, no network), auto (replay if the "
+                      "cassette exists, else record), new-events (replay what matches, run "
+                      "and record the rest), record")
+    play.add_argument("--live", action="store_true", help="the same as --mode new-events")
+    play.add_argument("-o", "--output", help="where a recording mode writes (default: the "
+                      "cassette itself)")
+    play.set_defaults(func=cmd_play)
+
+
+def _died(code: int) -> str | None:
+    if code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return None
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """``replay record``."""
+    command = command_line(args.program)
+    code, result = run_child("record", args.output, command,
+                             extra={"redact": not args.no_redact})
+    if not result:
+        sig = _died(code)
+        partial = os.path.abspath(args.output) + ".partial"
+        why = f"was killed by {sig}" if sig else f"exited with {code} before closing"
+        sys.stderr.write(f"replay: the program {why}; the events it completed are in "
+                         f"{partial} (replay verify {partial})\n")
+        return code if code > 0 else 1
+    sys.stderr.write(f"replay: recorded {result.get('recorded', 0)} events to "
+                     f"{args.output}\n")
+    return code
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    """``replay play``."""
+    command = command_line(args.program)
+    mode = RecordMode.parse(args.mode)
+    if args.live:
+        if mode not in (RecordMode.REPLAY, RecordMode.NEW_EVENTS):
+            raise SystemExit(f"replay: --live is --mode new-events, not {mode.value}")
+        mode = RecordMode.NEW_EVENTS
+    if args.output and mode is RecordMode.REPLAY:
+        raise SystemExit("replay: -o is for the recording modes (strict replay writes nothing)")
+    extra: dict[str, Any] = {"unused": args.unused, "allow_damaged": args.allow_damaged,
+                             "output": os.path.abspath(args.output or args.cassette)}
+    if os.path.exists(args.cassette):
+        extra.update(play_options(args))
+    elif args.break_at:
+        raise SystemExit(f"replay: --break needs the cassette, and {args.cassette} is missing")
+    code, result = run_child(mode.value, args.cassette, command, extra=extra)
+    return report_child(code, result)
+
+
+def report_child(code: int, result: dict[str, Any]) -> int:
+    """Print a replaying child's outcome; the exit code for the command."""
+    if not result:
+        sys.stderr.write(f"replay: the program ended before the replay finished "
+                         f"(exit {code})\n")
+        return code if code != 0 else 1
+    divergences = result.get("divergences") or []
+    line = (f"replay: served {result.get('consumed', 0)} events, "
+            f"{result.get('unconsumed', 0)} unused, {len(divergences)} divergence(s)")
+    if result.get("reordered"):
+        line += f", {result['reordered']} in another task interleaving (accepted)"
+    if result.get("output"):
+        line += (f"; wrote {result.get('recorded', 0)} events ({result.get('live', 0)} live) "
+                 f"to {result['output']}")
+    sys.stderr.write(line + "\n")
+    if result.get("error"):
+        sys.stderr.write(result["error"] + "\n")
+        return code or 1
+    return code
+
+
+def play_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Run options from the command line: breakpoints (checked against the cassette)."""
+    points = list(getattr(args, "break_at", None) or [])
+    if not points:
+        return {}
+    from replay._runs.breakpoint import check_points
+    problem = check_points(args.cassette, points)
+    if problem:
+        raise SystemExit(f"replay: {problem}")
+    return {"options": {"break_at": points}}

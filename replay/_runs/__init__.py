@@ -1,0 +1,10 @@
+"""Layer 3, runs: opening, closing and steering record/replay sessions.
+
+Holds ``record`` / ``play`` / ``run`` and ``ReplayResult`` (``api``), forks
+(``fork``), what-if edits (``edit``), breakpoints (``breakpoint``), the child
+process bootstrap behind ``replay record|play -- CMD`` (``bootstrap``,
+``child``) and the vcrpy cassette import (``import_vcr``).
+
+May import: ``replay._cassette`` and ``replay._capture``. Contract to the layers
+above: ``Run``, ``record``, ``play``, ``fork``, ``edit``, ``run_child``.
+"""

@@ -1,0 +1,359 @@
+"""``replay.record`` and ``replay.play``: a run as a context manager or decorator.
+
+    with replay.record("run.replay"):
+        agent()                      # live; every input recorded
+
+    with replay.play("run.replay") as run:
+        agent()                      # the same run again, byte for byte
+    run.result.unconsumed            # what the recording had and nobody asked
+
+Both work as ``with`` / ``async with`` blocks and as decorators of sync and
+async functions (each call is a fresh run). ``replay.run(path, mode)`` takes
+any :class:`RecordMode`; ``new-events`` (and ``replay.fork``, built on it)
+answers what the recording can, runs the rest live and writes the run as it
+happened to a new cassette.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+from replay._capture import patch as _patch
+from replay._capture import tasks as _tasks
+from replay._capture.matcher import Matcher, OnMiss
+from replay._capture.session import SESSION_HOOKS, RecordMode, Session, activate, deactivate
+from replay._cassette import Cassette, CassetteWriter, Header, read_cassette
+from replay._cassette.divergence import Divergence, Grade
+from replay._cassette.errors import DivergenceError, SessionError
+from replay._cassette.events import Event, Value
+from replay._cassette.redact import DEFAULT as DEFAULT_REDACTOR
+from replay._cassette.redact import Redactor
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HEADER_META: list[Callable[[], dict[str, Value]]] = []
+"""Providers of header metadata (the context fingerprint) for new cassettes."""
+
+
+class Unused(enum.Enum):
+    """What to do with recorded events the replayed run never asked for."""
+
+    IGNORE = "ignore"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What a run did with its cassette."""
+
+    path: str
+    """The cassette."""
+    mode: RecordMode
+    """The mode the run actually used (AUTO resolved)."""
+    recorded: int
+    """Events written (record / new-events)."""
+    consumed: int
+    """Recorded events served (replay)."""
+    unconsumed: tuple[Event, ...]
+    """Recorded events never asked for."""
+    divergences: tuple[Divergence, ...]
+    """Every divergence met, in order."""
+    reordered: int = 0
+    """Recorded events served in another interleaving of tasks than recorded
+    (accepted: each task got its own events in its own order)."""
+    live: int = 0
+    """Events run live (record: all; new-events / fork: those the recording lacked)."""
+    output: str | None = None
+    """The cassette written (record, new-events, fork); None for a replay."""
+
+    @property
+    def ok(self) -> bool:
+        """No divergence and nothing left unconsumed."""
+        return not self.divergences and not self.unconsumed
+
+    @property
+    def grade(self) -> Grade | None:
+        """The grade of the first divergence; None when there was none."""
+        return self.divergences[0].grade if self.divergences else None
+
+    def report(self) -> str:
+        """What the run did with its cassette, then every divergence's report."""
+        head = (f"{self.mode.value} {self.path}: served {self.consumed}, "
+                f"{len(self.unconsumed)} unused, {len(self.divergences)} divergence(s)")
+        if self.reordered:
+            head += f", {self.reordered} served in another task interleaving (accepted)"
+        if self.output is not None:
+            head += f"; wrote {self.recorded} events ({self.live} live) to {self.output}"
+        return "\n\n".join([head, *(d.report() for d in self.divergences)])
+
+
+class Run:
+    """A record or replay run; use :func:`record`, :func:`play`, :func:`run` or
+    :func:`replay.fork` to make one.
+
+    ``output`` (new-events): where the new cassette goes, default ``path``.
+    ``at`` (new-events): only events before it are replayed, the rest run live
+    (a fork). ``live`` (with ``at``): a request that does not match before
+    ``at`` runs live too, instead of diverging.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], mode: RecordMode | str, *,
+                 redact: bool | Redactor = True, unused: Unused | str = Unused.WARN,
+                 metadata: dict[str, Value] | None = None,
+                 allow_damaged: bool = False, output: str | os.PathLike[str] | None = None,
+                 at: int | None = None, live: bool = False) -> None:
+        self.path = os.fspath(path)
+        self.mode = RecordMode.parse(mode)
+        if (at is not None or live) and self.mode is not RecordMode.NEW_EVENTS:
+            raise ValueError("at= and live= are for new-events runs (forks)")
+        if at is not None and at < 0:
+            raise ValueError(f"at= must be an event number >= 0, not {at}")
+        self.output = os.fspath(output) if output is not None else self.path
+        self.at = at
+        self.live = live
+        self.redactor: Redactor | None = (
+            DEFAULT_REDACTOR if redact is True else (redact or None))
+        self.unused = Unused(unused)
+        self.metadata = dict(metadata or {})
+        self.allow_damaged = allow_damaged
+        self.session: Session | None = None
+        self.result: ReplayResult | None = None
+        self.options: dict[str, Any] = {}
+        """Extra settings read by session hooks (break_at, speed, allow_hosts...)."""
+        self._writer: CassetteWriter | None = None
+        self._token: Any = None
+
+    def _config(self) -> dict[str, Any]:
+        return {"path": self.path, "mode": self.mode,
+                "redact": self.redactor if self.redactor is not None else False,
+                "unused": self.unused, "metadata": self.metadata,
+                "allow_damaged": self.allow_damaged, "output": self.output, "at": self.at,
+                "live": self.live}
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> Run:
+        """Begin the run (what ``__enter__`` does)."""
+        if self.session is not None:
+            raise SessionError("this run has already started; make a new one")
+        mode = self.mode
+        exists = os.path.exists(self.path)
+        if mode is RecordMode.AUTO:
+            mode = RecordMode.REPLAY if exists else RecordMode.RECORD
+        elif mode is RecordMode.NEW_EVENTS and not exists and self.at is None:
+            mode = RecordMode.RECORD  # nothing recorded yet: every event is new
+        self.mode = mode
+        if mode is RecordMode.REPLAY:
+            session = self._replay_session()
+        elif mode is RecordMode.RECORD:
+            self._writer = CassetteWriter(self.output, Header.new(meta=self._meta({})),
+                                          transform=self.redactor)
+            session = Session(mode, sink=self._writer.write)
+        else:
+            session = self._mixed_session()
+        for hook in SESSION_HOOKS:
+            hook(session, self)
+        activate(session)
+        self.session = session
+        try:
+            _patch.install()
+            self._token = _tasks.CURRENT.set(_tasks.TaskState("main"))
+        except BaseException:
+            deactivate(session)
+            raise
+        return self
+
+    def _meta(self, base: dict[str, Value]) -> dict[str, Value]:
+        meta = dict(base)
+        for provider in HEADER_META:
+            meta.update(provider())
+        meta.update(self.metadata)
+        return meta
+
+    def _source(self) -> Cassette:
+        if not os.path.exists(self.path):
+            raise SessionError(
+                f"no cassette at {self.path}; record it first, e.g. "
+                f"replay record -o {self.path} -- python your_agent.py")
+        return read_cassette(self.path, strict=not self.allow_damaged)
+
+    def _replay_session(self) -> Session:
+        session = Session(RecordMode.REPLAY, matcher=Matcher(self._source().events))
+        if self.redactor is not None:
+            session.normalize = self.redactor.value
+        return session
+
+    def _mixed_session(self) -> Session:
+        """new-events: answer what the recording can, run the rest live, write it all."""
+        cassette = self._source()
+        events: tuple[Event, ...] = cassette.events
+        offset = 0
+        base: dict[str, Value] = dict(cassette.header.meta)
+        if self.at is not None:
+            if os.path.abspath(self.output) == os.path.abspath(self.path):
+                raise SessionError("a fork writes a new cassette: give an output other "
+                                   f"than its parent {self.path}")
+            events = prefix(events, self.at)
+            offset = max((e.start_ns + e.duration_ns for e in events), default=0)
+            base = {}
+        on_miss = OnMiss.LIVE if self.at is None or self.live else OnMiss.LIVE_WHEN_DONE
+        self._writer = CassetteWriter(self.output, Header.new(meta=self._meta(base)),
+                                      transform=self.redactor)
+        session = Session(RecordMode.NEW_EVENTS, sink=self._writer.write,
+                          matcher=Matcher(events, on_miss=on_miss), t_offset_ns=offset)
+        if self.redactor is not None:
+            session.normalize = self.redactor.value
+        return session
+
+    def stop(self, exc: BaseException | None = None) -> ReplayResult:
+        """End the run (what ``__exit__`` does) and return its result."""
+        session = self.session
+        if session is None:
+            raise SessionError("this run was never started")
+        try:
+            if self._token is not None:
+                _tasks.CURRENT.reset(self._token)
+                self._token = None
+        except ValueError:  # reset from another context (a decorator on a generator)
+            _tasks.CURRENT.set(None)
+        _patch.uninstall()
+        deactivate(session)
+        for hook in session.on_stop:
+            hook()
+        matcher = session.matcher
+        if matcher is not None:
+            session.divergences.extend(matcher.settle())
+        if self._writer is not None:
+            if matcher is not None and self.at is None:  # new-events keeps what went unused
+                session.carry(matcher.leftovers())
+            self._writer.close()
+        unconsumed = matcher.unconsumed() if matcher is not None else ()
+        divergences = list(session.divergences)
+        # After a divergence the run stopped early, so recorded events are left
+        # over as a consequence: they stay in ``unconsumed`` but are not reported
+        # as a second divergence.
+        report_unused = (bool(unconsumed) and self.unused is not Unused.IGNORE
+                         and not session.divergences)
+        if report_unused:
+            task = unconsumed[0].task
+            divergences.append(Divergence(Grade.UNUSED, unconsumed[0].channel, task,
+                                          unconsumed[0], unused=unconsumed))
+        self.result = ReplayResult(
+            path=self.path, mode=self.mode, recorded=session.events_written,
+            consumed=matcher.consumed if matcher is not None else 0,
+            unconsumed=unconsumed, divergences=tuple(divergences),
+            reordered=matcher.reordered if matcher is not None else 0,
+            live=session.live_events if session.recording else 0,
+            output=self.output if session.recording else None)
+        if exc is None:
+            if session.divergences:
+                raise DivergenceError(session.divergences[0])
+            if report_unused and self.unused is Unused.FAIL:
+                raise DivergenceError(divergences[-1])
+        if report_unused and self.unused is Unused.WARN:
+            warnings.warn(divergences[-1].report(), UnconsumedWarning, stacklevel=3)
+        return self.result
+
+    def __enter__(self) -> Run:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop(exc)
+
+    async def __aenter__(self) -> Run:
+        return self.start()
+
+    async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.stop(exc)
+
+    def __call__(self, func: F) -> F:
+        """Use as a decorator: every call of ``func`` is a fresh run."""
+        config = self._config()
+        options = dict(self.options)
+
+        def fresh() -> Run:
+            run = Run(**config)
+            run.options.update(options)
+            return run
+
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                async with fresh():
+                    return await func(*args, **kwargs)
+            return awrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with fresh():
+                return func(*args, **kwargs)
+        return wrapper  # type: ignore[return-value]
+
+
+class UnconsumedWarning(UserWarning):
+    """A replay ended with recorded events that were never asked for."""
+
+
+def record(path: str | os.PathLike[str], *, redact: bool | Redactor = True,
+           metadata: dict[str, Value] | None = None) -> Run:
+    """Record a run into the cassette at ``path`` (written atomically on exit).
+
+    ``redact`` (default on) removes keys and tokens before anything is written;
+    pass a :class:`Redactor` to add patterns, or ``False`` to keep everything.
+    """
+    return Run(path, RecordMode.RECORD, redact=redact, metadata=metadata)
+
+
+def play(path: str | os.PathLike[str], *, unused: Unused | str = Unused.WARN,
+         redact: bool | Redactor = True, allow_damaged: bool = False,
+         speed: float | None = None,
+         match_on: Sequence[str] | Callable[[Value, Value], bool] | None = None,
+         allow_hosts: Sequence[str] = (), break_at: int | Sequence[int] = ()) -> Run:
+    """Replay the cassette at ``path`` strictly: no network, every input from the file.
+
+    A request the recording cannot answer raises :class:`DivergenceError`;
+    recorded events never asked for are reported per ``unused``. HTTP options
+    (docs/http.md): ``speed`` replays streams at the recorded pace times this
+    factor (default: at once); ``match_on`` names the request fields that must
+    match (default ``("method", "url", "body")``) or is ``fn(recorded, actual)``;
+    ``allow_hosts`` may still be connected to. ``break_at`` opens the debugger
+    when the run asks for those event numbers (docs/breakpoints.md).
+    """
+    run = Run(path, RecordMode.REPLAY, unused=unused, redact=redact,
+              allow_damaged=allow_damaged)
+    points = [break_at] if isinstance(break_at, int) else list(break_at)
+    for key, value in (("speed", speed), ("match_on", match_on), ("allow_hosts", allow_hosts),
+                       ("break_at", points)):
+        if value:
+            run.options[key] = value
+    return run
+
+
+def run(path: str | os.PathLike[str], mode: RecordMode | str = RecordMode.AUTO,
+        **kwargs: Any) -> Run:
+    """A run in any :class:`RecordMode` (``auto``: replay if the cassette exists).
+
+    ``new-events`` replays what matches and runs the rest live, then rewrites the
+    cassette (or writes ``output=``) with the run as it happened plus the
+    recorded events it did not use.
+    """
+    return Run(path, mode, **kwargs)
+
+
+def prefix(events: tuple[Event, ...], at: int) -> tuple[Event, ...]:
+    """The events before ``at``, and the nested events of those (served whole)."""
+    kept: set[int] = set()
+    for ev in sorted(events, key=lambda e: e.seq):
+        if ev.seq < at or (ev.parent is not None and ev.parent in kept):
+            kept.add(ev.seq)
+    return tuple(ev for ev in events if ev.seq in kept)

@@ -1,0 +1,59 @@
+"""The child side of ``replay record/play -- COMMAND``: one run per process.
+
+The parent CLI passes a JSON spec in ``AGENT_REPLAY_BOOT``; this module starts
+the run before the program's first line and stops it at interpreter exit
+(``atexit``: after a normal end, ``sys.exit`` or an uncaught exception; SIGTERM
+is turned into ``SystemExit`` so it closes the cassette too). The outcome is
+written as JSON to the parent's result file.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import signal
+import sys
+from typing import Any
+
+from replay._cassette.errors import DivergenceError, ReplayError
+from replay._runs.api import Run
+
+
+def start(spec_text: str) -> None:
+    """Start the run described by the parent's spec."""
+    spec: dict[str, Any] = json.loads(spec_text)
+    run = Run(spec["cassette"], spec["mode"], redact=spec.get("redact", True),
+              unused=spec.get("unused", "warn"), metadata=spec.get("metadata") or None,
+              allow_damaged=spec.get("allow_damaged", False), output=spec.get("output"),
+              at=spec.get("at"), live=spec.get("live", False))
+    run.options.update(spec.get("options") or {})
+    run.start()
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+    atexit.register(_finish, run, spec.get("result"))
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _finish(run: Run, result_path: str | None) -> None:
+    error: str | None = None
+    try:
+        run.stop(None)
+    except DivergenceError as exc:
+        error = str(exc)
+    except ReplayError as exc:  # pragma: no cover - reported to the parent
+        error = str(exc)
+    res = run.result
+    out: dict[str, Any] = {"mode": run.mode.value, "error": error}
+    if res is not None:
+        out.update(recorded=res.recorded, consumed=res.consumed,
+                   unconsumed=len(res.unconsumed), live=res.live, reordered=res.reordered,
+                   output=res.output, grades=[d.grade.value for d in res.divergences],
+                   divergences=[d.report() for d in res.divergences])
+    if result_path:
+        with open(result_path, "w", encoding="utf-8") as f:
+            json.dump(out, f)
+    elif error:
+        sys.stderr.write(error + "\n")

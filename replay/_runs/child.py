@@ -1,0 +1,55 @@
+"""Running a program under a session in a child process.
+
+The child starts with PYTHONPATH pointing at ``replay/_boot`` (whose
+``sitecustomize`` opens the session before user code runs) and the run
+described in ``AGENT_REPLAY_BOOT``; its result comes back in a JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+BOOT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_boot")
+"""The folder put first on the child's PYTHONPATH."""
+
+
+def command_line(raw: list[str]) -> list[str]:
+    """The program after ``--``; ``python`` means this interpreter."""
+    cmd = list(raw)
+    if not cmd:
+        raise SystemExit("replay: give the program after --, e.g. -- python agent.py")
+    if cmd[0] in ("python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"):
+        cmd[0] = sys.executable
+    elif shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
+        raise SystemExit(f"replay: command not found: {cmd[0]}")
+    return cmd
+
+
+def run_child(mode: str, cassette: str, command: list[str], *,
+              extra: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    """Run ``command`` under a session in a child; (exit code, the child's result)."""
+    fd, result_path = tempfile.mkstemp(prefix="agent-replay-", suffix=".json")
+    os.close(fd)
+    spec = {"mode": mode, "cassette": os.path.abspath(cassette), "result": result_path}
+    spec.update(extra or {})
+    env = dict(os.environ)
+    env["AGENT_REPLAY_BOOT"] = json.dumps(spec)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [BOOT_DIR] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    try:
+        proc = subprocess.run(command, env=env)
+        try:
+            with open(result_path, encoding="utf-8") as f:
+                text = f.read()
+            result: dict[str, Any] = json.loads(text) if text else {}
+        except (OSError, ValueError):
+            result = {}
+    finally:
+        os.unlink(result_path)
+    return proc.returncode, result

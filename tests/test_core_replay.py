@@ -68,16 +68,18 @@ def test_changed_tool_argument_raises_divergence(tmp_path: Path) -> None:
 
 
 def test_patches_leave_nothing_behind(tmp_path: Path) -> None:
-    originals = (time.time, time.time_ns, time.sleep, random.random, random.getrandbits,
-                 uuid.uuid4, uuid.uuid1, os.urandom, datetime.datetime, datetime.date,
-                 asyncio.sleep, random.Random.seed)
+    def current() -> tuple[object, ...]:
+        return (time.time, time.time_ns, time.sleep, random.random, random.getrandbits,
+                uuid.uuid4, uuid.uuid1, os.urandom, datetime.datetime, datetime.date,
+                asyncio.sleep, random.Random.seed, vars(datetime.datetime)["now"],
+                vars(datetime.datetime)["utcnow"], vars(datetime.date)["today"])
+    originals = current()
     with replay.record(tmp_path / "x.replay"):
         assert time.time is not originals[0]
-        assert datetime.datetime is not originals[8]
+        assert datetime.datetime is originals[8]  # the real class, its methods patched
+        assert vars(datetime.datetime)["now"] is not originals[12]
         time.time()
-    after = (time.time, time.time_ns, time.sleep, random.random, random.getrandbits,
-             uuid.uuid4, uuid.uuid1, os.urandom, datetime.datetime, datetime.date,
-             asyncio.sleep, random.Random.seed)
+    after = current()
     assert all(a is b for a, b in zip(originals, after, strict=True))
     assert "random" not in vars(random._inst)  # type: ignore[attr-defined]
     assert core_agent.datetime.datetime is originals[8]

@@ -176,7 +176,7 @@ def deterministic(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, fl
     def record(path: str, temp: float | None = None) -> list[str]:
         random.seed(7)
         with monkeypatch.context() as m:
-            m.setattr(replay._capture.patch, "_urandom", random.Random(99).randbytes)
+            m.setattr(replay._capture.randomness, "_urandom", random.Random(99).randbytes)
             if temp is not None:  # the weather API answers something else
                 m.setattr(random, "uniform", lambda a, b: temp)
             at = datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)

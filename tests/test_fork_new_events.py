@@ -14,7 +14,7 @@ import pytest
 
 import replay
 from replay import RecordMode
-from replay._capture import patch as _patch
+from replay._capture import clock as _clock
 
 calls: list[str] = []
 NAP = 0.4
@@ -111,7 +111,7 @@ def test_sleeps_are_skipped_while_served_and_real_once_live(
         agent(["a", "b"], nap=NAP)
     sleeps = [e.seq for e in by_seq(path) if e.channel == "sleep"]
     slept: list[float] = []  # the real time.sleep, counted rather than timed
-    monkeypatch.setattr(_patch, "_sleep", slept.append)
+    monkeypatch.setattr(_clock, "_sleep", slept.append)
     with replay.run(path, mode="new-events", unused="ignore"):
         agent(["a", "b"], nap=NAP)
     assert slept == []  # both served: no real sleep

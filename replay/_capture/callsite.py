@@ -106,12 +106,36 @@ def _classify_path(filename: str) -> int:
     return USER
 
 
-def find(frame: FrameType | None) -> tuple[bool, CallSite | None]:
-    """Walk out from ``frame``: (is this an infrastructure call?, call site).
+_portable: dict[str, str] = {}
+
+
+def portable(filename: str) -> str:
+    """A library or standard-library file named the same on every machine: its path
+    below site-packages or the standard library folder (else its base name)."""
+    name = _portable.get(filename)
+    if name is None:
+        path = filename if os.path.isabs(filename) else os.path.abspath(filename)
+        name = os.path.basename(filename)
+        for d in _SITE + _STDLIB_DIRS:
+            if path.startswith(d):
+                name = path[len(d):].replace(os.sep, "/")
+                break
+        _portable[filename] = name
+    return name
+
+
+def find(frame: FrameType | None) -> tuple[bool, CallSite | None, str | None]:
+    """Walk out from ``frame``: (is this an infrastructure call?, call site, library).
 
     Starts at the interceptor's caller; frames of this package are skipped.
+    The call site is the first user frame, else the first library frame.
+    ``library`` is set when a library, not the user's code, made the call: the
+    first frame that is user or library code (standard-library frames are
+    plumbing: ``random.choice`` reads on behalf of its caller) is a library's;
+    it is that frame's portable ``path:line`` (see :func:`portable`).
     """
     fallback: FrameType | None = None
+    library: str | None = None
     first = True
     while frame is not None:
         code = frame.f_code
@@ -121,19 +145,20 @@ def find(frame: FrameType | None) -> tuple[bool, CallSite | None]:
             continue
         if first:
             if kind == INFRA:
-                return True, None
+                return True, None, None
             first = False
         if kind == USER:
-            return False, _site(frame)
+            return False, _site(frame), library
         if code.co_filename in _IMPORT_FILES:
             # A library module is being imported: its import-time reads happen
             # once per process, so a replay whose process already imported it
             # would never ask for them again. They are not agent inputs.
-            return True, None
+            return True, None, None
         if kind == LIB and fallback is None:
             fallback = frame
+            library = f"{portable(code.co_filename)}:{frame.f_lineno}"
         frame = frame.f_back
-    return False, _site(fallback) if fallback is not None else None
+    return False, _site(fallback) if fallback is not None else None, library or "?"
 
 
 def _site(frame: FrameType) -> CallSite:

@@ -26,6 +26,11 @@ What a request the recording cannot answer does is the matcher's
 recorded events are used up (fork), or go live whenever no recorded event of
 the task matches (new-events; the queue is searched past its head).
 
+Reads that libraries made for themselves (events with ``meta["lib"]``, see
+:meth:`replay._capture.session.Session.begin`) are not queued: they are kept in
+pools by task, channel, library line and request, served in their recorded
+order from those pools, and never expected (an unused one is no divergence).
+
 Nested events (made inside a tool the replay does not run) and informational
 channels (sleeps) are never expected. A session that writes a new cassette
 while replaying copies them along with the event they belong to
@@ -85,6 +90,11 @@ def call_key(channel: str, request: Value) -> tuple[Any, ...]:
     return (channel,)
 
 
+def _lenient_key(task: str, channel: str, request: Value, library: str
+                 ) -> tuple[str, str, str, bytes]:
+    return task, channel, library, repr(request).encode()
+
+
 @dataclass(frozen=True, slots=True)
 class _Skip:
     """A request answered by a later recorded event; the grade awaits the next one."""
@@ -101,9 +111,13 @@ class Matcher:
 
     def __init__(self, events: Iterable[Event],
                  matchers: dict[str, RequestMatcher] | None = None, *,
-                 on_miss: OnMiss = OnMiss.DIVERGE) -> None:
+                 on_miss: OnMiss = OnMiss.DIVERGE, legacy_reads: bool = False) -> None:
         self.on_miss = on_miss
+        self.legacy_reads = legacy_reads
+        """The recording predates library reads being told apart: a library's read may
+        be answered by the head of its task's queue."""
         self._queues: dict[str, deque[Event]] = {}
+        self._lenient: dict[tuple[str, str, str, bytes], deque[Event]] = {}
         self._all: tuple[Event, ...] = tuple(sorted(events, key=lambda e: e.seq))
         self._extra: dict[int, list[Event]] = {}
         self._index(self._all)
@@ -129,6 +143,9 @@ class Matcher:
                 self._extra.setdefault(top, []).append(ev)
             elif ev.channel in INFO_CHANNELS:  # a sleep: goes with the task's next call
                 riders.setdefault(ev.task, []).append(ev)
+            elif ev.meta and isinstance(ev.meta.get("lib"), str):
+                key = _lenient_key(ev.task, ev.channel, ev.request, str(ev.meta["lib"]))
+                self._lenient.setdefault(key, deque()).append(ev)
             else:
                 self._queues.setdefault(ev.task, deque()).append(ev)
                 lead = riders.pop(ev.task, None)
@@ -178,6 +195,21 @@ class Matcher:
                                           channel, request, site)
                 return self._serve(q, later)
             return self._diverge(q, task, channel, request, site)
+
+    def lenient(self, task: str, channel: str, request: Value, library: str) -> Event | None:
+        """The next recorded read a library made at the same line, task and request, or
+        None (the read runs live). A cassette written before library reads were told
+        apart has them in the task's queue: its head answers when it is the same read."""
+        with self._lock:
+            pool = self._lenient.get(_lenient_key(task, channel, request, library))
+            if pool:
+                self.consumed += 1
+                return pool.popleft()
+            q = self._queues.get(task) if self.legacy_reads else None
+            if q and task not in self._skips and q[0].channel == channel and (
+                    q[0].request == request):
+                return self._serve(q, 0)
+            return None
 
     def _identifies(self, event: Event) -> bool:
         """Whether no other recorded event of ``event``'s task has the same request."""

@@ -36,6 +36,12 @@ from replay._cassette.redact import GENERATED_CHANNELS
 
 T = TypeVar("T")
 
+LENIENT_CHANNELS = frozenset({"clock", "random", "uuid"})
+"""Value channels whose reads by libraries (not the user's code) replay leniently."""
+ONCE_TASK = "*"
+"""The task of values read once per run (:meth:`Session.once`)."""
+ONCE = "once"
+
 _perf_ns = time.perf_counter_ns
 
 
@@ -64,6 +70,8 @@ class RecordMode(enum.Enum):
 
 
 _ACTIVE: Session | None = None
+
+
 class RunSettings(Protocol):
     """What a session hook may read of the run that opens the session."""
 
@@ -220,20 +228,36 @@ class Session:
         ``.recorded``; in strict replay a request the recording cannot answer
         raises :class:`DivergenceError`. Otherwise the call runs live and the
         caller completes the event with ``finish``/``fail``.
+
+        A clock, random or uuid read that a library made for itself (see
+        :func:`replay._capture.callsite.find`) is recorded with ``meta["lib"]``
+        naming the library's line, and replayed leniently: served from the
+        recorded reads of the same task, line and request in their order, run
+        live when there are none, never a divergence.
         """
         state = _tasks.CURRENT.get()
         if state is None or BUSY.get():
             return None
-        infra, site = _callsite.find(sys._getframe(1))
+        infra, site, library = _callsite.find(sys._getframe(1))
         if infra:
             return None
+        if library is not None and channel in LENIENT_CHANNELS:
+            meta = {**meta, "lib": library} if meta else {"lib": library}
+        else:
+            library = None
         parent = PARENT.get()
         start = _perf_ns() - self.t0
         matcher = self.matcher
         if matcher is not None and parent is None:
             if self.normalize is not None and channel not in GENERATED_CHANNELS:
                 request = self.normalize(request)
-            found = matcher.match(state.id, channel, request, site)
+            if library is not None:
+                found: Event | Divergence | None = matcher.lenient(state.id, channel, request,
+                                                                  library)
+                if found is None and self._sink is None:
+                    return None  # strict replay: the library's read runs live, unrecorded
+            else:
+                found = matcher.match(state.id, channel, request, site)
             if isinstance(found, Divergence):
                 self.divergences.append(found)
                 raise DivergenceError(found)
@@ -321,3 +345,29 @@ class Session:
             BUSY.reset(token)
         pending.finish(encode(result) if encode is not None else result)  # type: ignore[arg-type]
         return result
+
+    def once(self, channel: str, request: Value, live: Callable[[], T], *,
+             encode: Callable[[T], Value], decode: Callable[[Value], T]) -> T:
+        """A value the run reads once, wherever that happens: a library's hidden state
+        at session start or at its import (numpy's global generator).
+
+        Recorded in task ``*`` with ``meta["lib"] = "once"``; replay answers it from
+        the recording whenever it is asked, and runs ``live`` when the recording
+        has none. Never a divergence.
+        """
+        matcher = self.matcher
+        if matcher is not None:
+            found = matcher.lenient(ONCE_TASK, channel, request, ONCE)
+            if found is not None:
+                if self._sink is not None:
+                    self._copy(found)
+                return decode(found.response)
+            if self._sink is None:
+                return live()
+        value = live()
+        with self._seq_lock:
+            seq = next(self._seq)
+            self.live_events += 1
+        self.emit(Event(seq=seq, channel=channel, request=request, response=encode(value),
+                        start_ns=_perf_ns() - self.t0, task=ONCE_TASK, meta={"lib": ONCE}))
+        return value

@@ -1,12 +1,18 @@
 """Logical task ids: the same in every run, derived from where a task was made.
 
-An id is the parent's id, then the creation site (file name and line of the
-first user frame that created the task), then a counter per parent and site:
-``main/agent.py:42#3`` is the fourth task that ``main`` created at line 42 of
-agent.py; ``main/agent.py:50#t0`` the first thread or executor work item made
-there. Object ids and thread idents never enter it, and a library that makes
-its own tasks (a connection pool) cannot shift the ids of the user's tasks
-because it counts under a different site.
+An id is the parent's id, then the creation site, then a counter per parent
+and site: ``main/agent.py:42#3`` is the fourth task that ``main`` created at
+line 42 of agent.py; ``main/agent.py:50#t0`` the first thread or executor work
+item made there. Object ids and thread idents never enter it.
+
+The creation site is the first user frame that created the task. When a
+library made the task on the user's behalf (an HTTP client's connection task,
+a framework's tool runner), the site also names the library frames between
+the user's line and the creation, ``agent.py:42~_asyncio.py:812@3fa2``: the
+innermost library frame and a digest of the whole library call chain. So a
+task that a library makes in one run and not in another (a connection opened
+live, never on replay) counts under its own site and cannot shift the
+numbers of the user's tasks, nor of tasks the library makes elsewhere.
 
 A task made while its event loop is not running yet is the root of that loop
 (``asyncio.run(main())``): the loop's run blocks its creator, so its line says
@@ -14,17 +20,18 @@ nothing, and a test that records in one place and replays in another must get
 the same ids. Such tasks count under ``loop``: ``main/loop#0``.
 
 The current task's :class:`TaskState` lives in a context variable: asyncio
-copies it into child tasks (the hooks in ``_patch`` give each child its own),
-threads and executor work items get theirs from the hooks too. A thread or
-task with no state was not started by the recorded run and is not recorded.
+copies it into child tasks (the hooks in ``taskhooks`` give each child its
+own), threads and executor work items get theirs from the hooks too. A thread
+or task with no state was not started by the recorded run and is not recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import sys
 import threading
 from contextvars import ContextVar
+from types import FrameType
 
 from replay._capture import callsite as _callsite
 
@@ -39,13 +46,10 @@ class TaskState:
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def child(self, kind: str, site: str | None = None) -> TaskState:
-        """A new child state: ``kind`` is ``""`` for asyncio tasks, ``"t"`` for threads.
-
-        ``site`` replaces the creation site (``"loop"`` for an event loop's root task).
-        """
-        if site is None:
-            site = _creation_site()
+    def child(self, kind: str, site: str) -> TaskState:
+        """A new child state made at ``site`` (see :func:`creation_site`; ``"loop"``
+        for an event loop's root task): ``kind`` is ``""`` for asyncio tasks, ``"t"``
+        for threads and executor work items."""
         key = f"{site}#{kind}"
         with self._lock:
             n = self._counts.get(key, 0)
@@ -57,11 +61,32 @@ CURRENT: ContextVar[TaskState | None] = ContextVar("agent_replay_task", default=
 """The logical task of the running code; None outside a recorded run."""
 
 
-def _creation_site() -> str:
-    frame = _callsite.user_frame(sys._getframe(3))
-    if frame is None:
-        return "?"
-    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+def creation_site(frame: FrameType | None) -> str:
+    """Where a task is being made, walking out from ``frame`` (the creator's frame).
+
+    The first user frame's ``file:line``; library frames met before it (the
+    library that made the task) add ``~innermost@chain-digest``. Standard
+    library frames (asyncio, threading, concurrent.futures dispatch user
+    callables) and agent-replay's own never count.
+    """
+    chain: list[str] = []
+    while frame is not None:
+        code = frame.f_code
+        kind = _callsite.classify(code)
+        if kind == _callsite.USER:
+            site = f"{os.path.basename(code.co_filename)}:{frame.f_lineno}"
+            break
+        if kind == _callsite.LIB:
+            chain.append(f"{_callsite.portable(code.co_filename)}:{frame.f_lineno}")
+        frame = frame.f_back
+    else:
+        site = ""
+    if not chain:
+        return site or "?"
+    digest = hashlib.blake2b("|".join(chain).encode(), digest_size=2).hexdigest()
+    inner = chain[0]
+    name, _, line = inner.rpartition(":")
+    return f"{site}~{os.path.basename(name)}:{line}@{digest}"
 
 
 def current_id() -> str | None:

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from replay._capture import patch as _patch
+from replay._capture import points as _points  # noqa: F401 - registers every capture point
 from replay._capture import tasks as _tasks
 from replay._capture.matcher import Matcher, OnMiss
 from replay._capture.session import SESSION_HOOKS, RecordMode, Session, activate, deactivate
@@ -38,6 +39,15 @@ from replay._cassette.redact import DEFAULT as DEFAULT_REDACTOR
 from replay._cassette.redact import Redactor
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+CAPTURE_VERSION = 2
+"""Header ``meta["capture"]``: 2 marks library reads (``meta["lib"]`` on events).
+Cassettes without it had every read in its task's queue."""
+
+
+def _legacy_reads(cassette: Cassette) -> bool:
+    return cassette.header.meta.get("capture") is None
+
 
 HEADER_META: list[Callable[[], dict[str, Value]]] = []
 """Providers of header metadata (the context fingerprint) for new cassettes."""
@@ -173,6 +183,7 @@ class Run:
 
     def _meta(self, base: dict[str, Value]) -> dict[str, Value]:
         meta = dict(base)
+        meta["capture"] = CAPTURE_VERSION
         for provider in HEADER_META:
             meta.update(provider())
         meta.update(self.metadata)
@@ -186,7 +197,9 @@ class Run:
         return read_cassette(self.path, strict=not self.allow_damaged)
 
     def _replay_session(self) -> Session:
-        session = Session(RecordMode.REPLAY, matcher=Matcher(self._source().events))
+        cassette = self._source()
+        session = Session(RecordMode.REPLAY, matcher=Matcher(
+            cassette.events, legacy_reads=_legacy_reads(cassette)))
         if self.redactor is not None:
             session.normalize = self.redactor.value
         return session
@@ -208,7 +221,9 @@ class Run:
         self._writer = CassetteWriter(self.output, Header.new(meta=self._meta(base)),
                                       transform=self.redactor)
         session = Session(RecordMode.NEW_EVENTS, sink=self._writer.write,
-                          matcher=Matcher(events, on_miss=on_miss), t_offset_ns=offset)
+                          matcher=Matcher(events, on_miss=on_miss,
+                                          legacy_reads=_legacy_reads(cassette)),
+                          t_offset_ns=offset)
         if self.redactor is not None:
             session.normalize = self.redactor.value
         return session

@@ -1,0 +1,228 @@
+"""The clock and sleeps: wall-clock reads are inputs, monotonic counters are not.
+
+Patched while a session is active:
+
+* ``time.time``, ``time.time_ns``, and ``time.localtime/gmtime/ctime/asctime/
+  strftime`` when they read the current time;
+* ``datetime.datetime.now/utcnow/today`` and ``datetime.date.today``: the
+  methods of the *real* classes are replaced in their type dictionaries
+  (:mod:`replay._capture.typeslots`), the classes themselves never are, so
+  ``type(x) is datetime.datetime``, subclassing with any metaclass, pickling,
+  ``copy`` and C extensions' ``isinstance`` checks all see the real types;
+* ``time.sleep``, ``asyncio.sleep`` and anyio's asyncio backend sleep return at
+  once while the running task is answered from the recording (recorded for
+  display, never matched).
+
+Monotonic and performance counters are never touched, so the asyncio loop,
+httpx timeouts and logging keep working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.tasks
+import datetime as _dt
+import sys
+import time as _time_mod
+from collections.abc import Callable
+from typing import Any
+
+from replay._capture import callsite as _callsite
+from replay._capture import patch as _patch
+from replay._capture import tasks as _tasks
+from replay._capture.session import BUSY, current
+
+_time = _time_mod.time
+_time_ns = _time_mod.time_ns
+_sleep = _patch.real_sleep
+_localtime = _time_mod.localtime
+_gmtime = _time_mod.gmtime
+_ctime = _time_mod.ctime
+_asctime = _time_mod.asctime
+_strftime = _time_mod.strftime
+_asyncio_sleep = asyncio.sleep
+
+_date = _dt.date
+_datetime = _dt.datetime
+_date_today: Any = vars(_date)["today"]  # classmethod descriptors of the real types
+_datetime_now: Any = vars(_datetime)["now"]
+_datetime_utcnow: Any = vars(_datetime)["utcnow"]
+
+_REQ_TIME = {"fn": "time.time"}
+_REQ_TIME_NS = {"fn": "time.time_ns"}
+
+
+def time() -> float:
+    """``time.time`` under a session."""
+    s = current()
+    if s is None:
+        return _time()
+    return s.call("clock", _REQ_TIME, _time, decode=float)
+
+
+def time_ns() -> int:
+    """``time.time_ns`` under a session."""
+    s = current()
+    if s is None:
+        return _time_ns()
+    return s.call("clock", _REQ_TIME_NS, _time_ns, decode=int)
+
+
+def _now_secs(secs: float | None) -> float | None:
+    return time() if secs is None and current() is not None else secs
+
+
+def localtime(secs: float | None = None) -> _time_mod.struct_time:
+    """``time.localtime``: the current time comes from the clock channel."""
+    return _localtime(_now_secs(secs))
+
+
+def gmtime(secs: float | None = None) -> _time_mod.struct_time:
+    """``time.gmtime``: the current time comes from the clock channel."""
+    return _gmtime(_now_secs(secs))
+
+
+def ctime(secs: float | None = None) -> str:
+    """``time.ctime``: the current time comes from the clock channel."""
+    return _ctime(_now_secs(secs))
+
+
+def asctime(t: Any = None) -> str:
+    """``time.asctime``: the current time comes from the clock channel."""
+    if t is None and current() is not None:
+        t = _localtime(time())
+    return _asctime() if t is None else _asctime(t)
+
+
+def strftime(fmt: str, t: Any = None) -> str:
+    """``time.strftime``: the current time comes from the clock channel."""
+    if t is None and current() is not None:
+        t = _localtime(time())
+    return _strftime(fmt) if t is None else _strftime(fmt, t)
+
+
+# -- datetime ----------------------------------------------------------------------
+def _dt_encode(dt: _dt.datetime) -> list[Any]:
+    return [dt.isoformat(), dt.fold]
+
+
+def _as(cls: type[Any], dt: _dt.datetime) -> Any:
+    """``dt`` as an instance of ``cls`` (a subclass asks ``cls`` itself, like C does)."""
+    if cls is _datetime:
+        return dt
+    return cls(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond,
+               dt.tzinfo, fold=dt.fold)
+
+
+def _dt_decoder(cls: type[Any], tz: Any) -> Callable[[Any], Any]:
+    def decode(v: Any) -> Any:
+        dt = _datetime.fromisoformat(v[0]).replace(fold=int(v[1]))
+        return _as(cls, dt.replace(tzinfo=tz) if tz is not None else dt.replace(tzinfo=None))
+    return decode
+
+
+def _real(descriptor: Any, cls: type[Any]) -> Any:
+    """The original C classmethod bound to ``cls``; run with nested reads passed through."""
+    bound = descriptor.__get__(None, cls)
+
+    def run(*args: Any) -> Any:
+        token = BUSY.set(True)
+        try:
+            return bound(*args)
+        finally:
+            BUSY.reset(token)
+    return run
+
+
+def now(cls: type[Any], tz: Any = None) -> Any:
+    """``datetime.datetime.now`` (and its subclasses'): reads the clock channel."""
+    s = current()
+    if s is None:
+        return _datetime_now.__get__(None, cls)(tz)
+    live = _real(_datetime_now, cls)
+    return s.call("clock", {"fn": "datetime.now", "tz": None if tz is None else str(tz)},
+                  lambda: live(tz), encode=_dt_encode, decode=_dt_decoder(cls, tz))
+
+
+def utcnow(cls: type[Any]) -> Any:
+    """``datetime.datetime.utcnow``: reads the clock channel."""
+    s = current()
+    if s is None:
+        return _datetime_utcnow.__get__(None, cls)()
+    live = _real(_datetime_utcnow, cls)
+    return s.call("clock", {"fn": "datetime.utcnow"}, live, encode=_dt_encode,
+                  decode=_dt_decoder(cls, None))
+
+
+def today(cls: type[Any]) -> Any:
+    """``date.today`` and ``datetime.today``: read the clock channel once.
+
+    The C method reads ``time.time()`` itself; it runs with nested reads passed
+    through, so the event is the ``today`` call, as the user wrote it.
+    """
+    s = current()
+    if s is None:
+        return _date_today.__get__(None, cls)()
+    live = _real(_date_today, cls)
+    if issubclass(cls, _datetime):
+        return s.call("clock", {"fn": "datetime.today"}, live, encode=_dt_encode,
+                      decode=_dt_decoder(cls, None))
+    return s.call("clock", {"fn": "date.today"}, live, encode=lambda d: d.isoformat(),
+                  decode=lambda v: cls.fromisoformat(v))
+
+
+# -- sleeps ------------------------------------------------------------------------
+def _in_run() -> bool:
+    return _tasks.CURRENT.get() is not None
+
+
+def sleep(secs: float) -> None:
+    """``time.sleep``: returns at once on replay; recorded for display."""
+    s = current()
+    if s is None or not secs > 0 or secs == float("inf") or not _in_run():
+        return _sleep(secs)
+    if s.serving():
+        if _callsite.find(sys._getframe(1))[0]:
+            return _sleep(secs)
+        return None
+    pending = s.begin("sleep", {"fn": "time.sleep", "seconds": secs})
+    _sleep(secs)
+    if pending is not None:
+        pending.finish(None)
+    return None
+
+
+async def async_sleep(delay: float, result: Any = None) -> Any:
+    """``asyncio.sleep``: returns at once on replay (after yielding to the loop)."""
+    s = current()
+    if s is None or not delay > 0 or delay == float("inf") or not _in_run():
+        return await _asyncio_sleep(delay, result)
+    if s.serving():
+        await _asyncio_sleep(0)
+        return result
+    pending = s.begin("sleep", {"fn": "asyncio.sleep", "seconds": delay})
+    await _asyncio_sleep(delay)
+    if pending is not None:
+        pending.finish(None)
+    return result
+
+
+def patches() -> _patch.PatchList:
+    """What this module patches (installed and removed with every other patch)."""
+    out: _patch.PatchList = [
+        (_time_mod, "time", time), (_time_mod, "time_ns", time_ns),
+        (_time_mod, "sleep", sleep), (_time_mod, "localtime", localtime),
+        (_time_mod, "gmtime", gmtime), (_time_mod, "ctime", ctime),
+        (_time_mod, "asctime", asctime), (_time_mod, "strftime", strftime),
+        (_datetime, "now", classmethod(now)), (_datetime, "utcnow", classmethod(utcnow)),
+        (_date, "today", classmethod(today)),
+        (asyncio, "sleep", async_sleep), (asyncio.tasks, "sleep", async_sleep),
+    ]
+    anyio_backend = sys.modules.get("anyio._backends._asyncio")
+    backend_cls = getattr(anyio_backend, "AsyncIOBackend", None)
+    if backend_cls is not None and "sleep" in vars(backend_cls):
+        out.append((backend_cls, "sleep", classmethod(lambda cls, delay: async_sleep(delay))))
+    return out
+
+
+_patch.register(patches)

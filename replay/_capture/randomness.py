@@ -1,0 +1,107 @@
+"""Randomness and uuids of the standard library.
+
+Patched while a session is active: the ``random`` module's shared generator
+(``random()``, ``getrandbits()``, ``randbytes()``: every other module function
+is built on them), seeding of new ``random.Random()`` instances without a seed,
+``os.urandom`` and the ``random`` module's own reference to it (so
+``random.SystemRandom`` and ``secrets`` are captured too), ``uuid.uuid1`` and
+``uuid.uuid4``. Third-party sources live in :mod:`replay._capture.thirdparty`.
+"""
+
+from __future__ import annotations
+
+import os
+import random as _random_mod
+import uuid as _uuid_mod
+from collections.abc import Callable
+from typing import Any
+
+from replay._capture import patch as _patch
+from replay._capture.session import current
+
+_inst: Any = getattr(_random_mod, "_inst")  # noqa: B009 - private shared generator
+_inst_random: Callable[[], float] = _inst.random
+_inst_getrandbits: Callable[[int], int] = _inst.getrandbits
+_inst_randbytes: Callable[[int], bytes] = _inst.randbytes
+_Random_seed = _random_mod.Random.seed
+_urandom = os.urandom
+_uuid4 = _uuid_mod.uuid4
+_uuid1 = _uuid_mod.uuid1
+
+_REQ_RANDOM = {"fn": "random"}
+
+
+def random() -> float:
+    """The shared generator's ``random()``."""
+    s = current()
+    if s is None:
+        return _inst_random()
+    return s.call("random", _REQ_RANDOM, _inst_random, decode=float)
+
+
+def getrandbits(k: int) -> int:
+    """The shared generator's ``getrandbits(k)``."""
+    s = current()
+    if s is None:
+        return _inst_getrandbits(k)
+    return s.call("random", {"fn": "getrandbits", "k": k}, lambda: _inst_getrandbits(k),
+                  decode=int)
+
+
+def randbytes(n: int) -> bytes:
+    """The shared generator's ``randbytes(n)``."""
+    s = current()
+    if s is None:
+        return _inst_randbytes(n)
+    return s.call("random", {"fn": "randbytes", "n": n}, lambda: _inst_randbytes(n),
+                  decode=bytes)
+
+
+def seed(self: _random_mod.Random, a: Any = None, version: int = 2) -> None:
+    """``Random.seed`` (and so ``Random()``): an unseeded generator's seed is recorded."""
+    s = current()
+    if a is None and s is not None:
+        a = s.call("random", {"fn": "Random.seed"},
+                   lambda: int.from_bytes(_urandom(8), "big"), decode=int)
+    _Random_seed(self, a, version)
+
+
+def urandom(n: int) -> bytes:
+    """``os.urandom`` (also the ``random``/``secrets`` system generator)."""
+    s = current()
+    if s is None:
+        return _urandom(n)
+    return s.call("random", {"fn": "os.urandom", "n": n}, lambda: _urandom(n), decode=bytes)
+
+
+def uuid4() -> _uuid_mod.UUID:
+    """``uuid.uuid4``."""
+    s = current()
+    if s is None:
+        return _uuid4()
+    return s.call("uuid", {"fn": "uuid4"}, _uuid4, encode=str, decode=_uuid_mod.UUID)
+
+
+def uuid1(node: int | None = None, clock_seq: int | None = None) -> _uuid_mod.UUID:
+    """``uuid.uuid1``."""
+    s = current()
+    if s is None:
+        return _uuid1(node, clock_seq)
+    return s.call("uuid", {"fn": "uuid1", "node": node, "clock_seq": clock_seq},
+                  lambda: _uuid1(node, clock_seq), encode=str, decode=_uuid_mod.UUID)
+
+
+def patches() -> _patch.PatchList:
+    """What this module patches (installed and removed with every other patch)."""
+    return [
+        (_random_mod, "random", random), (_random_mod, "getrandbits", getrandbits),
+        (_random_mod, "randbytes", randbytes),
+        (_inst, "random", random), (_inst, "getrandbits", getrandbits),
+        (_inst, "randbytes", randbytes),
+        (_random_mod.Random, "seed", seed), (_random_mod, "_urandom", urandom),
+        (os, "urandom", urandom),
+        (_uuid_mod, "uuid4", uuid4), (_uuid_mod, "uuid1", uuid1),
+    ]
+
+
+_patch.register(patches)

@@ -1,0 +1,120 @@
+"""Randomness outside the standard library: ``uuid_utils`` and numpy.
+
+* ``uuid_utils`` (a Rust extension; LangChain's message and run ids come from
+  its ``uuid7``): ``uuid1``, ``uuid4``, ``uuid6`` and ``uuid7`` of
+  ``uuid_utils`` and ``uuid_utils.compat`` go through the ``uuid`` channel and
+  come back as the type the function returns (``uuid_utils.UUID`` or
+  ``uuid.UUID``). ``uuid3``/``uuid5``/``uuid8`` are deterministic and not patched.
+* numpy: the legacy global generator (``np.random.random()``, ``rand``,
+  ``choice``... all share ``numpy.random.mtrand._rand``) is seeded by numpy
+  from the operating system, out of Python's sight. Its whole state is
+  recorded once per run, when the run starts with numpy loaded or when the run
+  imports it, and replay puts that state back: every later draw repeats.
+  ``default_rng()`` without a seed takes its entropy from ``secrets``, which
+  the ``random`` capture already covers.
+
+Both are patched only when installed; a run that imports them later gets the
+patches at that import.
+"""
+
+from __future__ import annotations
+
+import types
+import uuid as _uuid_mod
+from collections.abc import Callable
+from typing import Any
+
+from replay._capture import patch as _patch
+from replay._capture.session import current
+from replay._cassette.events import Value
+
+UUID_FUNCTIONS = ("uuid1", "uuid4", "uuid6", "uuid7")
+"""The random or time-based generators of ``uuid_utils``."""
+
+
+def _uuid_wrapper(module_name: str, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    fn = f"{module_name}.{name}"
+
+    def generate(*args: Any, **kwargs: Any) -> Any:
+        s = current()
+        if s is None:
+            return original(*args, **kwargs)
+        kind: list[type[Any]] = []
+
+        def live() -> Any:
+            value = original(*args, **kwargs)
+            kind.append(type(value))
+            return value
+
+        request: dict[str, Any] = {"fn": fn}
+        if args:
+            request["args"] = list(args)
+        if kwargs:
+            request["kwargs"] = dict(kwargs)
+        return s.call("uuid", request, live, encode=str,
+                      decode=lambda v: _uuid_type(module_name)(str(v)))
+
+    generate.__name__ = generate.__qualname__ = name
+    generate.__module__ = module_name
+    generate.__doc__ = original.__doc__
+    generate.__wrapped__ = original  # type: ignore[attr-defined]
+    return generate
+
+
+def _uuid_type(module_name: str) -> Callable[[str], Any]:
+    if module_name.endswith(".compat"):
+        return _uuid_mod.UUID
+    import sys
+    cls: Callable[[str], Any] = getattr(sys.modules["uuid_utils"], "UUID")  # noqa: B009
+    return cls
+
+
+_WRAPPERS: dict[tuple[str, str], tuple[object, Callable[..., Any]]] = {}
+
+
+def _uuid_patches(module: types.ModuleType) -> _patch.PatchList:
+    out: _patch.PatchList = []
+    for name in UUID_FUNCTIONS:
+        original = vars(module).get(name)
+        if original is None:
+            continue
+        cached = _WRAPPERS.get((module.__name__, name))
+        if cached is not None and cached[1] is original:
+            continue  # our wrapper already (bound at an import during a run)
+        if cached is None or cached[0] is not original:
+            cached = (original, _uuid_wrapper(module.__name__, name, original))
+            _WRAPPERS[(module.__name__, name)] = cached
+        out.append((module, name, cached[1]))
+    return out
+
+
+# -- numpy ---------------------------------------------------------------------------
+_NUMPY_STATE: Value = {"fn": "numpy.random.state"}
+
+
+def _numpy_state(module: types.ModuleType) -> _patch.PatchList:
+    """Record, or put back, the legacy global generator's state; patches nothing."""
+    s = current()
+    mtrand = getattr(module, "mtrand", None)
+    rand: Any = getattr(mtrand, "_rand", None)
+    if s is None or rand is None:
+        return []
+
+    def encode(state: Any) -> Any:
+        name, keys, pos, has_gauss, gauss = state
+        return [str(name), bytes(keys.tobytes()), int(pos), int(has_gauss), float(gauss)]
+
+    def decode(value: Any) -> Any:
+        name, keys, pos, has_gauss, gauss = value
+        numpy: Any = __import__("numpy")
+        state = (name, numpy.frombuffer(keys, dtype=numpy.uint32).copy(), pos, has_gauss, gauss)
+        rand.set_state(state)
+        return state
+
+    s.once("random", _NUMPY_STATE, rand.get_state, encode=encode, decode=decode)
+    return []
+
+
+_patch.register_module("uuid_utils", _uuid_patches)
+_patch.register_module("uuid_utils.compat", _uuid_patches)
+_patch.register_module("numpy.random", _numpy_state)

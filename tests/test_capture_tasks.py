@@ -1,0 +1,65 @@
+"""Logical task ids do not depend on tasks that libraries make (issue 14, root cause 1).
+
+Recording opens a real connection: httpx (through anyio) starts a task for it.
+Replay opens none. A task the user's code makes afterwards must get the same id
+in both runs, so what it asked for is found in the recording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import httpx
+
+import replay
+from fixtures.emulator import Emulator, Script, Turn
+
+
+async def _child() -> str:
+    return str(uuid.uuid4())
+
+
+async def _agent(base_url: str) -> tuple[str, str, list[str]]:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx.AsyncClient() as client:
+        # One line both opens the connection (anyio's task, live only) and makes a task.
+        r, first = await client.post(f"{base_url}/chat/completions", json=body), asyncio.create_task(_child())  # noqa: E501
+    second = asyncio.create_task(_child())
+    together = await asyncio.gather(_child(), _child())
+    return r.json()["choices"][0]["message"]["content"], await first + await second, together
+
+
+def test_tasks_made_after_a_connection_keep_their_ids(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.replay"
+    with Emulator(Script([Turn(text="hello")])) as emu:
+        url = emu.openai_base_url
+        with replay.record(path):
+            recorded = asyncio.run(_agent(url))
+    tasks = {e.task for e in replay.load(path).events if e.channel == "uuid"}
+    assert len(tasks) == 4 and all("~" not in t for t in tasks), tasks
+    for _ in range(3):  # the emulator is stopped: nothing to connect to
+        with replay.play(path, unused="fail"):
+            assert asyncio.run(_agent(url)) == recorded
+
+
+def test_library_made_tasks_are_named_by_the_library_chain(tmp_path: Path) -> None:
+    """A task anyio makes for httpx's connection counts under its own site."""
+    ids: list[str] = []
+
+    async def agent(base_url: str) -> None:
+        from replay._capture import tasks as _tasks
+
+        async def spy() -> None:
+            state = _tasks.CURRENT.get()
+            assert state is not None
+            ids.append(state.id)
+        async with httpx.AsyncClient() as client:
+            await client.get(f"{base_url}/models")
+        await asyncio.create_task(spy())
+
+    with Emulator(Script([Turn(text="x")])) as emu, replay.record(tmp_path / "x.replay"):
+        asyncio.run(agent(emu.openai_base_url))
+    assert ids and ids[0].startswith("main/loop#0/test_capture_tasks.py:") and "~" not in ids[0]
+    assert ids[0].endswith("#0")

@@ -8,7 +8,12 @@ in both runs, so what it asked for is found in the recording.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import datetime
+import random
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -63,3 +68,41 @@ def test_library_made_tasks_are_named_by_the_library_chain(tmp_path: Path) -> No
         asyncio.run(agent(emu.openai_base_url))
     assert ids and ids[0].startswith("main/loop#0/test_capture_tasks.py:") and "~" not in ids[0]
     assert ids[0].endswith("#0")
+
+
+_JITTER = random.Random(time.perf_counter_ns())  # seeded explicitly: not captured
+
+
+def _log_success(i: int) -> str:  # bookkeeping a library hands to a pool
+    time.sleep(_JITTER.uniform(0, 0.002))
+    return datetime.datetime.now().isoformat()
+
+
+def _agent_with_a_logging_pool() -> list[str]:
+    out: list[str] = []
+    pool = ThreadPoolExecutor(4)
+    futures = []
+    for i in range(12):
+        # As litellm's logging, LangChain's executors and asyncio.to_thread do: the work
+        # runs in a copy of the caller's context.
+        futures.append(pool.submit(contextvars.copy_context().run, _log_success, i))
+        out.append(str(time.time()))  # the agent's own clock read, meanwhile
+    out += [f.result() for f in futures]
+    pool.shutdown(wait=True)
+    return out
+
+
+async def _agent_to_thread() -> list[str]:
+    return list(await asyncio.gather(*(asyncio.to_thread(_log_success, i) for i in range(6))))
+
+
+def test_work_run_in_a_copied_context_is_its_own_task(tmp_path: Path) -> None:
+    """Root cause 3: reads in pool threads never race with the submitter's."""
+    path = tmp_path / "pool.replay"
+    with replay.record(path):
+        recorded = (_agent_with_a_logging_pool(), asyncio.run(_agent_to_thread()))
+    clock = [e for e in replay.load(path).events if e.channel == "clock"]
+    assert len({e.task for e in clock}) == 1 + 12 + 6
+    for _ in range(10):  # the pools' scheduling differs every time
+        with replay.play(path, unused="fail"):
+            assert (_agent_with_a_logging_pool(), asyncio.run(_agent_to_thread())) == recorded

@@ -13,6 +13,7 @@ is passed through unrecorded: a log record's timestamp is not an input.
 
 from __future__ import annotations
 
+import asyncio.events
 import os
 import site
 import sys
@@ -63,6 +64,10 @@ _STDLIB_DIRS = _dirs([sysconfig.get_paths().get("stdlib", ""),
 _INFRA_PREFIXES = tuple(
     d + m + suffix for d in _STDLIB_DIRS for m in _INFRA_MODULES for suffix in (os.sep, ".py")
 )
+
+BOUNDARIES = frozenset({asyncio.events.Handle._run.__code__})
+"""Where the event loop calls into a task: frames past it belong to whoever runs the
+loop (``asyncio.run(main())``'s line), not to the task's creator or caller."""
 
 _cache: dict[CodeType, int] = {}
 _IMPORT_FILES = frozenset({"<frozen importlib._bootstrap>",
@@ -157,6 +162,8 @@ def find(frame: FrameType | None) -> tuple[bool, CallSite | None, str | None]:
         if kind == LIB and fallback is None:
             fallback = frame
             library = f"{portable(code.co_filename)}:{frame.f_lineno}"
+        if code in BOUNDARIES:
+            break
         frame = frame.f_back
     return False, _site(fallback) if fallback is not None else None, library or "?"
 
@@ -175,5 +182,7 @@ def user_frame(frame: FrameType | None) -> FrameType | None:
             return frame
         if kind == LIB and fallback is None:
             fallback = frame
+        if frame.f_code in BOUNDARIES:
+            break
         frame = frame.f_back
     return fallback

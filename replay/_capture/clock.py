@@ -173,7 +173,7 @@ def today(cls: type[Any]) -> Any:
 
 # -- sleeps ------------------------------------------------------------------------
 def _in_run() -> bool:
-    return _tasks.CURRENT.get() is not None
+    return _tasks.state() is not None
 
 
 def sleep(secs: float) -> None:

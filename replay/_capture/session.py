@@ -217,7 +217,7 @@ class Session:
             return False
         if self._sink is None:
             return True
-        state = _tasks.CURRENT.get()
+        state = _tasks.state()
         return state is not None and self.matcher.has_queued(state.id)
 
     def begin(self, channel: str, request: Value, *,
@@ -235,7 +235,7 @@ class Session:
         recorded reads of the same task, line and request in their order, run
         live when there are none, never a divergence.
         """
-        state = _tasks.CURRENT.get()
+        state = _tasks.state()
         if state is None or BUSY.get():
             return None
         infra, site, library = _callsite.find(sys._getframe(1))

@@ -39,7 +39,7 @@ def create_task(self: asyncio.base_events.BaseEventLoop, coro: Any, **kwargs: An
     holds its own logical task id. The task is the loop's usual ``asyncio.Task``."""
     if current() is not None:
         context: contextvars.Context | None = kwargs.get("context")
-        parent = context.get(_tasks.CURRENT) if context is not None else _tasks.CURRENT.get()
+        parent = context.get(_tasks.CURRENT) if context is not None else _tasks.state()
         if parent is not None:
             try:
                 running: Any = asyncio.get_running_loop()
@@ -55,7 +55,7 @@ def create_task(self: asyncio.base_events.BaseEventLoop, coro: Any, **kwargs: An
 
 def thread_start(self: threading.Thread) -> None:
     """``Thread.start``: a thread started in the run becomes a child logical task."""
-    parent = _tasks.CURRENT.get()
+    parent = _tasks.state()
     if current() is not None and parent is not None:
         target = getattr(self, "_target", None)
         owner = getattr(target, "__module__", None) or type(self).__module__
@@ -64,8 +64,7 @@ def thread_start(self: threading.Thread) -> None:
             run = self.run
 
             def run_in_task() -> None:
-                _tasks.CURRENT.set(state)
-                run()
+                _tasks.run_as(parent, state, run)
 
             self.run = run_in_task  # type: ignore[method-assign]
     _thread_start(self)
@@ -74,11 +73,10 @@ def thread_start(self: threading.Thread) -> None:
 def submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /,
            *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
     """``ThreadPoolExecutor.submit``: each work item is a child logical task."""
-    parent = _tasks.CURRENT.get()
+    parent = _tasks.state()
     if current() is not None and parent is not None:
-        ctx = contextvars.copy_context()
-        ctx.run(_tasks.CURRENT.set, parent.child("t", _tasks.creation_site(sys._getframe(1))))
-        fn = functools.partial(ctx.run, fn)
+        child = parent.child("t", _tasks.creation_site(sys._getframe(1)))
+        fn = functools.partial(contextvars.copy_context().run, _tasks.run_as, parent, child, fn)
     return _submit(self, fn, *args, **kwargs)
 
 

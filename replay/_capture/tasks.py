@@ -30,10 +30,14 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from contextvars import ContextVar
 from types import FrameType
+from typing import Any, TypeVar
 
 from replay._capture import callsite as _callsite
+
+T = TypeVar("T")
 
 
 class TaskState:
@@ -58,7 +62,46 @@ class TaskState:
 
 
 CURRENT: ContextVar[TaskState | None] = ContextVar("agent_replay_task", default=None)
-"""The logical task of the running code; None outside a recorded run."""
+"""The logical task of the running code; None outside a recorded run. Read it
+through :func:`state`."""
+
+
+class _Work(threading.local):
+    """The work item a thread is running: (submitter's state, the item's own state)."""
+
+    item: tuple[TaskState, TaskState] | None = None
+
+
+_WORK = _Work()
+
+
+def state() -> TaskState | None:
+    """The logical task of the running code.
+
+    Work handed to a thread often runs in a copy of the submitter's context
+    (``executor.submit(copy_context().run, fn)``, as ``asyncio.to_thread``,
+    LangChain's executors and litellm's logging do), which holds the
+    submitter's task: inside the work item that task means the item itself,
+    so its reads never share a queue with a thread running at the same time.
+    """
+    current = CURRENT.get()
+    item = _WORK.item
+    if item is not None and current is item[0]:
+        return item[1]
+    return current
+
+
+def run_as(parent: TaskState, child: TaskState, fn: Callable[..., T], *args: Any,
+           **kwargs: Any) -> T:
+    """Run ``fn`` in this thread as work item ``child`` of ``parent``."""
+    before = _WORK.item
+    _WORK.item = (parent, child)
+    token = CURRENT.set(child)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        CURRENT.reset(token)
+        _WORK.item = before
 
 
 def creation_site(frame: FrameType | None) -> str:
@@ -78,6 +121,9 @@ def creation_site(frame: FrameType | None) -> str:
             break
         if kind == _callsite.LIB:
             chain.append(f"{_callsite.portable(code.co_filename)}:{frame.f_lineno}")
+        if code in _callsite.BOUNDARIES:
+            site = ""
+            break
         frame = frame.f_back
     else:
         site = ""
@@ -91,5 +137,5 @@ def creation_site(frame: FrameType | None) -> str:
 
 def current_id() -> str | None:
     """The id of the running logical task, or None when it is not part of the run."""
-    state = CURRENT.get()
-    return None if state is None else state.id
+    current = state()
+    return None if current is None else current.id

@@ -3,7 +3,9 @@
 Holds ``record`` / ``play`` / ``run`` and ``ReplayResult`` (``api``), forks
 (``fork``), what-if edits (``edit``), breakpoints (``breakpoint``), the child
 process bootstrap behind ``replay record|play -- CMD`` (``bootstrap``,
-``child``) and the vcrpy cassette import (``import_vcr``).
+``child``), the vcrpy cassette import (``import_vcr``) and the path checks
+every command and the pytest plugin make before a cassette is opened or a
+program started (``preflight``).
 
 May import: ``replay._cassette`` and ``replay._capture``. Contract to the layers
 above: ``Run``, ``record``, ``play``, ``fork``, ``edit``, ``run_child``.

@@ -3,6 +3,8 @@
 Holds one module per command group; each in ``COMMAND_MODULES`` has
 ``register(subparsers)`` that adds its sub-commands, each with
 ``func(args) -> int`` as its handler; ``demo`` is the ``make demo`` job.
+A path that cannot be used (``replay._runs.preflight``) or a program whose
+session did not start ends the command here with one line and exit code 2.
 
 May import every layer below (``_cassette``, ``_capture``, ``_runs``,
 ``_analysis``); ``replay tui`` imports ``tui`` lazily, which in turn sees only
@@ -14,6 +16,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from replay._runs.child import ProgramNotRun
+from replay._runs.preflight import CassettePathError
 
 COMMAND_MODULES = (
     "replay._cli.run",
@@ -49,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     args.program = program
     try:
         code: int = args.func(args)
+    except (CassettePathError, ProgramNotRun) as exc:  # nothing was opened or run
+        sys.stderr.write(f"replay: {exc}\n")
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

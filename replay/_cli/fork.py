@@ -16,6 +16,7 @@ from typing import Any
 from replay._cassette.structdiff import diff
 from replay._cli.run import report_child
 from replay._runs.child import command_line, run_child
+from replay._runs.preflight import cassette_problem, output_problem, require
 
 
 def register(sub: Any) -> None:
@@ -61,8 +62,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
     """``replay fork``."""
     from replay._runs.fork import link_meta
     command = command_line(args.program)
-    if not os.path.exists(args.cassette):
-        raise SystemExit(f"replay: no cassette at {args.cassette}")
+    require(cassette_problem(args.cassette), output_problem(args.output))
     if os.path.abspath(args.output) == os.path.abspath(args.cassette):
         raise SystemExit("replay: fork writes a new cassette; -o must differ from its parent")
     if args.at < 0:
@@ -86,6 +86,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     if len(given) > 1 or (given and args.fields and args.error is not None):
         raise SystemExit("replay edit: give --set, --response-json, --response-text or "
                          "--raise (--set may follow a --response-*)")
+    require(cassette_problem(args.cassette), output_problem(args.output))
     response: Any = _UNSET
     if args.response_json is not None:
         try:

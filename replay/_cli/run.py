@@ -5,6 +5,11 @@ The program runs in a child process started with PYTHONPATH pointing at
 the program changes. ``python``/``python3`` as the command mean the
 interpreter agent-replay runs in. Processes the program itself starts are not
 recorded.
+
+The cassette and the output are checked before the program starts
+(``replay._runs.preflight``): a path that cannot be used, or a session that
+cannot start in the child, ends the command with one line and exit code 2, and
+the program does not run.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 from replay._capture.session import RecordMode
 from replay._runs.child import command_line, run_child
+from replay._runs.preflight import require, run_problem
 
 
 def register(sub: Any) -> None:
@@ -66,8 +72,12 @@ def cmd_record(args: argparse.Namespace) -> int:
         sig = _died(code)
         partial = os.path.abspath(args.output) + ".partial"
         why = f"was killed by {sig}" if sig else f"exited with {code} before closing"
-        sys.stderr.write(f"replay: the program {why}; the events it completed are in "
-                         f"{partial} (replay verify {partial})\n")
+        if os.path.exists(partial):
+            sys.stderr.write(f"replay: the program {why}; the events it completed are in "
+                             f"{partial} (replay verify {partial})\n")
+        else:  # e.g. not a Python program, or one run by another interpreter
+            sys.stderr.write(f"replay: the program {why} and recorded nothing (no "
+                             f"{partial}): was it run by this Python?\n")
         return code if code > 0 else 1
     sys.stderr.write(f"replay: recorded {result.get('recorded', 0)} events to "
                      f"{args.output}\n")
@@ -86,6 +96,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         raise SystemExit("replay: -o is for the recording modes (strict replay writes nothing)")
     extra: dict[str, Any] = {"unused": args.unused, "allow_damaged": args.allow_damaged,
                              "output": os.path.abspath(args.output or args.cassette)}
+    require(run_problem(mode, args.cassette, output=args.output or args.cassette))
     if os.path.exists(args.cassette):
         extra.update(play_options(args))
     elif args.break_at:

@@ -5,32 +5,61 @@ the run before the program's first line and stops it at interpreter exit
 (``atexit``: after a normal end, ``sys.exit`` or an uncaught exception; SIGTERM
 is turned into ``SystemExit`` so it closes the cassette too). The outcome is
 written as JSON to the parent's result file.
+
+When the run cannot start, :func:`start` raises (after removing any empty
+``.partial`` it opened); ``sitecustomize`` then ends the process before the
+program's first line, so a program is never run unrecorded by mistake.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
+import os
 import signal
 import sys
 from typing import Any
 
-from replay._cassette.errors import DivergenceError, ReplayError
+from replay._cassette.errors import DivergenceError, ReplayError, SessionError
 from replay._runs.api import Run
+from replay._runs.preflight import require, run_problem
 
 
 def start(spec_text: str) -> None:
     """Start the run described by the parent's spec."""
-    spec: dict[str, Any] = json.loads(spec_text)
+    try:
+        spec: dict[str, Any] = json.loads(spec_text)
+        if not isinstance(spec, dict) or not {"cassette", "mode"} <= spec.keys():
+            raise ValueError("a JSON object with 'cassette' and 'mode' is expected")
+    except ValueError as exc:
+        raise SessionError(f"AGENT_REPLAY_BOOT is not a run spec: {exc}") from None
+    require(run_problem(spec["mode"], spec["cassette"], output=spec.get("output"),
+                        at=spec.get("at")))
     run = Run(spec["cassette"], spec["mode"], redact=spec.get("redact", True),
               unused=spec.get("unused", "warn"), metadata=spec.get("metadata") or None,
               allow_damaged=spec.get("allow_damaged", False), output=spec.get("output"),
               at=spec.get("at"), live=spec.get("live", False))
     run.options.update(spec.get("options") or {})
-    run.start()
+    try:
+        run.start()
+    except BaseException:
+        _discard(run)
+        raise
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
     atexit.register(_finish, run, spec.get("result"))
+
+
+def _discard(run: Run) -> None:
+    """Remove the ``.partial`` a run that failed to start may have opened (no events)."""
+    writer = getattr(run, "_writer", None)
+    if writer is None:
+        return
+    with contextlib.suppress(Exception):
+        writer.abort()
+    with contextlib.suppress(OSError):
+        os.unlink(writer.partial_path)
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -3,6 +3,12 @@
 The child starts with PYTHONPATH pointing at ``replay/_boot`` (whose
 ``sitecustomize`` opens the session before user code runs) and the run
 described in ``AGENT_REPLAY_BOOT``; its result comes back in a JSON file.
+
+The program never runs without its session: the cassette and the output are
+checked before the child starts (:mod:`replay._runs.preflight`), and a child
+whose session cannot start exits (code :data:`BOOT_FAILED`) before the
+program's first line, reporting why in the result file; :func:`run_child`
+raises :class:`ProgramNotRun` for both.
 """
 
 from __future__ import annotations
@@ -15,8 +21,18 @@ import sys
 import tempfile
 from typing import Any
 
+from replay._cassette.errors import SessionError
+from replay._runs.preflight import require, run_problem
+
 BOOT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_boot")
 """The folder put first on the child's PYTHONPATH."""
+
+BOOT_FAILED = 70
+"""The child's exit code when its session could not start (the program did not run)."""
+
+
+class ProgramNotRun(SessionError):
+    """The session could not start in the child, so the program was not run."""
 
 
 def command_line(raw: list[str]) -> list[str]:
@@ -33,11 +49,18 @@ def command_line(raw: list[str]) -> list[str]:
 
 def run_child(mode: str, cassette: str, command: list[str], *,
               extra: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-    """Run ``command`` under a session in a child; (exit code, the child's result)."""
+    """Run ``command`` under a session in a child; (exit code, the child's result).
+
+    Raises :class:`~replay._runs.preflight.CassettePathError` (before starting
+    anything) when the cassette or the output cannot be used, and
+    :class:`ProgramNotRun` when the child's session failed to start.
+    """
+    extra = dict(extra or {})
+    require(run_problem(mode, cassette, output=extra.get("output"), at=extra.get("at")))
     fd, result_path = tempfile.mkstemp(prefix="agent-replay-", suffix=".json")
     os.close(fd)
     spec = {"mode": mode, "cassette": os.path.abspath(cassette), "result": result_path}
-    spec.update(extra or {})
+    spec.update(extra)
     env = dict(os.environ)
     env["AGENT_REPLAY_BOOT"] = json.dumps(spec)
     env["PYTHONPATH"] = os.pathsep.join(
@@ -52,4 +75,6 @@ def run_child(mode: str, cassette: str, command: list[str], *,
             result = {}
     finally:
         os.unlink(result_path)
+    if result.get("boot_error"):
+        raise ProgramNotRun(f"the program was not run: {result['boot_error']}")
     return proc.returncode, result

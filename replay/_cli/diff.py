@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from replay._cassette.errors import CassetteError
+from replay._runs.preflight import cassette_problem, require
 
 
 def register(sub: Any) -> None:
@@ -91,6 +92,7 @@ def _fail(exc: BaseException) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     """``replay diff``."""
     from replay._analysis.diff import diff
+    require(cassette_problem(args.left), cassette_problem(args.right))
     try:
         result = diff(args.left, args.right, ignore=args.ignore,
                       allow_damaged=args.allow_damaged)
@@ -109,6 +111,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     """``replay drift``."""
     from replay._analysis.drift import drift
     command = list(getattr(args, "program", None) or [])  # after ``--`` (see _cli.main)
+    require(cassette_problem(args.cassette))
     try:
         with _stdout_to_stderr(args.json and bool(command)):
             report = drift(args.cassette, command=command or None, probe=args.probe,

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from replay._cassette.errors import CassetteError
+from replay._runs.preflight import cassette_problem, output_problem, require
 
 
 def register(sub: Any) -> None:
@@ -38,6 +39,7 @@ def register(sub: Any) -> None:
 def cmd_import_vcr(args: argparse.Namespace) -> int:
     """``replay import-vcr``."""
     from replay._runs.import_vcr import import_vcr
+    require(cassette_problem(args.cassette, header=False), output_problem(args.output))
     try:
         n = import_vcr(args.cassette, args.output, redact=not args.no_redact)
     except (OSError, ValueError) as exc:
@@ -50,6 +52,7 @@ def cmd_import_vcr(args: argparse.Namespace) -> int:
 def cmd_scan(args: argparse.Namespace) -> int:
     """``replay scan``: exit 0 clean, 1 secrets found, 2 unreadable."""
     from replay._analysis.scan import scan_file
+    require(cassette_problem(args.cassette, header=False))  # vcrpy YAML/JSON too
     try:
         findings, damage = scan_file(args.cassette, patterns=args.pattern)
     except (OSError, ValueError, CassetteError) as exc:

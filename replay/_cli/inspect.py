@@ -11,6 +11,7 @@ from replay._analysis.summary import summarize
 from replay._cassette import read_cassette, verify
 from replay._cassette.errors import CassetteError
 from replay._cassette.jsonable import event_json, jsonable
+from replay._runs.preflight import cassette_problem, require
 
 
 def register(sub: Any) -> None:
@@ -35,6 +36,7 @@ def _wanted(channel: str, filters: list[str]) -> bool:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """``replay show``."""
+    require(cassette_problem(args.cassette))
     try:
         cassette = read_cassette(args.cassette, strict=False)
     except CassetteError as exc:
@@ -70,6 +72,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``replay verify``."""
+    require(cassette_problem(args.cassette, header=False))  # a bad header is its report
     try:
         report = verify(args.cassette)
     except OSError as exc:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
+
+from replay._runs.preflight import cassette_problem, require
 
 FLAG_WORDS = ("error", "divergence", "drift")
 
@@ -80,10 +81,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         sys.stderr.write(f"replay: {exc}\n")
         return 2
-    for path in (args.cassette, args.other):
-        if path is not None and not os.path.isfile(path):
-            sys.stderr.write(f"replay: no such cassette: {path}\n")
-            return 2
+    require(*(cassette_problem(p) for p in (args.cassette, args.other) if p is not None))
     from tui.app import ReplayApp  # Textual loads here, and only here
 
     ReplayApp(args.cassette, args.other, flags=flags, notes=notes, start_at=start_at).run()

@@ -28,6 +28,7 @@ from replay._cassette.divergence import Grade
 from replay._cassette.errors import DivergenceError
 from replay._cassette.events import Value
 from replay._runs.api import Run, UnconsumedWarning, Unused
+from replay._runs.preflight import run_problem
 from replay.testing import DriftWarning, LiveRun
 
 MARKER = "replay"
@@ -204,14 +205,23 @@ class ItemRun:
         return info
 
     def start(self) -> Run:
-        """Start the run where the test body runs; fail early on a missing cassette."""
+        """Start the run where the test body runs; fail before it on a cassette that is
+        missing or unusable, or an output that cannot be written."""
         mode = self.mode
-        if mode is RecordMode.REPLAY and not self.path.exists():
-            self._note("missing")
-            self._fail(f"no cassette for this test at {shown(self.path, self.settings)}; "
-                       f"record it with:\n  {record_command(self.item, self.settings)}")
         if mode is not RecordMode.REPLAY:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        problem = run_problem(mode, self.path, label=shown(self.path, self.settings))
+        if problem is not None:
+            again = f"record it with:\n  {record_command(self.item, self.settings)}"
+            if problem.kind == "missing":
+                self._note("missing")
+                crashed = (f" (a crashed recording left {problem.partial})"
+                           if problem.partial else "")
+                self._fail(f"no cassette for this test at {problem.path}{crashed}; {again}")
+            self._note("unusable")
+            fix = (f"; {again}" if problem.kind in ("not a cassette", "damaged header")
+                   else "")
+            self._fail(f"{problem}{fix}")
         meta: dict[str, Value] = {"pytest.nodeid": self.item.nodeid}
         meta.update(self.opts.metadata or {})
         run = Run(self.path, mode, redact=self.opts.redact,

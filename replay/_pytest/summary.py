@@ -150,6 +150,7 @@ _GROUPS = {
     "replayed": ("replayed", "replayed"),
     "extended": ("extended", "extended with new events (--replay-mode=new-events)"),
     "missing": ("missing", "missing (record with --replay-mode=record)"),
+    "unusable": ("unusable", "not usable as cassettes (record with --replay-mode=record)"),
     "diverged": ("diverged", "diverged"),
     "drifted": ("drifted", "drifted from the live context (--replay-drift=fail)"),
     "unused": ("failed on unused events", "failed on unused events (--replay-unused=fail)"),

@@ -173,6 +173,9 @@ EXPECT = (
     Expect(r"^replay play what-if\.replay -- ", 1,
            "strict replay stops where the edited run leaves the recording "
            "(docs/fork-and-edit.md)", contains="changed"),
+    Expect(r"^replay (play nope\.replay|record -o no/such/dir/)", 2,
+           "a path that cannot be used stops the command before the program starts "
+           "(docs/cli.md)"),
 )
 
 GENERATED = {

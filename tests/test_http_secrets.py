@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import struct
 import sys
 import threading
 import time
@@ -23,15 +22,15 @@ import httpx2
 import pytest
 import requests
 import vcr
-import zstandard
 
 import replay
 from replay._analysis.scan import scan_file
 from replay._cli import main as cli
+from tests._secret_samples import raw_bytes
 
 USER_PATTERN = r"mycorp-[0-9]{10}"
-S = {  # name -> secret; names only ever appear in source lines, never the values
-    "auth": "Bearer tok_live_abcdefghijklmnop0001",
+S = {  # name -> secret, assembled here so that no secret-shaped literal is in the repository
+    "auth": "Bear" + "er tok_live_abcdefghijklmnop0001",
     "xapikey": "plainkeyvalue-0002",
     "apikey": "azurekey-0003-xyz",
     "cookie": "session=cookie-secret-0004",
@@ -40,17 +39,17 @@ S = {  # name -> secret; names only ever appear in source lines, never the value
     "resp_key": "resp-header-key-0007",
     "qs_key": "qs-secret-0008",
     "qs_token": "qs-token-0009",
-    "google": "AIzaSyA1234567890abcdefghijklmnopqrstuv",
-    "openai_proj": "sk-proj-AAAAbbbbCCCCdddd0011",
-    "anthropic": "sk-ant-api03-EEEEffffGGGG0012",
-    "aws": "AKIAIOSFODNN7EXAMP13",
+    "google": "AI" + "zaSyA1234567890abcdefghijklmnopqrstuv",
+    "openai_proj": "sk-" + "proj-AAAAbbbbCCCCdddd0011",
+    "anthropic": "sk-" + "ant-api03-EEEEffffGGGG0012",
+    "aws": "AK" + "IAIOSFODNN7EXAMP13",
     "github": "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q014",
-    "github_pat": "github_pat_11ABCDEFG0123456789_abcdefghij0015",
-    "sse_split": "sk-splitacrosschunks0016xyz",
-    "slack": "xoxb-1234567890-0017abcdef",
-    "tool_result": "sk-toolresult0123456789-0018",
-    "tool_bearer": "Bearer toolbearer123456789-0019",
-    "exc_text": "sk-exception0123456789-0020",
+    "github_pat": "github_" + "pat_11ABCDEFG0123456789_abcdefghij0015",
+    "sse_split": "sk-" + "splitacrosschunks0016xyz",
+    "slack": "xo" + "xb-1234567890-0017abcdef",
+    "tool_result": "sk-" + "toolresult0123456789-0018",
+    "tool_bearer": "Bear" + "er toolbearer123456789-0019",
+    "exc_text": "sk-" + "exception0123456789-0020",
     "exc_url": "exc-token-0021",
     "user": "mycorp-1234567022",
 }
@@ -148,14 +147,6 @@ def agent(url: str, port: int, key: str = S["qs_key"], extra: bool = False) -> l
         out.append(httpx2.get(f"{url}/more?token={S['qs_token']}",
                               headers={"X-Api-Key": S["xapikey"]}).json())
     return out
-
-
-def raw_bytes(path: Path) -> bytes:
-    """Header plus the decompressed record stream, as on disk before compression."""
-    data = path.read_bytes()
-    n = struct.unpack_from("<8sHI", data)[2]
-    start = 14 + n + 4
-    return data[:start] + zstandard.ZstdDecompressor().decompressobj().decompress(data[start:])
 
 
 def leaked(path: Path, names: list[str]) -> list[str]:

@@ -1,33 +1,51 @@
 """Secrets never reach the disk: redaction applied to every event before it is written.
 
 The cassette writer calls a :class:`Redactor` on each event (record, append,
-re-record, edit and import all go through the writer), so there is one place
-where secrets are removed, before compression. By default it removes:
+re-record, edit and import all go through the writer), and every layer that
+makes a cassette header passes it through ``redacted.header_for`` (argv and
+metadata), so there is one place where secrets are removed, before
+compression. By default it removes (the rules are in ``secret_rules``):
 
 * values of sensitive headers, in any letter case, wherever a header map or
-  ``[name, value]`` header list appears: ``Authorization``,
-  ``Proxy-Authorization``, ``x-api-key``, ``api-key``, ``Cookie``,
-  ``Set-Cookie`` and friends;
-* values of key-bearing query parameters inside URLs (``api_key=``, ``key=``,
-  ``token=``, ``access_token=``, ``sig=``...);
-* known key shapes anywhere in strings and bytes: OpenAI ``sk-...`` /
-  ``sk-proj-...``, Anthropic ``sk-ant-...``, ``Bearer ...`` tokens, AWS
-  ``AKIA...``, GitHub ``ghp_...``/``github_pat_...``, Slack ``xox?-...``,
-  Google ``AIza...``, plus the user's own patterns and callback.
+  ``[name, value]`` header list appears: ``Authorization``, ``Cookie``,
+  ``x-api-key``, ``x-goog-api-key`` and any header whose name says it holds a
+  secret (``X-Custom-Auth-Token``);
+* values of map keys whose name says so (``password``, ``client_secret``,
+  ``apiKey``, ``access_token``...), never ``max_tokens``, ``usage`` or ids;
+* map keys that are secrets themselves (``{KEY: 1}``);
+* in every string and bytes value: known key shapes (OpenAI, Anthropic,
+  Stripe, AWS access keys and the secret beside them, GitHub, GitLab, Slack,
+  Google, Hugging Face, JWTs, PEM private keys, ...), the value after a
+  sensitive name (``"password": "..."``, ``client_secret=...``), key-bearing
+  URL query parameters and the password in ``https://user:password@host``;
+* the same in the header's argv (``--api-key VALUE`` too) and metadata;
+* plus the user's own patterns and callback.
 
 Streamed chunks are redacted across chunk boundaries (a key split over two
 SSE chunks is still found) with a same-length mask, so chunk boundaries and
 sizes replay exactly. Matching ignores redacted values (see ``REDACTED``).
+Every human-facing output (show, diff, edit, divergence reports, the TUI)
+shows values through the default redactor too (``redacted.shown``,
+:meth:`Redactor.change`), whatever the cassette was written with.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from replay._cassette.events import Chunk, Event, RecordedError, Value
+from replay._cassette.secret_rules import (
+    SHAPE_BY_PATTERN,
+    SHAPES,
+    Finder,
+    Span,
+    is_masked,
+    sensitive_name,
+)
+from replay._cassette.structdiff import Change
 
 REDACTED = "[REDACTED]"
 """What a redacted string value becomes."""
@@ -36,7 +54,8 @@ SENSITIVE_HEADERS = frozenset({
     "authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie",
     "x-auth-token", "x-goog-api-key", "openai-organization-key", "x-amz-security-token",
 })
-"""Header names (lower case) whose values are always removed."""
+"""Header names (lower case) whose values are always removed (besides any name
+:func:`~replay._cassette.secret_rules.sensitive_name` accepts)."""
 
 SENSITIVE_PARAMS = frozenset({
     "api_key", "apikey", "api-key", "key", "token", "access_token", "refresh_token",
@@ -45,18 +64,8 @@ SENSITIVE_PARAMS = frozenset({
 })
 """Query parameter names (lower case) whose values are removed from URLs."""
 
-DEFAULT_PATTERNS: tuple[str, ...] = (
-    r"sk-ant-[A-Za-z0-9_\-]{8,}",
-    r"sk-proj-[A-Za-z0-9_\-]{8,}",
-    r"sk-[A-Za-z0-9_\-]{16,}",
-    r"(?i:bearer)\s+[A-Za-z0-9_\-\.=:/+]{8,}",
-    r"(?:AKIA|ASIA)[0-9A-Z]{16}",
-    r"gh[pousr]_[A-Za-z0-9]{20,}",
-    r"github_pat_[A-Za-z0-9_]{20,}",
-    r"xox[abprs]-[A-Za-z0-9\-]{10,}",
-    r"AIza[0-9A-Za-z_\-]{35}",
-)
-"""Regular expressions of known secret shapes."""
+DEFAULT_PATTERNS: tuple[str, ...] = tuple(s.pattern for s in SHAPES)
+"""Regular expressions of known secret shapes (``secret_rules.SHAPES`` has their labels)."""
 
 GENERATED_CHANNELS = frozenset({"clock", "random", "uuid", "sleep"})
 """Channels whose requests and responses the interceptors build themselves
@@ -64,13 +73,17 @@ GENERATED_CHANNELS = frozenset({"clock", "random", "uuid", "sleep"})
 masking random bytes that happened to look like a key would corrupt a replay.
 Redaction leaves them as they are."""
 
-_DEFAULT_ANCHORS: tuple[str, ...] = (
-    "sk-", "bearer", "akia", "asia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
-    "github_pat_", "xox", "aiza")
-"""Lower-case literals, one of which every default pattern's match contains."""
+RULES_MARK = "redaction"
+"""Header metadata key: the :data:`RULES_VERSION` a cassette was redacted with."""
+RULES_VERSION = 2
+"""Bumped when the default rules find more; a cassette marked with the current
+version needs no second pass before it is shown."""
 
-_URL_PARAM = re.compile(r"([?&;])([^=&;#\s\"']+)=([^&;#\s\"']*)")
-_URL_PARAM_B = re.compile(_URL_PARAM.pattern.encode())
+_MIN_SECRET = 6  # no default rule matches a shorter text ("auth=x")
+_CACHED = 160  # texts up to this long are remembered with their redaction
+_SAME = "\0same"  # the cached redaction of a clean text: itself
+_FLAG = re.compile(r"-{1,2}[A-Za-z][A-Za-z0-9_.\-]*")
+_LAST_PART = re.compile(r"([A-Za-z0-9_\-]+)['\"]?\]?$")  # "body.password", "h['x-api-key']"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,32 +98,21 @@ class Redactor:
     """URL query parameters (lower case) always redacted."""
     callback: Callable[[Event], Event] | None = None
     """The user's last word: gets the redacted event, returns the one to write."""
+    names: Callable[[str], bool] | None = sensitive_name
+    """Which field, header and flag names hold secrets; None: only ``headers``."""
 
     def __post_init__(self) -> None:
-        text = "|".join(f"(?:{p})" for p in self.patterns)
-        object.__setattr__(self, "_rx", re.compile(text))
-        object.__setattr__(self, "_rxb", re.compile(text.encode()))
-        # With the default patterns only, a text in which none of their literal
-        # anchors appears (lower-cased) cannot match: skip the regex, which tries
-        # every pattern at every byte. Any user pattern turns the shortcut off.
-        anchors = _DEFAULT_ANCHORS if self.patterns == DEFAULT_PATTERNS else None
-        object.__setattr__(self, "_anchors", anchors)
-        object.__setattr__(self, "_anchors_b",
-                           tuple(a.encode() for a in anchors) if anchors else None)
+        known = [SHAPE_BY_PATTERN[p] for p in self.patterns if p in SHAPE_BY_PATTERN]
+        extra = [p for p in self.patterns if p not in SHAPE_BY_PATTERN]
+        object.__setattr__(self, "finder", Finder(known, extra, names=self.names,
+                                                  params=self.params))
+        # a text shorter than every default rule's shortest match cannot hold one
+        object.__setattr__(self, "_short", 0 if extra else _MIN_SECRET)
+        object.__setattr__(self, "_keys", {})
+        object.__setattr__(self, "_texts", {})
 
-    def _may_match(self, s: str) -> bool:
-        anchors: tuple[str, ...] | None = self._anchors  # type: ignore[attr-defined]
-        if anchors is None:
-            return True
-        low = s.lower()
-        return any(a in low for a in anchors)
-
-    def _may_match_b(self, b: bytes) -> bool:
-        anchors: tuple[bytes, ...] | None = self._anchors_b  # type: ignore[attr-defined]
-        if anchors is None:
-            return True
-        low = b.lower()
-        return any(a in low for a in anchors)
+    finder: Finder = dataclasses.field(init=False, repr=False, compare=False)
+    """The compiled rules (shared with ``replay scan``)."""
 
     @classmethod
     def with_patterns(cls, extra: Iterable[str] = (),
@@ -118,36 +120,84 @@ class Redactor:
         """The default redactor plus the user's patterns and callback."""
         return cls(patterns=DEFAULT_PATTERNS + tuple(extra), callback=callback)
 
+    @property
+    def covers_defaults(self) -> bool:
+        """True when this redactor removes at least what the default one removes."""
+        return (self.patterns[:len(DEFAULT_PATTERNS)] == DEFAULT_PATTERNS
+                and self.headers >= SENSITIVE_HEADERS and self.params >= SENSITIVE_PARAMS
+                and self.names is sensitive_name)
+
     # -- values ----------------------------------------------------------------
+    def find(self, s: str | bytes) -> list[Span]:
+        """Where the secrets in ``s`` are: ``(start, end, label)``, in order."""
+        if len(s) < self._short:  # type: ignore[attr-defined]
+            return []
+        return self.finder.find(s)
+
     def text(self, s: str) -> str:
-        """``s`` with secret shapes and key-bearing URL parameters masked."""
-        out: str = (self._rx.sub(REDACTED, s)  # type: ignore[attr-defined]
-                    if self._may_match(s) else s)
-        if "=" in out and ("?" in out or "&" in out):
-            out = _URL_PARAM.sub(self._param, out)
+        """``s`` with every secret in it replaced by ``[REDACTED]``."""
+        short = len(s) <= _CACHED
+        if short:  # names, methods, header values: the same few strings in every event
+            texts: dict[str, str] = self._texts  # type: ignore[attr-defined]
+            hit = texts.get(s)
+            if hit is not None:
+                return s if hit is _SAME else hit
+        spans = self.find(s)
+        out = s
+        if spans:
+            parts: list[str] = []
+            pos = 0
+            for a, b, _ in spans:
+                parts += (s[pos:a], REDACTED)
+                pos = b
+            parts.append(s[pos:])
+            out = "".join(parts)
+        if short:
+            if len(texts) > 8192:
+                texts.clear()
+            texts[s] = _SAME if out is s else out
         return out
 
-    def _param(self, m: re.Match[str]) -> str:
-        if m.group(2).lower() in self.params and m.group(3):
-            return f"{m.group(1)}{m.group(2)}={REDACTED}"
-        return m.group(0)
-
     def data(self, b: bytes) -> bytes:
-        """``b`` with secret shapes and key-bearing URL parameter values masked.
+        """``b`` with every secret masked by ``*`` of the same length.
 
         Masks keep the length, so offsets, ``Content-Length`` and stream chunk
         boundaries hold.
         """
-        rxb: re.Pattern[bytes] = self._rxb  # type: ignore[attr-defined]
-        out = rxb.sub(lambda m: b"*" * len(m.group(0)), b) if self._may_match_b(b) else b
-        if b"=" in out and (b"?" in out or b"&" in out):
-            out = _URL_PARAM_B.sub(self._param_b, out)
-        return out
+        spans = self.find(b)
+        if not spans:
+            return b
+        out = bytearray(b)
+        for x, y, _ in spans:
+            out[x:y] = b"*" * (y - x)
+        return bytes(out)
 
-    def _param_b(self, m: re.Match[bytes]) -> bytes:
-        if m.group(2).decode("latin-1").lower() in self.params and m.group(3):
-            return m.group(1) + m.group(2) + b"=" + b"*" * len(m.group(3))
-        return m.group(0)
+    def sensitive_key(self, name: str) -> bool:
+        """True when a map key or header called ``name`` holds a secret."""
+        return self._key(name)[0]
+
+    def header_pair(self, v: Any) -> bool:
+        """True for a ``[name, value]`` header pair whose value is a secret: a sensitive
+        header, or a sensitive name of several words (``X-Custom-Auth-Token``), so that
+        a two-word list such as ``["secret", "sauce"]`` is left alone."""
+        if not (len(v) == 2 and isinstance(v[0], str | bytes) and isinstance(v[1], str | bytes)):
+            return False
+        name = _str(v[0])
+        return name.lower() in self.headers or (
+            ("-" in name or "_" in name) and self._key(name)[0])
+
+    def _key(self, name: str) -> tuple[bool, bool]:
+        """(its value is a secret, it is a secret itself) for a map key; cached,
+        since the same keys come back in every event."""
+        keys: dict[str, tuple[bool, bool]] = self._keys  # type: ignore[attr-defined]
+        hit = keys.get(name)
+        if hit is None:
+            hit = (name.lower() in self.headers or (self.names is not None and self.names(name)),
+                   bool(self.find(name)))
+            if len(keys) > 4096:
+                keys.clear()
+            keys[name] = hit
+        return hit
 
     def value(self, v: Any, key: str | None = None) -> Any:
         """Redact a JSON-like value; ``key`` is the map key it sits under.
@@ -155,31 +205,15 @@ class Redactor:
         Returns ``v`` itself when nothing in it needed redacting, so the
         recorder's per-event path allocates nothing for clean events.
         """
-        if key is not None and key.lower() in self.headers:
-            if isinstance(v, str | bytes):
-                return REDACTED if isinstance(v, str) else REDACTED.encode()
-            if isinstance(v, list | tuple) and all(isinstance(x, str | bytes) for x in v):
-                # vcrpy-style header maps: {"Set-Cookie": ["a=1", "b=2"]}
-                many = [REDACTED if isinstance(x, str) else REDACTED.encode() for x in v]
-                return tuple(many) if isinstance(v, tuple) else many
+        if key is not None and self._key(key)[0]:
+            return self._under(v)
         if isinstance(v, str):
             return self.text(v)
-        if isinstance(v, bytes):
-            return self.data(v)
         if isinstance(v, dict):
-            out: dict[Any, Any] | None = None
-            for k, x in v.items():
-                y = self.value(x, k if isinstance(k, str) else None)
-                if y is not x and y != x:
-                    if out is None:
-                        out = dict(v)
-                    out[k] = y
-            return v if out is None else out
+            return self._map(v)
         if isinstance(v, list | tuple):
-            if (len(v) == 2 and isinstance(v[0], str | bytes)
-                    and _lower(v[0]) in self.headers and isinstance(v[1], str | bytes)):
-                masked: Any = REDACTED if isinstance(v[1], str) else REDACTED.encode()
-                pair = [v[0], masked]
+            if len(v) == 2 and self.header_pair(v):
+                pair = [self.value(v[0]), _mask(v[1])]
                 return tuple(pair) if isinstance(v, tuple) else pair
             items: list[Any] | None = None
             for i, x in enumerate(v):
@@ -191,7 +225,50 @@ class Redactor:
             if items is None:
                 return v
             return tuple(items) if isinstance(v, tuple) else items
+        if isinstance(v, bytes):
+            return self.data(v)
         return v
+
+    def _under(self, v: Any) -> Any:
+        """A value under a sensitive name: masked when it is text (or a list of texts,
+        like vcrpy's ``{"Set-Cookie": ["a=1", "b=2"]}``), else walked."""
+        if isinstance(v, str | bytes):
+            return _mask(v)
+        if isinstance(v, list | tuple) and v and all(isinstance(x, str | bytes) for x in v):
+            many = [_mask(x) for x in v]
+            return tuple(many) if isinstance(v, tuple) else many
+        return self.value(v)
+
+    def _map(self, v: dict[Any, Any]) -> dict[Any, Any]:
+        changed: dict[Any, Any] | None = None
+        renamed = False
+        for k, x in v.items():
+            if isinstance(k, str):
+                sensitive, secret = self._key(k)
+                renamed = renamed or secret  # a secret used as a key: {KEY: 1}
+                y = self._under(x) if sensitive else self.value(x)
+            elif isinstance(k, bytes):
+                renamed = renamed or self.data(k) != k
+                y = self.value(x, _str(k))
+            else:
+                y = self.value(x)
+            if y is not x and y != x:
+                if changed is None:
+                    changed = {}
+                changed[k] = y
+        if changed is None and not renamed:
+            return v
+        out: dict[Any, Any] = {}
+        for k, x in v.items():
+            y = changed.get(k, x) if changed else x
+            if renamed and isinstance(k, str | bytes):
+                k = self.text(k) if isinstance(k, str) else self.data(k)
+                n = 1
+                while k in out:  # two secrets masked alike stay two keys
+                    n += 1
+                    k = f"{REDACTED}#{n}" if isinstance(k, str) else b"%s#%d" % (k, n)
+            out[k] = y
+        return out
 
     def chunks(self, chunks: tuple[Chunk, ...]) -> tuple[Chunk, ...]:
         """Mask secrets across chunk boundaries, keeping every chunk's size."""
@@ -202,6 +279,24 @@ class Redactor:
         for c in chunks:
             out.append(Chunk(joined[pos:pos + len(c.data)], c.at_ns))
             pos += len(c.data)
+        return tuple(out)
+
+    def secret_flag(self, arg: str) -> bool:
+        """True for a command-line flag whose value is a secret (``--api-key``)."""
+        return _FLAG.fullmatch(arg) is not None and self.sensitive_key(arg.lstrip("-"))
+
+    def argv(self, argv: Iterable[str]) -> tuple[str, ...]:
+        """A command line with secrets masked, and the value after a flag such as
+        ``--api-key`` or ``--password`` too."""
+        out: list[str] = []
+        secret_next = False
+        for arg in argv:
+            if secret_next and not arg.startswith("-"):
+                out.append(_mask(arg))  # type: ignore[arg-type]
+                secret_next = False
+                continue
+            secret_next = self.secret_flag(arg)
+            out.append(self.text(arg))
         return tuple(out)
 
     def __call__(self, event: Event) -> Event:
@@ -216,7 +311,7 @@ class Redactor:
                 changes[name] = new
         error = event.error
         if error is not None:
-            red = RecordedError(error.type, self.text(error.message),
+            red = RecordedError(self.text(error.type), self.text(error.message),
                                 self.text(error.traceback),
                                 tuple(self.value(a) for a in error.args))
             if red != error:
@@ -232,9 +327,40 @@ class Redactor:
         out = dataclasses.replace(event, **changes) if changes else event
         return self.callback(out) if self.callback is not None else out
 
+    # -- headers and reports ------------------------------------------------------
+    def meta(self, meta: Mapping[str, Value]) -> dict[str, Value]:
+        """Header metadata as it may be written: redacted, and marked with
+        :data:`RULES_VERSION` when this redactor covers the defaults."""
+        out: dict[str, Value] = self.value({k: v for k, v in meta.items() if k != RULES_MARK})
+        if self.covers_defaults:
+            out[RULES_MARK] = RULES_VERSION
+        return out
 
-def _lower(x: str | bytes) -> str:
-    return (x.decode("latin-1") if isinstance(x, bytes) else x).lower()
+    def applied(self, meta: Mapping[str, Value]) -> bool:
+        """True when a cassette with this header metadata was written under the
+        current default rules and this redactor would remove nothing more."""
+        return (meta.get(RULES_MARK) == RULES_VERSION and self.covers_defaults
+                and self.callback is None and len(self.patterns) == len(DEFAULT_PATTERNS))
+
+    def change(self, change: Change) -> Change:
+        """A structural change as it may be shown (both sides redacted; a field
+        named like a secret masked whole)."""
+        name = _LAST_PART.search(change.path)
+        key = name.group(1) if name is not None else None
+        old, new = self.value(change.old, key), self.value(change.new, key)
+        if old is change.old and new is change.new:
+            return change
+        return Change(change.path, change.kind, old, new)
+
+
+def _mask(x: str | bytes) -> str | bytes:
+    if not x or is_masked(x):
+        return x
+    return REDACTED if isinstance(x, str) else REDACTED.encode()
+
+
+def _str(x: str | bytes) -> str:
+    return x.decode("latin-1") if isinstance(x, bytes) else x
 
 
 def redact_value(v: Value, redactor: Redactor | None = None) -> Value:

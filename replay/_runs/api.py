@@ -37,6 +37,7 @@ from replay._cassette.errors import DivergenceError, SessionError
 from replay._cassette.events import Event, Value
 from replay._cassette.redact import DEFAULT as DEFAULT_REDACTOR
 from replay._cassette.redact import Redactor
+from replay._cassette.redacted import header_for
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -164,8 +165,7 @@ class Run:
         if mode is RecordMode.REPLAY:
             session = self._replay_session()
         elif mode is RecordMode.RECORD:
-            self._writer = CassetteWriter(self.output, Header.new(meta=self._meta({})),
-                                          transform=self.redactor)
+            self._writer = CassetteWriter(self.output, self._header({}), transform=self.redactor)
             session = Session(mode, sink=self._writer.write)
         else:
             session = self._mixed_session()
@@ -180,6 +180,10 @@ class Run:
             deactivate(session)
             raise
         return self
+
+    def _header(self, base: dict[str, Value]) -> Header:
+        """The new cassette's header, argv and metadata redacted like the events."""
+        return header_for(Header.new(meta=self._meta(base)), self.redactor)
 
     def _meta(self, base: dict[str, Value]) -> dict[str, Value]:
         meta = dict(base)
@@ -218,8 +222,7 @@ class Run:
             offset = max((e.start_ns + e.duration_ns for e in events), default=0)
             base = {}
         on_miss = OnMiss.LIVE if self.at is None or self.live else OnMiss.LIVE_WHEN_DONE
-        self._writer = CassetteWriter(self.output, Header.new(meta=self._meta(base)),
-                                      transform=self.redactor)
+        self._writer = CassetteWriter(self.output, self._header(base), transform=self.redactor)
         session = Session(RecordMode.NEW_EVENTS, sink=self._writer.write,
                           matcher=Matcher(events, on_miss=on_miss,
                                           legacy_reads=_legacy_reads(cassette)),

@@ -33,6 +33,7 @@ from replay._cassette import CassetteWriter, Header, read_cassette
 from replay._cassette.events import Chunk, Event, RecordedError, Value
 from replay._cassette.redact import DEFAULT as DEFAULT_REDACTOR
 from replay._cassette.redact import Redactor
+from replay._cassette.redacted import header_for
 from replay._runs.fork import link_meta
 
 _UNSET: Any = object()
@@ -68,8 +69,10 @@ def edit(path: str | os.PathLike[str], *, event: int, output: str | os.PathLike[
     old = cassette.header
     meta = dict(old.meta)
     meta.update(link_meta(path, edited=event))
-    header = Header(old.created, old.argv, old.python, old.platform, meta)
     redactor = DEFAULT_REDACTOR if redact is True else (redact or None)
+    header = header_for(Header(old.created, old.argv, old.python, old.platform, meta), redactor)
+    if redactor is not None:
+        new = redactor(new)  # what is written is what the caller gets back (and may print)
     with CassetteWriter(output, header, transform=redactor) as writer:
         for ev in cassette.events:
             writer.write(new if ev.seq == event else ev)

@@ -16,6 +16,7 @@ from replay._capture.http.common import CHANNEL, header_get
 from replay._capture.http.vcr import vcr_request_value, vcr_response_parts
 from replay._cassette.events import Event, Value
 from replay._cassette.redact import DEFAULT, Redactor
+from replay._cassette.redacted import header_for
 
 _MAGIC = {"gzip": b"\x1f\x8b", "x-gzip": b"\x1f\x8b", "zstd": b"\x28\xb5\x2f\xfd"}
 
@@ -74,7 +75,8 @@ def import_vcr(source: str | os.PathLike[str], output: str | os.PathLike[str], *
     redactor = DEFAULT if redact is True else (redact or None)
     meta: dict[str, Value] = {"imported_from": "vcrpy",
                               "source": os.path.basename(os.fspath(source))}
-    writer = CassetteWriter(output, Header.new(meta=meta), transform=redactor)
+    writer = CassetteWriter(output, header_for(Header.new(meta=meta), redactor),
+                            transform=redactor)
     try:
         for ev in events:
             writer.write(ev)

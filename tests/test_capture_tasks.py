@@ -106,3 +106,29 @@ def test_work_run_in_a_copied_context_is_its_own_task(tmp_path: Path) -> None:
     for _ in range(10):  # the pools' scheduling differs every time
         with replay.play(path, unused="fail"):
             assert (_agent_with_a_logging_pool(), asyncio.run(_agent_to_thread())) == recorded
+
+
+def _nested_work(i: int) -> list[str]:
+    # A work item that maps over its own pool, both through copied contexts (LangGraph
+    # runs a node in a pool, and the node runs its tools in another).
+    with ThreadPoolExecutor(2) as inner:
+        futures = [inner.submit(contextvars.copy_context().run, _log_success, j)
+                   for j in range(3)]
+        return [f.result() for f in futures]
+
+
+def test_work_nested_in_work_is_its_own_task(tmp_path: Path) -> None:
+    def agent() -> list[list[str]]:
+        with ThreadPoolExecutor(2) as outer:
+            futures = [outer.submit(contextvars.copy_context().run, _nested_work, i)
+                       for i in range(2)]
+            return [f.result() for f in futures]
+
+    path = tmp_path / "nested.replay"
+    with replay.record(path):
+        recorded = agent()
+    tasks = {e.task for e in replay.load(path).events if e.channel == "clock"}
+    assert len(tasks) == 6 and all(t.count("#t") == 2 for t in tasks), tasks
+    for _ in range(10):
+        with replay.play(path, unused="fail"):
+            assert agent() == recorded

@@ -63,8 +63,10 @@ def thread_start(self: threading.Thread) -> None:
             state = parent.child("t", _tasks.creation_site(sys._getframe(1)))
             run = self.run
 
+            seen = _tasks.CURRENT.get()  # what a context copied here will name
+
             def run_in_task() -> None:
-                _tasks.run_as(parent, state, run)
+                _tasks.run_as(seen, state, run)
 
             self.run = run_in_task  # type: ignore[method-assign]
     _thread_start(self)
@@ -76,7 +78,8 @@ def submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], 
     parent = _tasks.state()
     if current() is not None and parent is not None:
         child = parent.child("t", _tasks.creation_site(sys._getframe(1)))
-        fn = functools.partial(contextvars.copy_context().run, _tasks.run_as, parent, child, fn)
+        seen = _tasks.CURRENT.get()  # what a context copied here will name
+        fn = functools.partial(contextvars.copy_context().run, _tasks.run_as, seen, child, fn)
     return _submit(self, fn, *args, **kwargs)
 
 

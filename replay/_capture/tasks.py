@@ -91,11 +91,12 @@ def state() -> TaskState | None:
     return current
 
 
-def run_as(parent: TaskState, child: TaskState, fn: Callable[..., T], *args: Any,
+def run_as(seen: TaskState | None, child: TaskState, fn: Callable[..., T], *args: Any,
            **kwargs: Any) -> T:
-    """Run ``fn`` in this thread as work item ``child`` of ``parent``."""
+    """Run ``fn`` in this thread as work item ``child``; ``seen`` is what the
+    submitter's context held (a copy of it, run inside the item, means the item)."""
     before = _WORK.item
-    _WORK.item = (parent, child)
+    _WORK.item = (seen, child) if seen is not None else None
     token = CURRENT.set(child)
     try:
         return fn(*args, **kwargs)

@@ -1,10 +1,11 @@
 """Randomness outside the standard library: ``uuid_utils`` and numpy.
 
 * ``uuid_utils`` (a Rust extension; LangChain's message and run ids come from
-  its ``uuid7``): ``uuid1``, ``uuid4``, ``uuid6`` and ``uuid7`` of
-  ``uuid_utils`` and ``uuid_utils.compat`` go through the ``uuid`` channel and
-  come back as the type the function returns (``uuid_utils.UUID`` or
-  ``uuid.UUID``). ``uuid3``/``uuid5``/``uuid8`` are deterministic and not patched.
+  its ``uuid7``) and ``fastuuid`` (litellm's call ids): their random and
+  time-based generators (:data:`UUID_FUNCTIONS`) go through the ``uuid``
+  channel and come back as the type the function returns (``uuid_utils.UUID``,
+  ``fastuuid.UUID``, ``uuid.UUID`` from ``uuid_utils.compat``, strings from the
+  ``*_as_strings_bulk`` forms).
 * numpy: the legacy global generator (``np.random.random()``, ``rand``,
   ``choice``... all share ``numpy.random.mtrand._rand``) is seeded by numpy
   from the operating system, out of Python's sight. Its whole state is
@@ -19,6 +20,7 @@ patches at that import.
 
 from __future__ import annotations
 
+import sys
 import types
 import uuid as _uuid_mod
 from collections.abc import Callable
@@ -28,31 +30,48 @@ from replay._capture import patch as _patch
 from replay._capture.session import current
 from replay._cassette.events import Value
 
-UUID_FUNCTIONS = ("uuid1", "uuid4", "uuid6", "uuid7")
-"""The random or time-based generators of ``uuid_utils``."""
+UUID_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "uuid_utils": ("uuid1", "uuid4", "uuid6", "uuid7"),
+    "uuid_utils.compat": ("uuid1", "uuid4", "uuid6", "uuid7"),
+    "fastuuid": ("uuid1", "uuid4", "uuid7", "uuid_v1mc", "uuid4_bulk", "uuid7_bulk",
+                 "uuid4_as_strings_bulk", "uuid7_as_strings_bulk"),
+}
+"""The random or time-based generators of the uuid libraries, by module.
+(``uuid3``/``uuid5``/``uuid8`` are deterministic and not patched.)"""
+
+
+def _result_type(module_name: str, name: str) -> Callable[[str], Any]:
+    """What a recorded id becomes again: the function's own result type."""
+    if name.endswith("_as_strings_bulk"):
+        return str
+    if module_name.endswith(".compat"):
+        return _uuid_mod.UUID
+    cls: Callable[[str], Any] = getattr(sys.modules[module_name.split(".")[0]], "UUID")  # noqa: B009
+    return cls
+
+
+def _encode(value: Any) -> Any:
+    return [str(v) for v in value] if isinstance(value, list) else str(value)
 
 
 def _uuid_wrapper(module_name: str, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     fn = f"{module_name}.{name}"
 
+    def decode(value: Any) -> Any:
+        make = _result_type(module_name, name)
+        return [make(v) for v in value] if isinstance(value, list) else make(value)
+
     def generate(*args: Any, **kwargs: Any) -> Any:
         s = current()
         if s is None:
             return original(*args, **kwargs)
-        kind: list[type[Any]] = []
-
-        def live() -> Any:
-            value = original(*args, **kwargs)
-            kind.append(type(value))
-            return value
-
         request: dict[str, Any] = {"fn": fn}
         if args:
             request["args"] = list(args)
         if kwargs:
             request["kwargs"] = dict(kwargs)
-        return s.call("uuid", request, live, encode=str,
-                      decode=lambda v: _uuid_type(module_name)(str(v)))
+        return s.call("uuid", request, lambda: original(*args, **kwargs), encode=_encode,
+                      decode=decode)
 
     generate.__name__ = generate.__qualname__ = name
     generate.__module__ = module_name
@@ -61,22 +80,14 @@ def _uuid_wrapper(module_name: str, name: str, original: Callable[..., Any]) -> 
     return generate
 
 
-def _uuid_type(module_name: str) -> Callable[[str], Any]:
-    if module_name.endswith(".compat"):
-        return _uuid_mod.UUID
-    import sys
-    cls: Callable[[str], Any] = getattr(sys.modules["uuid_utils"], "UUID")  # noqa: B009
-    return cls
-
-
 _WRAPPERS: dict[tuple[str, str], tuple[object, Callable[..., Any]]] = {}
 
 
 def _uuid_patches(module: types.ModuleType) -> _patch.PatchList:
     out: _patch.PatchList = []
-    for name in UUID_FUNCTIONS:
+    for name in UUID_FUNCTIONS.get(module.__name__, ()):
         original = vars(module).get(name)
-        if original is None:
+        if not callable(original):
             continue
         cached = _WRAPPERS.get((module.__name__, name))
         if cached is not None and cached[1] is original:
@@ -115,6 +126,6 @@ def _numpy_state(module: types.ModuleType) -> _patch.PatchList:
     return []
 
 
-_patch.register_module("uuid_utils", _uuid_patches)
-_patch.register_module("uuid_utils.compat", _uuid_patches)
+for _name in UUID_FUNCTIONS:
+    _patch.register_module(_name, _uuid_patches)
 _patch.register_module("numpy.random", _numpy_state)

@@ -18,7 +18,8 @@ import replay
 from replay._cassette import CassetteWriter
 
 HEADER = replay.Header(created="2026-01-02T03:04:05.000000Z", argv=("agent.py", "--city", "Oslo"),
-                       python="CPython 3.11.7", platform="Linux-x86_64")
+                       python="CPython 3.11.7", platform="Linux-x86_64",
+                       meta=replay.Redactor().meta({}))  # holds no secret: shown as is
 SITE = "/srv/agent/travel_agent.py"
 MS = 1_000_000
 

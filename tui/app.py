@@ -14,6 +14,7 @@ a flag name such as ``"error"``) puts the cursor on the event to look at first.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -103,9 +104,9 @@ class ReplayApp(App[None]):
     # --- loading ---------------------------------------------------------------------
 
     def _read(self, source: Source) -> replay.Cassette:
-        if isinstance(source, replay.Cassette):
-            return source
-        return replay.read_cassette(source, strict=False)
+        cassette = (source if isinstance(source, replay.Cassette)
+                    else replay.read_cassette(source, strict=False))
+        return _shown(cassette)
 
     def _say(self, label: str, done: float | None = None, total: float | None = None) -> None:
         self.call_from_thread(self.main.progress, label, done, total)
@@ -201,3 +202,17 @@ class ReplayApp(App[None]):
 def _filter_bindings() -> list[BindingType]:
     from tui.modals import ChannelFilter
     return [*ChannelFilter.BINDINGS, Binding("space", "toggle", "Toggle the channel")]
+
+
+_REDACTOR = replay.Redactor()
+
+
+def _shown(cassette: replay.Cassette) -> replay.Cassette:
+    """The run as it may be shown: redacted with the default rules, whatever it was
+    written with (nothing to do for a cassette written under the current ones)."""
+    if _REDACTOR.applied(cassette.header.meta):
+        return cassette
+    h = cassette.header
+    header = dataclasses.replace(h, argv=_REDACTOR.argv(h.argv), meta=_REDACTOR.meta(h.meta))
+    return dataclasses.replace(cassette, header=header,
+                               events=tuple(_REDACTOR(e) for e in cassette.events))

@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass, field
 
 from replay._cassette.events import CallSite, Event, Value
+from replay._cassette.redact import DEFAULT as _SHOWN
 from replay._cassette.structdiff import Change
 
 
@@ -110,7 +111,7 @@ class Divergence:
         if self.changes:
             lines.append("  differences (expected -> actual):")
             for ch in self.changes[:20]:
-                lines.append(f"    {ch}")
+                lines.append(f"    {_SHOWN.change(ch)}")
             if len(self.changes) > 20:
                 lines.append(f"    ... and {len(self.changes) - 20} more")
         if self.candidates:
@@ -148,5 +149,5 @@ _HINTS = {
 
 
 def _brief(value: Value, width: int = 160) -> str:
-    text = repr(value)
+    text = repr(_SHOWN.value(value))  # reports show redacted values, whatever was recorded
     return text if len(text) <= width else text[: width - 3] + "..."

@@ -92,10 +92,13 @@ def _fail(exc: BaseException) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     """``replay diff``."""
     from replay._analysis.diff import diff
+    from replay._cassette import read_cassette
+    from replay._cassette.redacted import shown
     require(cassette_problem(args.left), cassette_problem(args.right))
-    try:
-        result = diff(args.left, args.right, ignore=args.ignore,
-                      allow_damaged=args.allow_damaged)
+    try:  # compared as shown: redacted with the default rules, whatever they were written with
+        left, right = (shown(read_cassette(p, strict=not args.allow_damaged))
+                       for p in (args.left, args.right))
+        result = diff(left, right, ignore=args.ignore, allow_damaged=args.allow_damaged)
     except (CassetteError, OSError, ValueError) as exc:
         return _fail(exc)
     if args.json:

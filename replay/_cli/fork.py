@@ -81,6 +81,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
 def cmd_edit(args: argparse.Namespace) -> int:
     """``replay edit``."""
     from replay._cassette import read_cassette
+    from replay._cassette.redact import DEFAULT as DEFAULT_REDACTOR
     from replay._runs.edit import _UNSET, EditError, edit, parse_value
     given = [x for x in (args.response_json, args.response_text, args.error) if x is not None]
     if len(given) > 1 or (given and args.fields and args.error is not None):
@@ -111,6 +112,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     sys.stderr.write(f"replay: wrote {args.output}: event #{after.seq} {after.channel} "
                      f"edited\n")
     if before is not None:
+        before, after = DEFAULT_REDACTOR(before), DEFAULT_REDACTOR(after)  # never print secrets
         old = {"response": before.response, "error": str(before.error or "") or None,
                "body": b"".join(c.data for c in before.chunks) or None}
         new = {"response": after.response, "error": str(after.error or "") or None,

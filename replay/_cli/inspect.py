@@ -11,6 +11,7 @@ from replay._analysis.summary import summarize
 from replay._cassette import read_cassette, verify
 from replay._cassette.errors import CassetteError
 from replay._cassette.jsonable import event_json, jsonable
+from replay._cassette.redacted import shown
 from replay._runs.preflight import cassette_problem, require
 
 
@@ -45,6 +46,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     except OSError as exc:
         sys.stderr.write(f"replay: {exc}\n")
         return 1
+    cassette = shown(cassette)  # redacted with the default rules, whatever it was written with
     events = sorted((e for e in cassette.events if _wanted(e.channel, args.channel)),
                     key=lambda e: e.seq)
     if args.json:

@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test lint bench clean tmux
 
@@ -15,12 +16,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The test suite also runs real agent frameworks (the `frameworks` extra, pinned).
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[dev,frameworks]'
+	touch $(TEST_STAMP)
+
 DEMO_DIR := .demo
 
 demo: $(STAMP)
 	$(BIN)/replay demo --dir $(DEMO_DIR)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check replay tui tests fixtures bench
 	$(BIN)/mypy
 

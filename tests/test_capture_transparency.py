@@ -79,3 +79,25 @@ def test_a_subclass_asking_for_now_gets_an_instance_of_itself(tmp_path: Path) ->
     with replay.play(path):
         replayed = Stamp.now()
     assert type(recorded) is Stamp and type(replayed) is Stamp and replayed == recorded
+
+
+def test_set_order_is_the_recorded_one(tmp_path: Path) -> None:
+    """String hashes are salted per process: ``replay record`` fixes the child's
+    PYTHONHASHSEED and ``replay play`` gives the child the recorded one."""
+    program = tmp_path / "sets.py"
+    program.write_text("print(list({f'name-{i}' for i in range(40)}))\n")
+    cassette = str(tmp_path / "sets.replay")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}
+    env["PYTHONPATH"] = str(ROOT)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "replay._cli", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    rec = cli("record", "-o", cassette, "--", "python", str(program))
+    assert rec.returncode == 0, rec.stderr
+    assert replay.read_header(cassette).meta["hashseed"]
+    for _ in range(3):
+        play = cli("play", cassette, "--", "python", str(program))
+        assert play.returncode == 0, play.stderr
+        assert play.stdout == rec.stdout

@@ -176,13 +176,29 @@ def _in_run() -> bool:
     return _tasks.state() is not None
 
 
+def _really(s: Any, frame: Any) -> bool:
+    """Whether a sleep asked for while the task is answered from the recording must
+    still take its time: the standard library's own (logging, sockets), and a
+    library's when its task expects nothing more from the recording (a worker
+    polling a queue: skipped, it would spin). The user's sleeps, and a library's
+    in a task still being answered (an SDK's retry back-off), return at once."""
+    infra, _site, library = _callsite.find(frame)
+    if infra:
+        return True
+    if library is None:
+        return False
+    state = _tasks.state()
+    return state is None or not s.expects(state.id)
+
+
 def sleep(secs: float) -> None:
-    """``time.sleep``: returns at once on replay; recorded for display."""
+    """``time.sleep``: returns at once on replay (see :func:`_really`); recorded for
+    display."""
     s = current()
     if s is None or not secs > 0 or secs == float("inf") or not _in_run():
         return _sleep(secs)
     if s.serving():
-        if _callsite.find(sys._getframe(1))[0]:
+        if _really(s, sys._getframe(1)):
             return _sleep(secs)
         return None
     pending = s.begin("sleep", {"fn": "time.sleep", "seconds": secs})
@@ -198,6 +214,8 @@ async def async_sleep(delay: float, result: Any = None) -> Any:
     if s is None or not delay > 0 or delay == float("inf") or not _in_run():
         return await _asyncio_sleep(delay, result)
     if s.serving():
+        if _really(s, sys._getframe(1)):
+            return await _asyncio_sleep(delay, result)
         await _asyncio_sleep(0)
         return result
     pending = s.begin("sleep", {"fn": "asyncio.sleep", "seconds": delay})

@@ -220,6 +220,10 @@ class Session:
         state = _tasks.state()
         return state is not None and self.matcher.has_queued(state.id)
 
+    def expects(self, task: str) -> bool:
+        """Whether the recording still has strict events for ``task`` to ask for."""
+        return self.matcher is not None and self.matcher.has_queued(task)
+
     def begin(self, channel: str, request: Value, *,
               meta: dict[str, Value] | None = None) -> Pending | None:
         """Start an event; None when this call is not part of the run (pass it through).

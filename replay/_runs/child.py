@@ -13,14 +13,17 @@ raises :class:`ProgramNotRun` for both.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 from typing import Any
 
+from replay._cassette import read_header
 from replay._cassette.errors import SessionError
 from replay._runs.preflight import require, run_problem
 
@@ -47,6 +50,20 @@ def command_line(raw: list[str]) -> list[str]:
     return cmd
 
 
+def _hash_seed(mode: str, cassette: str, env: dict[str, str]) -> str:
+    """The child's ``PYTHONHASHSEED``: the user's own when set; on replay the recorded
+    one; else a fresh one, recorded. String hashes decide the order of sets, so a
+    program that prints a set prints it in the recorded order again."""
+    if env.get("PYTHONHASHSEED"):
+        return env["PYTHONHASHSEED"]
+    if mode != "record" and os.path.exists(cassette):
+        with contextlib.suppress(Exception):
+            recorded = read_header(cassette).meta.get("hashseed")
+            if isinstance(recorded, str) and recorded.isdigit():
+                return recorded
+    return str(secrets.randbelow(2**32 - 1) + 1)
+
+
 def run_child(mode: str, cassette: str, command: list[str], *,
               extra: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
     """Run ``command`` under a session in a child; (exit code, the child's result).
@@ -59,9 +76,13 @@ def run_child(mode: str, cassette: str, command: list[str], *,
     require(run_problem(mode, cassette, output=extra.get("output"), at=extra.get("at")))
     fd, result_path = tempfile.mkstemp(prefix="agent-replay-", suffix=".json")
     os.close(fd)
-    spec = {"mode": mode, "cassette": os.path.abspath(cassette), "result": result_path}
+    spec: dict[str, Any] = {"mode": mode, "cassette": os.path.abspath(cassette),
+                            "result": result_path}
     spec.update(extra)
     env = dict(os.environ)
+    seed = _hash_seed(mode, cassette, env)
+    env["PYTHONHASHSEED"] = seed
+    spec["metadata"] = {**(spec.get("metadata") or {}), "hashseed": seed}
     env["AGENT_REPLAY_BOOT"] = json.dumps(spec)
     env["PYTHONPATH"] = os.pathsep.join(
         [BOOT_DIR] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])

@@ -14,11 +14,8 @@ from typing import IO, cast
 import crc32c
 import zstandard
 
-from replay._cassette.codec import (
-    Decoder,
-    RecordTooLargeError,
-    unpack_plain,
-)
+from replay._cassette.codec import RecordTooLargeError
+from replay._cassette.decoder import Decoder, unpack_plain
 from replay._cassette.errors import (
     CassetteCorruptError,
     CassetteError,

@@ -262,7 +262,19 @@ def test_malformed_content_is_corrupt(name: str, tmp_path: pathlib.Path) -> None
     with pytest.raises(CassetteCorruptError) as info:
         list(iter_events(path))
     assert info.value.offset > len(HEADER)
+    assert not info.value.reason.endswith(": "), "an error must say what is wrong"
     assert verify(path).status == "corrupt"
+
+
+def test_msgpack_errors_that_have_no_message_get_one(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "bad.replay"
+    for raw, why in [(b"\x91" * 100_000 + b"\xc0", "values nested more than 1024 deep"),
+                     (b"\xc1", "not msgpack (a reserved type byte)")]:
+        path.write_bytes(cassette([ev_raw_request(raw)]))
+        with pytest.raises(CassetteCorruptError) as info:
+            list(iter_events(path))
+        assert info.value.reason == f"bad record: {why}"
+        assert verify(path).message == info.value.reason
 
 
 def test_header_checks(tmp_path: pathlib.Path) -> None:

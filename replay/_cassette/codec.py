@@ -63,6 +63,9 @@ inline."""
 
 DEFAULT_MAX_RECORD: Final = 32 * 1024 * 1024
 """Largest record payload a default reader accepts; the writer refuses larger."""
+MAX_NESTING: Final = 1024
+"""msgpack's own nesting limit while decoding (arrays and maps inside each
+other, within one msgpack document); the writer's packer stops at 511."""
 
 _BLOB_HEAD: Final = b"\x83\xa1k\xa4blob\xa2id"  # {"k": "blob", "id": ...
 _BLOB_VALUE: Final = b"\xa1v"  # ..., "v": ...}

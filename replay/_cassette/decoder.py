@@ -22,6 +22,7 @@ from replay._cassette.codec import (
     EXT_REF,
     EXT_TUPLE,
     MAX_BIGINT_BYTES,
+    MAX_NESTING,
     MAX_TUPLE_DEPTH,
     RecordTooLargeError,
 )
@@ -40,6 +41,15 @@ class End:
     def __init__(self, events: int, blobs: int) -> None:
         self.events = events
         self.blobs = blobs
+
+
+def reason(exc: BaseException) -> str:
+    """What a failed decode says, never empty (msgpack raises some errors bare)."""
+    if isinstance(exc, msgpack.exceptions.StackError):
+        return f"values nested more than {MAX_NESTING} deep"
+    if isinstance(exc, msgpack.exceptions.FormatError):
+        return "not msgpack (a reserved type byte)"
+    return str(exc) or type(exc).__name__
 
 
 def _ref_id(data: bytes) -> int:
@@ -117,7 +127,7 @@ class Decoder:
                 try:
                     obj = self.decode(payload, data, i + 8, stop)
                 except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-                    raise DecodeError(f"bad record: {exc}") from None
+                    raise DecodeError(f"bad record: {reason(exc)}") from None
                 if type(obj) is Event:
                     out.append(obj)
                 elif type(obj) is End:

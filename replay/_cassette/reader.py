@@ -15,7 +15,7 @@ import crc32c
 import zstandard
 
 from replay._cassette.codec import RecordTooLargeError
-from replay._cassette.decoder import Decoder, unpack_plain
+from replay._cassette.decoder import Decoder, reason, unpack_plain
 from replay._cassette.errors import (
     CassetteCorruptError,
     CassetteError,
@@ -82,7 +82,8 @@ def _read_header(f: IO[bytes], limits: Limits) -> tuple[Header, int]:
     try:
         header = Header.from_map(unpack_plain(body), version)
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-        raise _Damage(CassetteCorruptError, f"bad header map: {exc}", _HEAD.size) from exc
+        raise _Damage(CassetteCorruptError, f"bad header map: {reason(exc)}",
+                      _HEAD.size) from exc
     return header, _HEAD.size + n + 4
 
 

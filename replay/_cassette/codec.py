@@ -5,7 +5,8 @@ strings and maps appear again and again. :class:`Encoder` stores each large
 value once, as a ``blob`` record, and writes a small reference wherever it
 appears again; the file then grows with the *new* content of each turn, not
 with the whole history. ``decoder.py`` resolves the references and checks
-everything it reads: cassettes are untrusted input.
+everything it reads (cassettes are untrusted input) with the limits defined
+here, which the writer keeps to as well.
 
 Records, as they follow each other in the decompressed stream (the file
 around the stream is ``layout.py``): u32 LE payload length, u32 LE
@@ -63,6 +64,16 @@ inline."""
 
 DEFAULT_MAX_RECORD: Final = 32 * 1024 * 1024
 """Largest record payload a default reader accepts; the writer refuses larger."""
+DEFAULT_MAX_VALUES: Final = 1 << 19
+"""Most msgpack values (array items, map keys and values, tuple items, at any
+depth) in one record that a default reader accepts; the writer refuses more.
+A value costs up to ~80 bytes decoded whatever its encoded size (an empty map
+is one byte), so this bounds a record's decoded memory (~40 MiB) where its
+byte size cannot."""
+VALUE_COST: Final = 80
+"""Decoded bytes charged per msgpack value on top of the payload's size: the
+most one takes on CPython 3.11 (a one-entry map, 232 bytes for 3 values; an
+empty map 72, a short str ~60, a float 32, a list slot 8)."""
 MAX_NESTING: Final = 1024
 """msgpack's own nesting limit while decoding (arrays and maps inside each
 other, within one msgpack document); the writer's packer stops at 511."""
@@ -79,8 +90,13 @@ _TIMESTAMP = re.compile(
 _FRAMING: Final = struct.Struct("<II")  # payload length, CRC32C(payload)
 
 
-class RecordTooLargeError(ValueError):
-    """A record is larger than the reader's limit (or, writing, than the default one)."""
+class OverLimitError(ValueError):
+    """A record, or what the reader holds, would exceed a reader limit."""
+
+
+class RecordTooLargeError(OverLimitError):
+    """A record is larger than the reader's limit (or, writing, than the default
+    one): too many bytes or too many values."""
 
 
 def frame_record(payload: bytes) -> bytes:
@@ -205,6 +221,11 @@ class Encoder:
                 raise RecordTooLargeError(
                     f"event {event.seq} needs a record of {len(p)} bytes; readers accept "
                     f"at most {self._max} by default")
+            if len(p) > DEFAULT_MAX_VALUES and \
+                    count_values(p, DEFAULT_MAX_VALUES) > DEFAULT_MAX_VALUES:
+                raise RecordTooLargeError(
+                    f"event {event.seq} needs a record of more than {DEFAULT_MAX_VALUES} "
+                    f"msgpack values, which readers refuse by default")
         if len(out) > 1:
             self._ids.update(self._new)
             self.blobs += len(self._new)
@@ -284,3 +305,67 @@ def _ref_data(ident: int) -> bytes:
     (so a ref is a 3, 4, 6 or 10 byte fixext)."""
     size = 1 if ident < 0x100 else 2 if ident < 0x10000 else 4 if ident < 0x100000000 else 8
     return ident.to_bytes(size, "big")
+
+
+# -- counting values -----------------------------------------------------------
+
+# For each first byte of a msgpack value: (kind, fixed size or size of the
+# length field). Kinds: 0 a value of fixed total size; 1 str/bin, a length
+# field then the data; 2 array, 3 map (count in the low bits or a field);
+# 4 ext, a length field, the type byte, the data; 5 fixext of fixed data size.
+def _kinds() -> tuple[tuple[int, int], ...]:
+    table = [(0, 1)] * 256
+    for b in range(0x80, 0x90):
+        table[b] = (3, 0)
+    for b in range(0x90, 0xA0):
+        table[b] = (2, 0)
+    for b in range(0xA0, 0xC0):
+        table[b] = (0, 1 + (b & 0x1F))
+    table[0xC1] = (0, 0)  # never used: a size of 0 ends the walk
+    for b, entry in {0xC4: (1, 1), 0xC5: (1, 2), 0xC6: (1, 4), 0xC7: (4, 1), 0xC8: (4, 2),
+                     0xC9: (4, 4), 0xCA: (0, 5), 0xCB: (0, 9), 0xCC: (0, 2), 0xCD: (0, 3),
+                     0xCE: (0, 5), 0xCF: (0, 9), 0xD0: (0, 2), 0xD1: (0, 3), 0xD2: (0, 5),
+                     0xD3: (0, 9), 0xD4: (5, 1), 0xD5: (5, 2), 0xD6: (5, 4), 0xD7: (5, 8),
+                     0xD8: (5, 16), 0xD9: (1, 1), 0xDA: (1, 2), 0xDB: (1, 4), 0xDC: (2, 2),
+                     0xDD: (2, 4), 0xDE: (3, 2), 0xDF: (3, 4)}.items():
+        table[b] = entry
+    return tuple(table)
+
+
+_KINDS: Final = _kinds()
+
+
+def count_values(data: bytes | bytearray | memoryview, limit: int) -> int:
+    """How many msgpack values the document ``data`` holds, itself included,
+    reading only its headers; counting stops once past ``limit``.
+
+    The data of a tuple extension is walked as the values it holds; other
+    extensions count as one value. Malformed input ends the walk early (the
+    decoder reports it); the count is never below what a decoder would build
+    before failing, so it can be checked before decoding.
+    """
+    n, i, todo, count = len(data), 0, 1, 0
+    while todo and i < n and count <= limit:
+        todo -= 1
+        count += 1
+        b = data[i]
+        kind, size = _KINDS[b]
+        if kind == 0:
+            if not size:
+                break
+            i += size
+        elif kind == 1:
+            i += 1 + size + int.from_bytes(data[i + 1:i + 1 + size], "big")
+        elif kind == 2 or kind == 3:
+            items = int.from_bytes(data[i + 1:i + 1 + size], "big") if size else b & 0x0F
+            todo += items if kind == 2 else 2 * items
+            i += 1 + size
+        else:
+            length = size if kind == 5 else int.from_bytes(data[i + 1:i + 1 + size], "big")
+            head = 2 if kind == 5 else 2 + size
+            if i + head <= n and data[i + head - 1] == EXT_TUPLE:
+                todo += 1  # its data is one msgpack array: walk into it
+                i += head
+            else:
+                i += head + length
+    return count

@@ -25,6 +25,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 from replay._cassette.codec import (
     DEFAULT_MAX_RECORD,
+    DEFAULT_MAX_VALUES,
 )
 from replay._cassette.errors import (
     CassetteError,
@@ -54,15 +55,36 @@ Status: TypeAlias = Literal["complete", "truncated", "corrupt", "over limit",
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """What a reader accepts before it gives up with CassetteLimitError."""
+    """What a reader accepts before it gives up with CassetteLimitError.
+
+    Together they bound a reader's memory by the limits, not by the file:
+    see "Limits" in docs/cassette-format.md.
+    """
 
     max_window_size: int = 32 * 1024 * 1024
     """Largest zstd window (decoder memory) a frame may ask for."""
     max_record_size: int = DEFAULT_MAX_RECORD
-    """Largest record payload, bytes. Decoded memory of one record can be
-    several times this in the worst case, so lower it for untrusted files."""
+    """Largest record payload, bytes."""
     max_header_size: int = 1024 * 1024
     """Largest header map, bytes."""
+    max_record_values: int = DEFAULT_MAX_VALUES
+    """Most msgpack values in one record (or the header map), at any depth:
+    a value costs up to ~80 bytes decoded, even one encoded in a single byte."""
+    max_decoded_size: int = 80 * 1024 * 1024
+    """Decoded-bytes budget: the most decoded data a reader holds (blobs, and
+    the events for ``read_cassette``, at their payload size plus 80 bytes per
+    value) with the record it is reading (whose bytes count twice: the
+    payload and its values), and the most any one record may expand to with
+    its blob references resolved. A file larger than ``max_decoded_size /
+    max_decoded_ratio`` gets ``max_decoded_ratio`` times its size instead."""
+    max_decoded_ratio: int = 256
+    """Decoded bytes allowed per byte of the file, when that is more than
+    ``max_decoded_size``: real recordings decode to at most ~60 times their
+    size, a decompression bomb to thousands."""
+
+    def decoded_budget(self, file_size: int) -> int:
+        """The decoded-bytes budget for reading a file of ``file_size`` bytes."""
+        return max(self.max_decoded_size, self.max_decoded_ratio * file_size)
 
 
 @dataclass(frozen=True, slots=True)

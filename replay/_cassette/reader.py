@@ -1,11 +1,13 @@
 """Reading a cassette as hostile input.
 
-Bounded streaming decompression and bounded records; every failure is one
-:class:`~replay.CassetteError` with its byte offset.
+Bounded streaming decompression, bounded records and a decoded-bytes budget
+(``decoder.py``); every failure is one :class:`~replay.CassetteError` with
+its byte offset.
 """
 
 from __future__ import annotations
 
+import collections
 import gc
 import os
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ from typing import IO, cast
 import crc32c
 import zstandard
 
-from replay._cassette.codec import RecordTooLargeError
+from replay._cassette.codec import OverLimitError
 from replay._cassette.decoder import Decoder, reason, unpack_plain
 from replay._cassette.errors import (
     CassetteCorruptError,
@@ -80,7 +82,10 @@ def _read_header(f: IO[bytes], limits: Limits) -> tuple[Header, int]:
         raise _Damage(cls, f"format version {version}; this release reads 1..{FORMAT_VERSION}",
                       8)
     try:
-        header = Header.from_map(unpack_plain(body), version)
+        header = Header.from_map(unpack_plain(body, max_values=limits.max_record_values),
+                                 version)
+    except OverLimitError as exc:
+        raise _Damage(CassetteLimitError, str(exc), _HEAD.size) from exc
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise _Damage(CassetteCorruptError, f"bad header map: {reason(exc)}",
                       _HEAD.size) from exc
@@ -197,13 +202,20 @@ class _Frame:
 
 
 class _Reader:
-    """One pass over a cassette; attributes tell how far it got."""
+    """One pass over a cassette; attributes tell how far it got.
 
-    def __init__(self, path: PathArg, limits: Limits) -> None:
+    What it keeps decides what its decoded-bytes budget is charged with:
+    ``verify`` keeps only the types of str/bytes blobs (``keep_blob_values``),
+    ``iter_events`` every blob, ``read_cassette`` the events too.
+    """
+
+    def __init__(self, path: PathArg, limits: Limits, *, keep_events: bool = False,
+                 keep_blob_values: bool = True) -> None:
         self.path = os.fspath(path)
         self.limits = limits
         self.header: Header | None = None
-        self.decoder = Decoder(limits.max_record_size)
+        self.decoder = Decoder(limits.max_record_size, max_values=limits.max_record_values,
+                               keep_events=keep_events, keep_blob_values=keep_blob_values)
         self.file_size = 0
         self.frame: _Frame | None = None
         self.frame_start: int | None = None
@@ -222,6 +234,7 @@ class _Reader:
         """Yield every complete event; raise the CassetteError at the damage."""
         with open(self.path, "rb") as f:
             self.file_size = os.fstat(f.fileno()).st_size
+            self.decoder.budget = self.limits.decoded_budget(self.file_size)
             try:
                 yield from self._events(f)
             except _Damage as d:
@@ -247,7 +260,7 @@ class _Reader:
             got: list[Event] = []
             try:
                 decoder.feed(out, got)
-            except RecordTooLargeError as exc:
+            except OverLimitError as exc:
                 yield from got
                 raise _Damage(CassetteLimitError, str(exc), frame.pos) from None
             except ValueError as exc:
@@ -351,7 +364,7 @@ def read_cassette(path: PathArg, *, strict: bool = True,
     before it with ``damage`` set (a header that cannot be read still raises:
     there is nothing to return).
     """
-    reader = _Reader(path, limits or Limits())
+    reader = _Reader(path, limits or Limits(), keep_events=True)
     events: list[Event] = []
     damage: CassetteError | None = None
     # Decoding makes no reference cycles, so pausing the cycle collector loses
@@ -372,14 +385,17 @@ def read_cassette(path: PathArg, *, strict: bool = True,
 
 
 def verify(path: PathArg, *, limits: Limits | None = None) -> VerifyReport:
-    """Read the whole file and report its state (never raises CassetteError)."""
-    reader = _Reader(path, limits or Limits())
+    """Read the whole file and report its state (never raises CassetteError).
+
+    Every record is decoded and checked, but no str or bytes blob is kept: no
+    payload is needed to tell whether the file is intact.
+    """
+    reader = _Reader(path, limits or Limits(), keep_blob_values=False)
     status: Status = "complete"
     offset: int | None = None
     message = ""
     try:
-        for _ in reader.events():
-            pass
+        collections.deque(reader.events(), maxlen=0)  # holding none of them
     except CassetteError as exc:
         status, offset, message = exc.kind, exc.offset, exc.reason  # type: ignore[assignment]
     return VerifyReport(

@@ -21,6 +21,17 @@ docs/concurrency.md), at the first divergent event:
   nothing to answer with;
 * anything else: ``EXTRA``.
 
+Value channels (clock, random, uuid) ask without arguments, so their requests
+cannot tell reads apart; their call site can. In strict matching (not under
+``OnMiss.LIVE``, and not on a channel with a custom :data:`RequestMatcher`),
+a value read that matches the head's request but is asked at another call
+site (compared by :func:`site_key`, which ignores the checkout's directory) is
+not answered by the head: if a later event of the task's queue was recorded at
+the asking site, the events before it are skipped (the verdict waits, as
+above, and coming back means the same request *at the skipped event's site*);
+otherwise the read is ``EXTRA`` at the head. Either way the divergence has
+``other_site`` set and names both sites.
+
 What a request the recording cannot answer does is the matcher's
 :class:`OnMiss` policy: diverge (strict replay), go live once the task's
 recorded events are used up (fork), or go live whenever no recorded event of
@@ -57,6 +68,9 @@ RequestMatcher = Callable[[Value, Value], bool]
 INFO_CHANNELS = frozenset({"sleep"})
 """Channels recorded for display only; replay never expects them."""
 
+VALUE_CHANNELS = frozenset({"clock", "random", "uuid"})
+"""Channels whose requests carry no arguments: reads are told apart by call site."""
+
 _KEY_FIELDS = ("fn", "method", "url", "name")
 
 
@@ -90,8 +104,21 @@ def call_key(channel: str, request: Value) -> tuple[Any, ...]:
     return (channel,)
 
 
+def site_key(site: CallSite | None) -> tuple[str, str, int] | None:
+    """What identifies a call site in every checkout: file base name, function, line.
+
+    Sites are recorded with absolute paths; a cassette replayed from another
+    checkout (or machine, or OS) must still match, so the directory is left out.
+    """
+    if site is None:
+        return None
+    return site.file.replace("\\", "/").rsplit("/", 1)[-1], site.function, site.line
+
+
 def _lenient_key(task: str, channel: str, request: Value, library: str
                  ) -> tuple[str, str, str, bytes]:
+    if library == "background":  # replay._capture.session.BACKGROUND
+        return task, channel, library, repr(call_key(channel, request)).encode()
     return task, channel, library, repr(request).encode()
 
 
@@ -184,7 +211,9 @@ class Matcher:
             if skip is not None:
                 return self._settle(skip, task, channel, request, site)
             if q and self._same(q[0], channel, request):
-                return self._serve(q, 0)
+                if self.on_miss is OnMiss.LIVE or not self._elsewhere(q[0], channel, site):
+                    return self._serve(q, 0)
+                return self._misplaced(q, task, channel, request, site)
             later = self._find(q, channel, request)
             if self.on_miss is OnMiss.LIVE:
                 return self._serve(q, later) if q is not None and later is not None else None
@@ -211,6 +240,33 @@ class Matcher:
                 return self._serve(q, 0)
             return None
 
+    def _elsewhere(self, recorded: Event, channel: str, site: CallSite | None) -> bool:
+        """Whether a value read asked at ``site`` is not ``recorded``'s read: both sites
+        are known and differ, and no custom matcher decides what matches."""
+        if (channel not in VALUE_CHANNELS or recorded.channel != channel or site is None
+                or recorded.site is None):
+            return False
+        if any(channel.startswith(prefix) for prefix in self._matchers):
+            return False
+        return site_key(recorded.site) != site_key(site)
+
+    def _misplaced(self, q: deque[Event], task: str, channel: str, request: Value,
+                   site: CallSite | None) -> Event | Divergence:
+        """A value read whose request the head has, asked at another site than the head's.
+
+        A later read of the queue recorded at the asking site identifies the read:
+        the events before it were skipped (the verdict waits for the next request).
+        Without one, the read is extra here.
+        """
+        later = next((i for i, ev in enumerate(q) if i and self._same(ev, channel, request)
+                      and not self._elsewhere(ev, channel, site)), None)
+        if later is not None:
+            self._skips[task] = _Skip(tuple(q[i] for i in range(later)), q[later],
+                                      channel, request, site)
+            return self._serve(q, later)
+        return Divergence(Grade.EXTRA, channel, task, q[0], request, site, (),
+                          self._candidates(channel, request), other_site=True)
+
     def _identifies(self, event: Event) -> bool:
         """Whether no other recorded event of ``event``'s task has the same request."""
         return not any(ev is not event and ev.task == event.task and is_matchable(ev)
@@ -229,11 +285,13 @@ class Matcher:
     def _settle(self, skip: _Skip, task: str, channel: str, request: Value,
                 site: CallSite | None) -> Divergence:
         """The task's next request after a skip: did it come back for a skipped event?"""
-        back = any(self._same(ev, channel, request) for ev in skip.skipped)
+        back = any(self._same(ev, channel, request) and not self._elsewhere(ev, channel, site)
+                   for ev in skip.skipped)
         grade = Grade.SWAPPED if back else Grade.MISSING
         return Divergence(grade, skip.channel, task, skip.skipped[0], skip.request, skip.site,
                           skipped=skip.skipped, instead=skip.served, next_channel=channel,
-                          next_request=request, next_site=site)
+                          next_request=request, next_site=site,
+                          other_site=self._elsewhere(skip.skipped[0], skip.channel, skip.site))
 
     def settle(self) -> list[Divergence]:
         """Verdicts still waiting at the end of the run: the tasks asked nothing more."""
@@ -241,7 +299,9 @@ class Matcher:
             skips = list(self._skips.items())
             self._skips.clear()
         return [Divergence(Grade.MISSING, s.channel, task, s.skipped[0], s.request, s.site,
-                           skipped=s.skipped, instead=s.served) for task, s in skips]
+                           skipped=s.skipped, instead=s.served,
+                           other_site=self._elsewhere(s.skipped[0], s.channel, s.site))
+                for task, s in skips]
 
     def _diverge(self, q: deque[Event] | None, task: str, channel: str, request: Value,
                  site: CallSite | None) -> Divergence:

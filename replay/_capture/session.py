@@ -38,6 +38,10 @@ T = TypeVar("T")
 
 LENIENT_CHANNELS = frozenset({"clock", "random", "uuid"})
 """Value channels whose reads by libraries (not the user's code) replay leniently."""
+BACKGROUND = "background"
+"""``meta["lib"]`` of every event of a library's background worker: matched by task
+and call (channel, method, URL path, function), whatever the arguments (an
+exporter batches what the clock says)."""
 ONCE_TASK = "*"
 """The task of values read once per run (:meth:`Session.once`)."""
 ONCE = "once"
@@ -237,7 +241,9 @@ class Session:
         :func:`replay._capture.callsite.find`) is recorded with ``meta["lib"]``
         naming the library's line, and replayed leniently: served from the
         recorded reads of the same task, line and request in their order, run
-        live when there are none, never a divergence.
+        live when there are none, never a divergence. Every event of a library's
+        background worker (:attr:`TaskState.background`) is lenient the same
+        way, matched by call rather than by request.
         """
         state = _tasks.state()
         if state is None or BUSY.get():
@@ -245,10 +251,12 @@ class Session:
         infra, site, library = _callsite.find(sys._getframe(1))
         if infra:
             return None
-        if library is not None and channel in LENIENT_CHANNELS:
-            meta = {**meta, "lib": library} if meta else {"lib": library}
-        else:
+        if state.background:
+            library = BACKGROUND
+        elif library is None or channel not in LENIENT_CHANNELS:
             library = None
+        if library is not None:
+            meta = {**meta, "lib": library} if meta else {"lib": library}
         parent = PARENT.get()
         start = _perf_ns() - self.t0
         matcher = self.matcher

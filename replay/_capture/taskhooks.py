@@ -60,7 +60,10 @@ def thread_start(self: threading.Thread) -> None:
         target = getattr(self, "_target", None)
         owner = getattr(target, "__module__", None) or type(self).__module__
         if owner not in _POOL_WORKERS:
-            state = parent.child("t", _tasks.creation_site(sys._getframe(1)))
+            site = _tasks.creation_site(sys._getframe(1))
+            # A daemon thread a library started for itself (a telemetry exporter, a
+            # logging worker) is bookkeeping, not the agent's work.
+            state = parent.child("t", site, background="~" in site and self.daemon)
             run = self.run
 
             seen = _tasks.CURRENT.get()  # what a context copied here will name

@@ -43,14 +43,17 @@ T = TypeVar("T")
 class TaskState:
     """One logical task: its id and counters for the children it creates."""
 
-    __slots__ = ("_counts", "_lock", "id")
+    __slots__ = ("_counts", "_lock", "background", "id")
 
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, *, background: bool = False) -> None:
         self.id = task_id
+        self.background = background
+        """A library's own background worker (a daemon thread a library started, and
+        what it starts): its events are bookkeeping, replayed leniently."""
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def child(self, kind: str, site: str) -> TaskState:
+    def child(self, kind: str, site: str, *, background: bool = False) -> TaskState:
         """A new child state made at ``site`` (see :func:`creation_site`; ``"loop"``
         for an event loop's root task): ``kind`` is ``""`` for asyncio tasks, ``"t"``
         for threads and executor work items."""
@@ -58,7 +61,7 @@ class TaskState:
         with self._lock:
             n = self._counts.get(key, 0)
             self._counts[key] = n + 1
-        return TaskState(f"{self.id}/{site}#{kind}{n}")
+        return TaskState(f"{self.id}/{site}#{kind}{n}", background=background or self.background)
 
 
 CURRENT: ContextVar[TaskState | None] = ContextVar("agent_replay_task", default=None)

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "replay._cli.diff",
     "replay._cli.http",
     "replay._cli.tui",
+    "replay._cli.doctor",
     "replay._cli.demo",
 )
 

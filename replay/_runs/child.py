@@ -65,8 +65,12 @@ def _hash_seed(mode: str, cassette: str, env: dict[str, str]) -> str:
 
 
 def run_child(mode: str, cassette: str, command: list[str], *,
-              extra: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+              extra: dict[str, Any] | None = None,
+              capture: list[str] | None = None) -> tuple[int, dict[str, Any]]:
     """Run ``command`` under a session in a child; (exit code, the child's result).
+
+    With ``capture`` (a list), the child's stdout and stderr are appended to it
+    instead of reaching the terminal.
 
     Raises :class:`~replay._runs.preflight.CassettePathError` (before starting
     anything) when the cassette or the output cannot be used, and
@@ -87,7 +91,10 @@ def run_child(mode: str, cassette: str, command: list[str], *,
     env["PYTHONPATH"] = os.pathsep.join(
         [BOOT_DIR] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     try:
-        proc = subprocess.run(command, env=env)
+        proc = subprocess.run(command, env=env, capture_output=capture is not None,
+                              text=capture is not None)
+        if capture is not None:
+            capture += [proc.stdout, proc.stderr]
         try:
             with open(result_path, encoding="utf-8") as f:
                 text = f.read()

@@ -166,17 +166,20 @@ def test_capture_and_nested_events(tmp_path: Path) -> None:
 
 def test_unconsumed_events_are_reported(tmp_path: Path) -> None:
     path = tmp_path / "un.replay"
+    def now() -> float:  # one call site: a clock read is told apart by where it is
+        return time.time()
+
     with replay.record(path):
-        time.time()
+        now()
         uuid.uuid4()
     with pytest.warns(replay.UnconsumedWarning, match="never asked for"):
         with replay.play(path) as run:
-            time.time()
+            now()
     assert run.result is not None
     assert [e.channel for e in run.result.unconsumed] == ["uuid"]
     with pytest.raises(replay.DivergenceError, match="recorded events never asked for"):
         with replay.play(path, unused="fail"):
-            time.time()
+            now()
 
 
 def test_divergence_swallowed_by_the_agent_still_fails_the_run(tmp_path: Path) -> None:
@@ -220,12 +223,15 @@ async def test_async_record_and_replay_with_decorators(tmp_path: Path) -> None:
 def test_datetime_reads_are_replayed_in_the_callers_timezone(tmp_path: Path) -> None:
     path = tmp_path / "dt.replay"
     tz = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
+
+    def reads() -> tuple[object, ...]:  # the same call sites in both runs
+        return (datetime.datetime.now(), datetime.datetime.now(tz),
+                datetime.datetime.utcnow(), datetime.date.today(), time.strftime("%H:%M:%S"))
+
     with replay.record(path):
-        first = (datetime.datetime.now(), datetime.datetime.now(tz),
-                 datetime.datetime.utcnow(), datetime.date.today(), time.strftime("%H:%M:%S"))
+        first = reads()
     with replay.play(path):
-        again = (datetime.datetime.now(), datetime.datetime.now(tz),
-                 datetime.datetime.utcnow(), datetime.date.today(), time.strftime("%H:%M:%S"))
+        again = reads()
     assert again == first
     assert again[1].tzinfo is tz
     assert isinstance(again[0], datetime.datetime)
@@ -263,12 +269,15 @@ def test_reads_made_while_a_library_module_is_imported_are_not_inputs(
     _callsite._SITE = (*_callsite._SITE, str(pkg.parent) + os.sep)
     try:
         path = tmp_path / "lazy.replay"
+        def key() -> str:  # one call site in both runs
+            return str(uuid.uuid4())
+
         with replay.record(path):
             import lazylib  # noqa: F401
-            first = str(uuid.uuid4())
+            first = key()
         assert [e.channel for e in replay.load(path).events] == ["uuid"]
         with replay.play(path, unused="fail"):
-            assert str(uuid.uuid4()) == first
+            assert key() == first
     finally:
         sys.path.remove(str(pkg.parent))
         sys.modules.pop("lazylib", None)
@@ -283,12 +292,15 @@ def big_number(bits: int) -> int:
 
 def test_integers_beyond_64_bits_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "big.replay"
+
+    def draws() -> tuple[object, ...]:  # the same call sites in both runs
+        return ((big_number(200), random.getrandbits(128), -(2**90), big_number(64)),
+                __import__("secrets").randbits(160))
+
     with replay.record(path):
-        first = (big_number(200), random.getrandbits(128), -(2**90), big_number(64))
-        secret = __import__("secrets").randbits(160)
+        first = draws()
     with replay.play(path, unused="fail"):
-        assert (big_number(200), random.getrandbits(128), -(2**90), big_number(64)) == first
-        assert __import__("secrets").randbits(160) == secret
+        assert draws() == first
 
 
 class NeedsContext(Exception):

@@ -67,6 +67,10 @@ class Divergence:
     """That following request."""
     next_site: CallSite | None = None
     """Where the following request was asked."""
+    other_site: bool = False
+    """A value read (clock, random, uuid: requests without arguments) asked at
+    another call site than the recorded read it was compared with: the sites, not
+    the requests, decided the grade. ``expected.site`` and ``actual_site`` name both."""
 
     @property
     def seq(self) -> int | None:
@@ -86,6 +90,8 @@ class Divergence:
             Grade.UNUSED: "recorded events never asked for",
             Grade.REORDERED: "reordered (accepted)",
         }[self.grade]
+        if self.other_site:
+            head += ", asked at another call site"
         lines.append(f"replay diverged {where} on channel {self.channel!r} "
                      f"(task {self.task}): {head}")
         if self.grade is Grade.UNUSED:
@@ -117,8 +123,11 @@ class Divergence:
         if self.candidates:
             lines.append("  closest recorded candidates:")
             for ev in self.candidates:
-                lines.append(f"    #{ev.seq} {ev.channel} task {ev.task}: {_brief(ev.request)}")
+                lines.append(f"    #{ev.seq} {ev.channel} task {ev.task}: {_brief(ev.request)}"
+                             + (f"  at {ev.site}" if self.other_site and ev.site else ""))
         lines.append(f"  hint: {_HINTS[self.grade]}")
+        if self.other_site:
+            lines.append(f"  note: {_SITE_NOTE}")
         return "\n".join(lines)
 
     def _order_lines(self) -> list[str]:
@@ -146,6 +155,11 @@ _HINTS = {
     Grade.UNUSED: "",
     Grade.REORDERED: "",
 }
+
+
+_SITE_NOTE = ("clock, random and uuid reads carry no arguments, so the call site tells "
+              "them apart (file name, function and line; the directory is ignored): a "
+              "line that moved because the code was edited is a new site, re-record")
 
 
 def _brief(value: Value, width: int = 160) -> str:

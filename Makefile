@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench clean tmux
+.PHONY: demo test lint bench clean tmux frameworks-doc
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "agent-replay needs Python 3.11+")'
@@ -43,6 +43,12 @@ tmux:
 
 test: lint tmux
 	$(BIN)/pytest -n 2 -q
+
+# Re-run the framework conformance suite and rewrite docs/frameworks.md's matrix.
+frameworks-doc: $(TEST_STAMP)
+	rm -rf build/frameworks
+	FRAMEWORKS_REPORT=build/frameworks $(BIN)/pytest -n 2 -q tests/test_frameworks.py || true
+	$(BIN)/python tests/frameworks_matrix.py build/frameworks
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

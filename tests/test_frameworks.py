@@ -164,3 +164,18 @@ def test_framework_agent_replays_exactly(agent: Agent, tmp_path: Path) -> None:
         assert p.stdout == rec.stdout
         assert "0 divergence(s)" in p.stderr and "0 unused" in p.stderr, p.stderr[-2000:]
     assert guard.connections == 0
+
+
+def test_the_docs_matrix_shows_every_agent_at_its_installed_version() -> None:
+    """docs/frameworks.md is written from this suite (make frameworks-doc): it has a row
+    per agent, at the version installed here."""
+    page = (ROOT / "docs" / "frameworks.md").read_text()
+    rows = page.split("<!-- matrix:start -->", 1)[1].split("<!-- matrix:end -->", 1)[0]
+    for agent in AGENTS:
+        line = next((r for r in rows.splitlines() if f"`{agent.module}`" in r), None)
+        assert line is not None, f"docs/frameworks.md has no row for {agent.module}"
+        try:
+            version = importlib.metadata.version(agent.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        assert f"| {version} |" in line, f"{agent.module}: re-run make frameworks-doc"

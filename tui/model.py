@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import replay
+from tui.render import int_text, jsonable_key
 
 ERROR = "error"
 DIVERGENCE = "divergence"
@@ -71,13 +72,15 @@ def _strings(value: object, put: Callable[[str], None]) -> None:
         put(value)
     elif isinstance(value, dict):
         for k, v in value.items():
-            put(str(k))
+            put(k if isinstance(k, str) else jsonable_key(k))
             _strings(v, put)
     elif isinstance(value, list | tuple):
         for v in value:
             _strings(v, put)
     elif isinstance(value, bytes):
         put(value.decode("utf-8", "replace"))
+    elif type(value) is int:
+        put(int_text(value))
     elif value is not None:
         put(str(value))
 

@@ -16,10 +16,27 @@ MAX_LINES = 400
 """Longest pretty payload shown in the detail pane before it is cut."""
 
 
+def int_text(n: int) -> str:
+    """``str(n)``, also for an int of more digits than Python prints (4300)."""
+    try:
+        return str(n)
+    except ValueError:
+        pass
+    sign, n = ("-", -n) if n < 0 else ("", n)
+    parts = []
+    while n:
+        n, low = divmod(n, 10**500)  # any digit limit Python allows is over 500
+        parts.append(low)
+    head, *rest = reversed(parts)
+    return sign + str(head) + "".join(str(p).zfill(500) for p in rest)
+
+
 def jsonable(value: Any) -> Any:
-    """``value`` with bytes made text (UTF-8, else hex) and tuples made lists."""
+    """``value`` with bytes made text (UTF-8, else hex), tuples made lists, keys
+    made strings and an int too long for Python to print made a string of digits."""
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {k if isinstance(k, str) else jsonable_key(k): jsonable(v)
+                for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     if isinstance(value, bytes):
@@ -28,7 +45,17 @@ def jsonable(value: Any) -> Any:
         except UnicodeDecodeError:
             head = value[:64].hex()
             return f"<{len(value)} bytes: {head}{'…' if len(value) > 64 else ''}>"
+    if type(value) is int and value.bit_length() > 2000:  # over 600 digits: printable?
+        try:
+            str(value)
+        except ValueError:
+            return int_text(value)
     return value
+
+
+def jsonable_key(key: Any) -> str:
+    """A map key as text."""
+    return int_text(key) if type(key) is int else str(jsonable(key))
 
 
 def pretty(value: Any, max_lines: int = MAX_LINES) -> tuple[str, int]:

@@ -31,6 +31,7 @@ from replay._analysis.usage import ZERO, ModelCall, Usage, model_call
 from replay._capture.matcher import call_key
 from replay._cassette import Cassette, read_cassette
 from replay._cassette.events import Event
+from replay._cassette.jsonable import short_repr
 from replay._cassette.structdiff import diff as structdiff
 
 MAX_CHANGES = 200
@@ -88,11 +89,18 @@ def _total(ctx: _Ctx, events: Sequence[Event]) -> Usage:
 
 
 # -- keys -------------------------------------------------------------------------
+def _big_int(obj: Any) -> Any:
+    """msgpack's hook for what it cannot pack itself: an int beyond 64 bits."""
+    if type(obj) is int:
+        return msgpack.ExtType(3, obj.to_bytes((obj.bit_length() + 8) // 8, "big", signed=True))
+    raise TypeError(f"cannot pack {type(obj).__name__}")
+
+
 def _digest(value: Any) -> bytes:
     try:
-        packed = msgpack.packb(value, use_bin_type=True)
-    except (TypeError, ValueError):
-        packed = repr(value).encode()
+        packed = msgpack.packb(value, use_bin_type=True, default=_big_int)
+    except (TypeError, ValueError, OverflowError):  # not a cassette value, or nested past 511
+        packed = short_repr(value, 1 << 30).encode("utf-8", "surrogatepass")
     return hashlib.blake2b(packed, digest_size=16).digest()
 
 

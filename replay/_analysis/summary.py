@@ -5,17 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from replay._cassette.events import Event
+from replay._cassette.jsonable import short_repr
 
 
 def brief(value: Any, width: int = 60) -> str:
-    """A short single-line rendering of a value."""
+    """A short single-line rendering of a value (its repr, cut; only what is
+    shown is rendered, so a value of any size or an int of any length is fine)."""
     if isinstance(value, bytes):
         text = value[:width].decode("utf-8", "replace")
         text = repr(text) if len(value) <= width else repr(text)[:-1] + "...'"
     else:
-        text = repr(value)
+        text = short_repr(value, width + 1)
     text = text.replace("\n", "\\n")
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _text(value: Any) -> str:
+    """``str(value)`` for a str, a brief repr of anything else (a damaged file's)."""
+    return value if isinstance(value, str) else brief(value, 40)
 
 
 def summarize(ev: Event, width: int = 80) -> str:
@@ -23,12 +30,13 @@ def summarize(ev: Event, width: int = 80) -> str:
     req = ev.request
     if isinstance(req, dict):
         if "method" in req and "url" in req:
-            ask = f"{req['method']!s} {req['url']!s}"
+            ask = f"{_text(req['method'])} {_text(req['url'])}"
         elif "fn" in req:
             rest = {k: v for k, v in req.items() if k != "fn" and v is not None}
-            ask = f"{req['fn']!s}({', '.join(f'{k}={brief(v, 24)}' for k, v in rest.items())})"
+            args = ", ".join(f"{_text(k)}={brief(v, 24)}" for k, v in rest.items())
+            ask = f"{_text(req['fn'])}({args})"
         elif "args" in req and isinstance(req["args"], dict):
-            args = ", ".join(f"{k}={brief(v, 24)}" for k, v in req["args"].items())
+            args = ", ".join(f"{_text(k)}={brief(v, 24)}" for k, v in req["args"].items())
             ask = f"{ev.channel.split(':', 1)[-1]}({args})"
         else:
             ask = brief(req, 40)
@@ -37,7 +45,7 @@ def summarize(ev: Event, width: int = 80) -> str:
     if ev.error is not None:
         got = f"raised {ev.error.type.rsplit('.', 1)[-1]}: {ev.error.message}"
     elif ev.channel == "http" and isinstance(ev.response, dict) and "status" in ev.response:
-        got = str(ev.response["status"])
+        got = _text(ev.response["status"])
         if ev.chunks:
             got += f", {len(ev.chunks)} chunks"
     elif ev.chunks:

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from replay._cassette.jsonable import short_repr
+
 _MISSING: Any = object()
 
 
@@ -73,7 +75,7 @@ def _walk(old: Any, new: Any, path: str) -> Iterator[Change]:
 
 
 def _join(path: str, key: Any) -> str:
-    k = str(key)
+    k = key if isinstance(key, str) else short_repr(key, 1 << 20)
     if k.isidentifier():
         return f"{path}.{k}" if path else k
     return f"{path}[{k!r}]"
@@ -85,5 +87,5 @@ def distance(old: Any, new: Any) -> int:
 
 
 def _short(value: Any, width: int = 80) -> str:
-    text = repr(value)
+    text = short_repr(value, width + 1)
     return text if len(text) <= width else text[: width - 3] + "..."

@@ -74,7 +74,9 @@ def test_changed_request_pairs_the_same_call() -> None:
 
 def test_inserted_removed_and_moved_events() -> None:
     right = [BASE[0], ("clock", {"fn": "time.time_ns"}, 5), BASE[1], BASE[3], BASE[2]]
-    d = replay.diff(run_of(*BASE), run_of(*right))
+    # Extra or missing clock and uuid reads are noise: only include_noise counts them.
+    assert replay.diff(run_of(*BASE), run_of(*right)).same
+    d = replay.diff(run_of(*BASE), run_of(*right), include_noise=True)
     by_status = {p.status: p for p in d.differing}
     assert by_status[DiffStatus.ONLY_RIGHT].right_seq == 1
     assert by_status[DiffStatus.ONLY_LEFT].left_seq == 4  # the uuid
@@ -108,7 +110,7 @@ def test_repeated_identical_requests_keep_their_answers_aligned() -> None:
     left = run_of(*[("uuid", {"fn": "uuid4"}, f"u{i}") for i in range(50)])
     right = [e for e in left if e.seq != 20]
     right = [Event(i, e.channel, e.request, e.response) for i, e in enumerate(right)]
-    d = replay.diff(left, right)
+    d = replay.diff(left, right, include_noise=True)
     assert [(p.status, p.left_seq) for p in d.differing] == [(DiffStatus.ONLY_LEFT, 20)]
 
 
@@ -214,7 +216,7 @@ def test_two_agent_runs_differing_in_one_tool_answer(
                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert js.returncode == 1
     doc = json.loads(js.stdout)
-    assert doc["schema"] == "agent-replay/diff/1" and doc["same"] is False
+    assert doc["schema"] == "agent-replay/diff/2" and doc["same"] is False
     fd = doc["first_divergence"]
     assert (fd["left_seq"], fd["right_seq"], fd["channel"], fd["status"]) == (
         weather.seq, weather.seq, "tool:get_weather", "changed")

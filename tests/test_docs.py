@@ -627,7 +627,7 @@ def _all_keys(doc: object) -> set[str]:
 def check_diff_json(block: Block, page: Page) -> None:
     """docs/diff.md: every key of the documented JSON is in ``replay diff --json``."""
     doc = json.loads(page.cli("replay diff before.replay after.replay --json", code=1).stdout)
-    assert doc["schema"] == "agent-replay/diff/1"
+    assert doc["schema"] == "agent-replay/diff/2"
     assert doc["pairs"], "the two runs should differ"
     missing = _keys(block.text) - _all_keys(doc)
     assert not missing, f"documented but not in the real output: {sorted(missing)}"

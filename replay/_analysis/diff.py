@@ -11,10 +11,15 @@ whose requests are equal but whose answers differ is *changed* too.
 Timing is never a difference: start and duration deltas are reported beside.
 Response headers that change on every call (dates, request ids, rate-limit
 counters) are left out of payload comparisons (:data:`VOLATILE_HEADERS`).
+
+Every pair is classified by :mod:`replay._analysis.compare` as noise, an input
+change or a behaviour change; the first divergence is the first pair that is
+not noise (unless ``include_noise``).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 from collections import deque
@@ -25,6 +30,7 @@ from urllib.parse import urlsplit
 import msgpack
 
 from replay._analysis.align import lcs
+from replay._analysis.compare import Comparer, Kind
 from replay._analysis.payloads import headers_map, text_diff, view
 from replay._analysis.rundiff import AlignedPair, DiffStatus, RunDiff
 from replay._analysis.usage import ZERO, ModelCall, Usage, model_call
@@ -54,21 +60,32 @@ def _load(run: Any, side: str, allow_damaged: bool) -> tuple[str, Sequence[Event
 
 def diff(a: str | os.PathLike[str] | Cassette | Iterable[Event],
          b: str | os.PathLike[str] | Cassette | Iterable[Event], *,
-         ignore: Iterable[str] = (), prices: Prices | None = None,
+         ignore: Iterable[str] = (), ignore_channels: Iterable[str] = (),
+         include_noise: bool = False, prices: Prices | None = None,
          allow_damaged: bool = False) -> RunDiff:
     """Align run ``a`` (left) with run ``b`` (right) and say how they differ.
 
     ``a`` and ``b`` are cassette paths, :class:`Cassette` objects or event lists.
     ``ignore`` lists change paths (prefixes, like ``response.body.id``) that do
-    not count as differences; ``prices`` overrides the model price table.
+    not count as differences; ``ignore_channels`` lists channels (shell patterns:
+    ``clock``, ``tool:*``) whose events are left out of the comparison; with
+    ``include_noise``, differences in noise (ids, clock and random values) count
+    too; ``prices`` overrides the model price table.
     """
     left_name, left = _load(a, "left", allow_damaged)
     right_name, right = _load(b, "right", allow_damaged)
-    ctx = _Ctx(tuple(ignore), prices)
-    rows = _align_runs(ctx, sorted(left, key=_seq), sorted(right, key=_seq))
+    skip = tuple(ignore_channels)
+    ctx = _Ctx(tuple(ignore), prices, Comparer(left, right), include_noise)
+    rows = _align_runs(ctx, _kept(left, skip), _kept(right, skip))
     first = next((i for i, p in enumerate(rows) if p.differs), None)
     return RunDiff(left_name, right_name, tuple(rows), first,
-                   _total(ctx, left), _total(ctx, right), _span(left), _span(right))
+                   _total(ctx, left), _total(ctx, right), _span(left), _span(right),
+                   include_noise)
+
+
+def _kept(events: Sequence[Event], skip: tuple[str, ...]) -> list[Event]:
+    kept = [e for e in events if not any(fnmatch.fnmatchcase(e.channel, p) for p in skip)]
+    return sorted(kept, key=_seq)
 
 
 def _seq(ev: Event) -> int:
@@ -124,9 +141,12 @@ def _answer_key(ev: Event) -> bytes:
 class _Ctx:
     """Per-diff caches and settings."""
 
-    def __init__(self, ignore: tuple[str, ...], prices: Prices | None) -> None:
+    def __init__(self, ignore: tuple[str, ...], prices: Prices | None, comparer: Comparer,
+                 include_noise: bool) -> None:
         self.ignore = ignore
         self.prices = prices
+        self.comparer = comparer
+        self.include_noise = include_noise
         self._calls: dict[int, ModelCall | None] = {}
         self._req: dict[int, bytes] = {}
         self._answer: dict[int, bytes] = {}
@@ -264,9 +284,12 @@ def _lone(ctx: _Ctx, left: Event | None, right: Event | None) -> AlignedPair:
     assert ev is not None
     call = ctx.call(ev)
     usage = call.usage if call is not None else None
+    kind, _ = ctx.comparer.pair_kind(left, right, ())
     if left is not None:
-        return AlignedPair(left, None, DiffStatus.ONLY_LEFT, left_usage=usage)
-    return AlignedPair(None, right, DiffStatus.ONLY_RIGHT, right_usage=usage)
+        return AlignedPair(left, None, DiffStatus.ONLY_LEFT, left_usage=usage, kind=kind,
+                           noise_counts=ctx.include_noise)
+    return AlignedPair(None, right, DiffStatus.ONLY_RIGHT, right_usage=usage, kind=kind,
+                       noise_counts=ctx.include_noise)
 
 
 def _compare(ctx: _Ctx, left: Event, right: Event, status: DiffStatus | None) -> AlignedPair:
@@ -286,7 +309,11 @@ def _compare(ctx: _Ctx, left: Event, right: Event, status: DiffStatus | None) ->
                            f"left #{left.seq} prompt", f"right #{right.seq} prompt")
         output = text_diff(lcall.output + "\n", rcall.output + "\n",
                            f"left #{left.seq} answer", f"right #{right.seq} answer")
-    return AlignedPair(left, right, status, tuple(changes), prompt, output, lusage, rusage)
+    kind, kinds = ctx.comparer.pair_kind(left, right, changes, status is DiffStatus.MOVED)
+    if kind is Kind.SAME and status is DiffStatus.CHANGED:
+        kind = Kind.NOISE  # differs only in what the comparison leaves out (volatile headers)
+    return AlignedPair(left, right, status, tuple(changes), prompt, output, lusage, rusage,
+                       kind, kinds, ctx.include_noise)
 
 
 def _same_headers(left: Event, right: Event) -> bool:

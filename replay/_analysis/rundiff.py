@@ -1,6 +1,6 @@
 """Rendering diffs and drift reports: the readable reports and the diff JSON document.
 
-The JSON document is versioned (``"schema": "agent-replay/diff/1"``) and
+The JSON document is versioned (``"schema": "agent-replay/diff/2"``) and
 specified in docs/diff.md; fields are only ever added within a version.
 """
 
@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from replay._analysis.compare import Kind
 from replay._analysis.summary import brief, summarize
 from replay._analysis.usage import Usage
 from replay._cassette.events import Event
@@ -54,6 +55,13 @@ class AlignedPair:
     """Token counts and cost of the left event, when it is a model call reporting them."""
     right_usage: Usage | None = None
     """Same for the right event."""
+    kind: Kind = Kind.SAME
+    """What the difference means: noise, an input change or a behaviour change
+    (:mod:`replay._analysis.compare`); ``SAME`` for equal events."""
+    change_kinds: tuple[Kind, ...] = ()
+    """The kind of each of ``changes``, in order."""
+    noise_counts: bool = False
+    """True when the diff was made with ``include_noise``: noise then counts as a difference."""
 
     @property
     def event(self) -> Event:
@@ -98,8 +106,22 @@ class AlignedPair:
 
     @property
     def differs(self) -> bool:
-        """True unless ``SAME``."""
-        return self.status is not DiffStatus.SAME
+        """True when the pair counts as a difference: not ``SAME``, and not noise
+        (unless the diff was made with ``include_noise``)."""
+        return self.status is not DiffStatus.SAME and (
+            self.kind is not Kind.NOISE or self.noise_counts)
+
+    @property
+    def is_noise(self) -> bool:
+        """True when the events differ, but only in noise."""
+        return self.status is not DiffStatus.SAME and self.kind is Kind.NOISE
+
+    def significant(self) -> tuple[Change, ...]:
+        """The changes that are not noise (every change when kinds are unknown)."""
+        if len(self.change_kinds) != len(self.changes):
+            return self.changes
+        return tuple(c for c, k in zip(self.changes, self.change_kinds, strict=True)
+                     if k is not Kind.NOISE)
 
     def what(self) -> str:
         """What differs, in a few words."""
@@ -107,7 +129,8 @@ class AlignedPair:
             return "only in the left run"
         if self.status is DiffStatus.ONLY_RIGHT:
             return "only in the right run"
-        roots = {c.path.split(".", 1)[0].split("[", 1)[0] for c in self.changes}
+        shown = self.significant() or self.changes
+        roots = {c.path.split(".", 1)[0].split("[", 1)[0] for c in shown}
         parts = [p for p in ("request", "response", "error") if p in roots]
         if self.status is DiffStatus.MOVED:
             return "moved" + (f", {' and '.join(parts)} changed" if parts else "")
@@ -137,20 +160,34 @@ class RunDiff:
     """Time from the left run's start to the end of its last event."""
     right_duration_ns: int
     """Same for the right run."""
+    include_noise: bool = False
+    """True when noise counts as a difference (``replay diff --include-noise``)."""
 
     @property
     def same(self) -> bool:
-        """True when no pair differs."""
+        """True when no pair differs (noise aside, unless made with ``include_noise``)."""
         return self.first_index is None
 
     @property
+    def noise(self) -> tuple[AlignedPair, ...]:
+        """The pairs whose events differ only in noise."""
+        return tuple(p for p in self.pairs if p.is_noise)
+
+    def kinds(self) -> dict[str, int]:
+        """Number of pairs per kind (``same``, ``noise``, ``input``, ``behaviour``)."""
+        out = {k.value: 0 for k in Kind}
+        for p in self.pairs:
+            out[(p.kind if p.status is not DiffStatus.SAME else Kind.SAME).value] += 1
+        return out
+
+    @property
     def first_divergence(self) -> AlignedPair | None:
-        """The first pair, in run order, that is not ``SAME``."""
+        """The first pair, in run order, that differs: the first input or behaviour change."""
         return self.pairs[self.first_index] if self.first_index is not None else None
 
     @property
     def differing(self) -> tuple[AlignedPair, ...]:
-        """Every pair that is not ``SAME``."""
+        """Every pair that differs (noise aside, unless made with ``include_noise``)."""
         return tuple(p for p in self.pairs if p.differs)
 
     def counts(self) -> dict[str, int]:
@@ -171,7 +208,7 @@ class RunDiff:
 
 
 
-SCHEMA = "agent-replay/diff/1"
+SCHEMA = "agent-replay/diff/2"
 """The ``schema`` value of ``replay diff --json`` documents."""
 MAX_JSON_TEXT = 2000
 """Strings longer than this in a change's ``old``/``new`` are clipped in JSON."""
@@ -205,17 +242,39 @@ def usage_delta(left: Usage, right: Usage) -> dict[str, Any]:
             "cost_usd": cost, "calls": right.calls - left.calls}
 
 
+def _kind(p: AlignedPair) -> str:
+    return (p.kind if p.status is not DiffStatus.SAME else Kind.SAME).value
+
+
 def pair_json(index: int, p: AlignedPair) -> dict[str, Any]:
     """One aligned pair as JSON."""
+    kinds = p.change_kinds if len(p.change_kinds) == len(p.changes) else (
+        (p.kind,) * len(p.changes))
     return {
-        "index": index, "status": p.status.value, "channel": p.channel, "task": p.task,
-        "left_seq": p.left_seq, "right_seq": p.right_seq, "summary": p.what(),
-        "changes": [{"path": c.path, "kind": c.kind, "old": _clip(jsonable(c.old)),
-                     "new": _clip(jsonable(c.new))} for c in p.changes],
+        "index": index, "status": p.status.value, "kind": _kind(p), "channel": p.channel,
+        "task": p.task, "left_seq": p.left_seq, "right_seq": p.right_seq, "summary": p.what(),
+        "changes": [{"path": c.path, "kind": c.kind, "noise": k is Kind.NOISE,
+                     "old": _clip(jsonable(c.old)), "new": _clip(jsonable(c.new))}
+                    for c, k in zip(p.changes, kinds, strict=True)],
         "prompt_diff": p.prompt_diff or None, "output_diff": p.output_diff or None,
         "duration_delta_ns": p.duration_delta_ns, "start_delta_ns": p.start_delta_ns,
         "left_usage": _usage(p.left_usage), "right_usage": _usage(p.right_usage),
     }
+
+
+def noise_by_channel(d: RunDiff) -> dict[str, int]:
+    """Pairs that differ only in noise, per channel (most first)."""
+    out: dict[str, int] = {}
+    for p in d.noise:
+        out[p.channel] = out.get(p.channel, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def noise_json(d: RunDiff) -> dict[str, Any]:
+    """The ``noise`` member: how many pairs differ only in noise, per channel, and
+    whether they count as differences (``included``)."""
+    return {"pairs": len(d.noise), "channels": noise_by_channel(d),
+            "included": d.include_noise}
 
 
 def diff_json(d: RunDiff, *, include_same: bool = False) -> dict[str, Any]:
@@ -232,6 +291,8 @@ def diff_json(d: RunDiff, *, include_same: bool = False) -> dict[str, Any]:
         "right": side(d.right_name, sum(p.right is not None for p in d.pairs),
                       d.right_duration_ns, d.right_usage),
         "counts": d.counts(),
+        "kinds": d.kinds(),
+        "noise": noise_json(d),
         "first_divergence": pair_json(first, d.pairs[first]) if first is not None else None,
         "usage_delta": usage_delta(d.left_usage, d.right_usage),
         "duration_delta_ns": d.right_duration_ns - d.left_duration_ns,
@@ -279,14 +340,18 @@ def _row(p: AlignedPair, width: int = 70) -> str:
     ls = f"#{p.left_seq}" if p.left is not None else "-"
     rs = f"#{p.right_seq}" if p.right is not None else "-"
     timing = f"  ({_ms(p.duration_delta_ns)})" if p.duration_delta_ns else ""
-    return (f"{ls:>7} {_MARK[p.status.value]} {rs:<7} {p.status.value:<10} "
+    return (f"{ls:>7} {_MARK[p.status.value]} {rs:<7} {_kind(p):<9} {p.status.value:<10} "
             f"{p.channel:<18} {p.task:<10} {summarize(p.event, width)}{timing}")
 
 
 def _details(p: AlignedPair, max_changes: int, indent: str = "      ") -> list[str]:
-    lines = [f"{indent}{c}" for c in p.changes[:max_changes]]
-    if len(p.changes) > max_changes:
-        lines.append(f"{indent}... and {len(p.changes) - max_changes} more changes")
+    changes = p.changes if p.noise_counts or p.is_noise else p.significant()
+    lines = [f"{indent}{c}" for c in changes[:max_changes]]
+    if len(changes) > max_changes:
+        lines.append(f"{indent}... and {len(changes) - max_changes} more changes")
+    if len(changes) < len(p.changes):
+        hidden = len(p.changes) - len(changes)
+        lines.append(f"{indent}({hidden} noise change{'s' * (hidden != 1)} not shown)")
     for text in (p.prompt_diff, p.output_diff):
         if text:
             body = text.splitlines()
@@ -311,21 +376,36 @@ def diff_text(d: RunDiff, *, include_same: bool = False, max_changes: int = 12) 
         _side_line("right", d.right_name, sum(p.right is not None for p in d.pairs),
                    d.right_duration_ns, d.right_usage),
     ]
-    counts = d.counts()
+    kinds = d.kinds()
     first = d.first_divergence
+    noise = len(d.noise)
     if first is None:
-        lines.append(f"runs are the same: {counts['same']} events aligned, no difference")
+        if noise:
+            lines.append(f"runs are the same apart from noise: {len(d.pairs)} events aligned, "
+                         f"no input or behaviour change")
+        else:
+            lines.append(f"runs are the same: {len(d.pairs)} events aligned, no difference")
     else:
+        counts = {s: 0 for s in _MARK}
+        for p in d.differing:
+            counts[p.status.value] += 1
         parts = [f"{counts[k]} {k}" for k in ("changed", "moved", "only-left", "only-right")
                  if counts[k]]
-        lines.append(f"runs differ: {', '.join(parts)} ({counts['same']} same)")
+        why = [f"{kinds[k]} {k}" for k in ("behaviour", "input") if kinds[k]]
+        lines.append(f"runs differ: {', '.join(parts)} ({', '.join(why)}; "
+                     f"{kinds['same']} same, {noise} noise)")
         lines.append(f"first divergence: {_where(first)}, {first.channel} "
-                     f"(task {first.task}): {first.what()}")
+                     f"(task {first.task}): {first.what()} ({first.kind.value})")
         ev = first.event
         lines.append(f"      {brief(ev.request, 100)}")
         if ev.site is not None:
             lines.append(f"      at {ev.site}")
         lines += _details(first, max_changes)
+    if noise:
+        per = ", ".join(f"{ch} {n}" for ch, n in noise_by_channel(d).items())
+        how = "listed below" if d.include_noise else "--include-noise lists them"
+        lines.append(f"noise: {noise} event{'s' * (noise != 1)} differ only in values any two "
+                     f"live runs differ in ({per}); {how}")
     shown = [p for p in d.pairs if include_same or p.differs]
     if shown:
         lines.append("")

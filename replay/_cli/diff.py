@@ -22,17 +22,25 @@ def register(sub: Any) -> None:
     """Add ``diff`` and ``drift``."""
     d = sub.add_parser(
         "diff", help="align two runs event by event and show how they differ",
-        description="replay diff LEFT RIGHT: the first divergence, every changed, moved, "
-                    "added and removed event, payload, timing and token/cost deltas. "
+        description="replay diff LEFT RIGHT: the first divergence (the first input or "
+                    "behaviour change; noise such as ids and clock values is counted "
+                    "apart), every changed, moved, added and removed event, payload, "
+                    "timing and token/cost deltas. "
                     "Exit 0 when the runs are the same, 1 when they differ, 2 on error.")
     d.add_argument("left", help="cassette of the left (reference) run")
     d.add_argument("right", help="cassette of the right run")
     d.add_argument("--json", action="store_true",
-                   help="print the JSON document (schema agent-replay/diff/1, docs/diff.md)")
+                   help="print the JSON document (schema agent-replay/diff/2, docs/diff.md)")
     d.add_argument("--all", action="store_true", help="list same events too")
     d.add_argument("--ignore", action="append", default=[], metavar="PATH",
                    help="change path prefix that does not count (response.body.id); "
                         "repeatable")
+    d.add_argument("--ignore-channel", action="append", default=[], metavar="CHANNEL",
+                   help="leave this channel's events out (a name or pattern: clock, "
+                        "'tool:*'); repeatable")
+    d.add_argument("--include-noise", action="store_true",
+                   help="count noise (ids, clock, random and uuid values, headers) as a "
+                        "difference, and list it")
     d.add_argument("--max-changes", type=int, default=12, metavar="N",
                    help="changes shown per event in the text report (default 12)")
     d.add_argument("--allow-damaged", action="store_true",
@@ -98,7 +106,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     try:  # compared as shown: redacted with the default rules, whatever they were written with
         left, right = (shown(read_cassette(p, strict=not args.allow_damaged))
                        for p in (args.left, args.right))
-        result = diff(left, right, ignore=args.ignore, allow_damaged=args.allow_damaged)
+        result = diff(left, right, ignore=args.ignore, ignore_channels=args.ignore_channel,
+                      include_noise=args.include_noise, allow_damaged=args.allow_damaged)
     except (CassetteError, OSError, ValueError) as exc:
         return _fail(exc)
     if args.json:

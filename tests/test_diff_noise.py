@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
 
 from fixtures.emulator import Emulator, Script, ToolCall, Turn  # noqa: E402
 
-REPLAY = [sys.executable, "-m", "replay"]
+REPLAY = [sys.executable, "-m", "replay._cli"]
 WEATHER = ToolCall("get_weather", {"city": "Paris"})
 OAI_TOOL: Any = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}}}}

@@ -7,17 +7,25 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import genai_prices
 import openai
 import pytest
 
 import replay
 from fixtures.emulator import Emulator, ToolCall, Turn, Usage
-from replay._analysis.usage import PRICES, model_call, price_of
+from replay._analysis.usage import Usage as Tokens
+from replay._analysis.usage import model_call, price_of, priced
 from replay._analysis.wire import sse_events
 
 WEATHER_TOOL: Any = [{"type": "function", "function": {
     "name": "get_weather", "parameters": {"type": "object",
                                           "properties": {"city": {"type": "string"}}}}}]
+
+
+def genai(model: str, provider: str, **counts: int) -> float:
+    """genai-prices' own answer for a call (its public API, its bundled data)."""
+    return float(genai_prices.calc_price(genai_prices.Usage(**counts), model,
+                                         provider_id=provider).total_price)
 
 
 def calls(path: Path) -> list[replay.Event]:
@@ -52,8 +60,12 @@ def test_openai_chat_plain_and_streamed(tmp_path: Path, emulator: Callable[..., 
     assert plain.usage is not None
     assert (plain.usage.input_tokens, plain.usage.output_tokens, plain.usage.cached_tokens) == (
         120, 30, 100)
-    # gpt-4o: 20 fresh input at 2.50, 100 cached at 1.25, 30 output at 10 per 1M tokens.
-    assert plain.usage.cost_usd == pytest.approx((20 * 2.5 + 100 * 1.25 + 30 * 10) / 1e6)
+    # Priced by genai-prices for the served model: 100 of the 120 input tokens cached.
+    assert plain.usage.cost_usd == pytest.approx(genai(
+        "gpt-4o-2024-08-06", "openai", input_tokens=120, cache_read_tokens=100,
+        output_tokens=30))
+    assert plain.usage.cost_usd < genai("gpt-4o-2024-08-06", "openai", input_tokens=120,
+                                        output_tokens=30)  # cached tokens cost less
     assert streamed.streamed and streamed.usage is not None
     assert (streamed.usage.input_tokens, streamed.usage.output_tokens) == (50, 7)
     assert streamed.output == 'Streamed answer\n-> get_weather({"city":"Oslo"})'
@@ -96,11 +108,14 @@ def test_anthropic_plain_and_streamed(tmp_path: Path, emulator: Callable[..., Em
     # 150); normalized, they are added in: 350 prompt tokens of which 150 cached.
     assert plain.usage is not None
     assert (plain.usage.input_tokens, plain.usage.cached_tokens) == (350, 150)
-    assert plain.usage.cost_usd == pytest.approx((200 * 3 + 150 * 0.3 + 10 * 15) / 1e6)
+    assert plain.usage.cost_usd == pytest.approx(genai(
+        "claude-sonnet-4-20250514", "anthropic", input_tokens=350, cache_read_tokens=150,
+        output_tokens=10))
     assert streamed.streamed and streamed.usage is not None
     assert (streamed.usage.input_tokens, streamed.usage.output_tokens) == (60, 12)
     assert streamed.output == 'Streamed\n-> get_weather({"city": "Rome"})'
-    assert streamed.usage.cost_usd == pytest.approx((60 * 3 + 12 * 15) / 1e6)
+    assert streamed.usage.cost_usd == pytest.approx(genai(
+        "claude-sonnet-4-20250514", "anthropic", input_tokens=60, output_tokens=12))
 
 
 def test_diff_reports_token_cost_and_prompt_deltas(tmp_path: Path,
@@ -125,20 +140,52 @@ def test_diff_reports_token_cost_and_prompt_deltas(tmp_path: Path,
     assert (d.left_usage.calls, d.right_usage.calls) == (1, 1)
     doc = d.to_json()
     assert doc["usage_delta"]["total_tokens"] == 70
-    assert doc["usage_delta"]["cost_usd"] == pytest.approx((10 * 0.15 + 60 * 0.6) / 1e6)
+    assert doc["usage_delta"]["cost_usd"] == pytest.approx(
+        genai("gpt-4o-mini", "openai", input_tokens=110, output_tokens=80)
+        - genai("gpt-4o-mini", "openai", input_tokens=100, output_tokens=20), abs=1e-8)
     text = d.report()
     assert "tokens: 120 -> 190 (+70)" in text and "+Be thorough." in text
-    # Emulator ports, dates and request ids differ between the two runs; only the
-    # model call is reported (uuid events are the SDK's, equal under the same seed? no:
-    # they are live, so they differ and are reported as changed uuid answers).
-    assert {p.channel for p in d.differing} <= {"http", "uuid"}
+    # Emulator ports, dates, request ids and the SDK's uuids differ between the two
+    # runs: noise. Only the model call is reported.
+    assert {p.channel for p in d.differing} == {"http"}
 
 
 def test_prices_and_sse_parsing() -> None:
-    assert price_of("gpt-4o-mini-2024-07-18") == PRICES["gpt-4o-mini"]
-    assert price_of("claude-3-5-haiku-20241022") == PRICES["claude-3-5-haiku"]
+    m = 1_000_000
+    assert price_of("gpt-4o-mini-2024-07-18", provider="openai") == pytest.approx((
+        genai("gpt-4o-mini-2024-07-18", "openai", input_tokens=m),
+        genai("gpt-4o-mini-2024-07-18", "openai", input_tokens=m, cache_read_tokens=m),
+        genai("gpt-4o-mini-2024-07-18", "openai", output_tokens=m)))
+    assert price_of("claude-3-5-haiku-20241022") == pytest.approx((
+        genai("claude-3-5-haiku-20241022", "anthropic", input_tokens=m),
+        genai("claude-3-5-haiku-20241022", "anthropic", input_tokens=m, cache_read_tokens=m),
+        genai("claude-3-5-haiku-20241022", "anthropic", output_tokens=m)))
     assert price_of("my-local-model") is None
     assert price_of("x", {"x": (1.0, 0.5, 2.0)}) == (1.0, 0.5, 2.0)
     events = sse_events(b"event: a\ndata: {\"x\": 1}\n\ndata: [DONE]\n\n: comment\n\n"
                         b"data: not json\n\n")
     assert events == [("a", {"x": 1}), (None, "not json")]
+
+
+def test_prices_override_cache_writes_and_no_update() -> None:
+    tokens = Tokens(1000, 100, cached_tokens=400, cache_write_tokens=200)
+    # A private contract: the override wins for the models it names...
+    own = priced(tokens, "gpt-4o-mini", {"gpt-4o": (1.0, 0.5, 2.0)}, "openai")
+    assert own.cost_usd == pytest.approx((600 * 1.0 + 400 * 0.5 + 100 * 2.0) / 1e6)
+    # ... and genai-prices answers for the others.
+    other = priced(tokens, "claude-sonnet-4-20250514", {"gpt-4o": (1.0, 0.5, 2.0)},
+                   "anthropic")
+    assert other.cost_usd == pytest.approx(genai(
+        "claude-sonnet-4-20250514", "anthropic", input_tokens=1000, cache_read_tokens=400,
+        cache_write_tokens=200, output_tokens=100))
+    assert priced(tokens, "my-local-model").cost_usd is None
+    # A price snapshot installed by genai-prices' updater (which downloads) is not used:
+    # costs come from the data bundled with the installed package.
+    from genai_prices import data_snapshot
+    before = priced(tokens, "gpt-4o-mini", provider="openai").cost_usd
+    data_snapshot.set_custom_snapshot(data_snapshot.DataSnapshot(providers=[],
+                                                                 from_auto_update=True))
+    try:
+        assert priced(tokens, "gpt-4o-mini", provider="openai").cost_usd == before
+    finally:
+        data_snapshot.set_custom_snapshot(None)

@@ -23,7 +23,7 @@ import fnmatch
 import hashlib
 import os
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,7 +33,7 @@ from replay._analysis.align import lcs
 from replay._analysis.compare import Comparer, Kind
 from replay._analysis.payloads import headers_map, text_diff, view
 from replay._analysis.rundiff import AlignedPair, DiffStatus, RunDiff
-from replay._analysis.usage import ZERO, ModelCall, Usage, model_call
+from replay._analysis.usage import ZERO, ModelCall, Prices, Usage, model_call
 from replay._capture.matcher import call_key
 from replay._cassette import Cassette, read_cassette
 from replay._cassette.events import Event
@@ -43,7 +43,6 @@ from replay._cassette.structdiff import diff as structdiff
 MAX_CHANGES = 200
 """Most structural changes kept per pair."""
 
-Prices = Mapping[str, tuple[float, float, float]]
 
 # -- inputs -----------------------------------------------------------------------
 def _load(run: Any, side: str, allow_damaged: bool) -> tuple[str, Sequence[Event]]:

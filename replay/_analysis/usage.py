@@ -9,15 +9,19 @@ fingerprint (models, system prompts, tool schemas) and drift.
 Token counts are normalized across providers: ``input_tokens`` counts every
 prompt token, ``cached_tokens`` is the part read from a prompt cache
 (Anthropic reports its cache reads and writes beside ``input_tokens``; they
-are added in). Costs come from :data:`PRICES`, list prices in USD per million
-tokens; they are estimates, and ``None`` for models not in the table.
+are added in). Costs come from ``genai-prices`` (pydantic's maintained price
+data, bundled with the package: no network; updates are never fetched), with
+each provider's cached-input and cache-write prices; a ``prices=`` table of your
+own (private contracts) takes precedence for the models it names. Costs are
+estimates, and ``None`` for a model neither knows.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from replay._analysis.wire import (
     _READERS,
@@ -31,36 +35,15 @@ from replay._analysis.wire import (
 )
 from replay._cassette.events import Event, Value
 
-PRICES: dict[str, tuple[float, float, float]] = {
-    # model id prefix: (input, cached input, output) in USD per 1M tokens
-    "gpt-5": (1.25, 0.125, 10.0),
-    "gpt-5-mini": (0.25, 0.025, 2.0),
-    "gpt-5-nano": (0.05, 0.005, 0.40),
-    "gpt-4.1": (2.0, 0.50, 8.0),
-    "gpt-4.1-mini": (0.40, 0.10, 1.60),
-    "gpt-4.1-nano": (0.10, 0.025, 0.40),
-    "gpt-4o": (2.50, 1.25, 10.0),
-    "gpt-4o-mini": (0.15, 0.075, 0.60),
-    "gpt-4-turbo": (10.0, 10.0, 30.0),
-    "gpt-3.5-turbo": (0.50, 0.50, 1.50),
-    "o1": (15.0, 7.50, 60.0),
-    "o3": (2.0, 0.50, 8.0),
-    "o3-mini": (1.10, 0.55, 4.40),
-    "o4-mini": (1.10, 0.275, 4.40),
-    "claude-opus-4": (15.0, 1.50, 75.0),
-    "claude-opus-4-5": (5.0, 0.50, 25.0),
-    "claude-sonnet-4": (3.0, 0.30, 15.0),
-    "claude-haiku-4-5": (1.0, 0.10, 5.0),
-    "claude-3-7-sonnet": (3.0, 0.30, 15.0),
-    "claude-3-5-sonnet": (3.0, 0.30, 15.0),
-    "claude-3-5-haiku": (0.80, 0.08, 4.0),
-    "claude-3-opus": (15.0, 1.50, 75.0),
-    "claude-3-haiku": (0.25, 0.03, 1.25),
-}
-"""List prices by model id prefix (longest prefix wins); USD per million tokens.
+if TYPE_CHECKING:
+    from genai_prices.data_snapshot import DataSnapshot
 
-Estimates for comparing runs, not invoices: check your provider's price page,
-and pass ``prices=`` to :func:`replay.diff` to use your own."""
+Prices = Mapping[str, tuple[float, float, float]]
+"""A private price table: model id prefix -> ``(input, cached input, output)`` in USD
+per million tokens (the longest matching prefix wins)."""
+
+_PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
+"""Our provider names -> genai-prices provider ids."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +57,12 @@ class Usage:
     cached_tokens: int = 0
     """The part of ``input_tokens`` read from the provider's prompt cache."""
     cost_usd: float | None = None
-    """Estimated cost from :data:`PRICES`; None when a model's price is unknown."""
+    """Estimated cost (genai-prices, or your ``prices=``); None when a model's price is unknown."""
     calls: int = 1
     """How many model calls these counts add up."""
+    cache_write_tokens: int = 0
+    """The part of ``input_tokens`` written to the prompt cache (Anthropic), priced
+    at the provider's cache-write rate."""
 
     @property
     def total_tokens(self) -> int:
@@ -88,7 +74,8 @@ class Usage:
                 else self.cost_usd + other.cost_usd)
         return Usage(self.input_tokens + other.input_tokens,
                      self.output_tokens + other.output_tokens,
-                     self.cached_tokens + other.cached_tokens, cost, self.calls + other.calls)
+                     self.cached_tokens + other.cached_tokens, cost, self.calls + other.calls,
+                     self.cache_write_tokens + other.cache_write_tokens)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (``cost_usd`` may be null)."""
@@ -140,28 +127,77 @@ class ModelCall:
 
 
 # -- decoding helpers ------------------------------------------------------------
-def price_of(model: str | None, prices: Mapping[str, tuple[float, float, float]] | None = None
+@functools.cache
+def _snapshot() -> DataSnapshot:
+    """genai-prices' bundled data, in a snapshot of our own: never the one its
+    ``UpdatePrices`` may install (no download, the same answer offline)."""
+    from genai_prices import data
+    from genai_prices.data_snapshot import DataSnapshot
+    return DataSnapshot(providers=data.providers, from_auto_update=False)
+
+
+def _genai_cost(model: str, provider: str | None, *, input_tokens: int = 0,
+                cached: int = 0, written: int = 0, output: int = 0) -> float | None:
+    """The cost in USD genai-prices gives, trying the provider first, then any provider."""
+    from genai_prices import Usage as GenaiUsage
+    counts = {"input_tokens": input_tokens, "output_tokens": output}
+    if cached:
+        counts["cache_read_tokens"] = cached
+    if written:
+        counts["cache_write_tokens"] = written
+    snap = _snapshot()
+    for pid in dict.fromkeys((_PROVIDERS.get(provider or ""), None)):
+        try:
+            calc = snap.calc(GenaiUsage(**counts), model, pid, None, None)
+        except (LookupError, ValueError):
+            continue
+        return float(calc.total_price)
+    return None
+
+
+def _own_price(model: str, prices: Prices | None) -> tuple[float, float, float] | None:
+    if not prices:
+        return None
+    best = max((p for p in prices if model.startswith(p)), key=len, default=None)
+    return prices[best] if best is not None else None
+
+
+def price_of(model: str | None, prices: Prices | None = None, provider: str | None = None
              ) -> tuple[float, float, float] | None:
-    """The ``(input, cached input, output)`` price per 1M tokens of ``model``, if known."""
+    """The ``(input, cached input, output)`` price per 1M tokens of ``model``, if known:
+    from ``prices`` (model id prefixes) first, else from genai-prices."""
     if not model:
         return None
-    table = PRICES if prices is None else prices
-    best = max((p for p in table if model.startswith(p)), key=len, default=None)
-    return table[best] if best is not None else None
+    own = _own_price(model, prices)
+    if own is not None:
+        return own
+    m = 1_000_000
+    fresh = _genai_cost(model, provider, input_tokens=m)
+    cached = _genai_cost(model, provider, input_tokens=m, cached=m)
+    out = _genai_cost(model, provider, output=m)
+    if fresh is None or cached is None or out is None:
+        return None
+    return (fresh, cached, out)
 
 
-def priced(usage: Usage, model: str | None,
-           prices: Mapping[str, tuple[float, float, float]] | None = None) -> Usage:
-    """``usage`` with ``cost_usd`` filled in from the price of ``model``."""
-    price = price_of(model, prices)
-    if price is None:
-        return Usage(usage.input_tokens, usage.output_tokens, usage.cached_tokens, None,
-                     usage.calls)
-    fresh = max(usage.input_tokens - usage.cached_tokens, 0)
-    cost = (fresh * price[0] + usage.cached_tokens * price[1]
-            + usage.output_tokens * price[2]) / 1e6
-    return Usage(usage.input_tokens, usage.output_tokens, usage.cached_tokens, round(cost, 8),
-                 usage.calls)
+def priced(usage: Usage, model: str | None, prices: Prices | None = None,
+           provider: str | None = None) -> Usage:
+    """``usage`` with ``cost_usd`` filled in: from ``prices`` when it names ``model``
+    (by prefix), else from genai-prices for ``provider`` (``openai``, ``anthropic``,
+    ``gemini``); None when neither knows the model."""
+    cost: float | None = None
+    own = _own_price(model, prices) if model else None
+    if own is not None:
+        fresh = max(usage.input_tokens - usage.cached_tokens, 0)
+        cost = (fresh * own[0] + usage.cached_tokens * own[1]
+                + usage.output_tokens * own[2]) / 1e6
+    elif model:
+        cost = _genai_cost(model, provider, input_tokens=usage.input_tokens,
+                           cached=usage.cached_tokens, written=usage.cache_write_tokens,
+                           output=usage.output_tokens)
+    return Usage(usage.input_tokens, usage.output_tokens, usage.cached_tokens,
+                 None if cost is None else round(cost, 8), usage.calls,
+                 usage.cache_write_tokens)
 
 
 # -- reading usage fields ----------------------------------------------------------
@@ -177,7 +213,7 @@ def usage_fields(raw: Any, provider: str) -> Usage | None:
         cached = _int(raw.get("cache_read_input_tokens"))
         written = _int(raw.get("cache_creation_input_tokens"))
         inp = _int(raw.get("input_tokens")) + cached + written
-        return Usage(inp, _int(raw.get("output_tokens")), cached)
+        return Usage(inp, _int(raw.get("output_tokens")), cached, cache_write_tokens=written)
     if "prompt_tokens" in raw or "completion_tokens" in raw:  # Chat Completions
         details = raw.get("prompt_tokens_details")
         cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
@@ -189,16 +225,14 @@ def usage_fields(raw: Any, provider: str) -> Usage | None:
     return None
 
 
-def usage_of(ev: Event, prices: Mapping[str, tuple[float, float, float]] | None = None
-             ) -> Usage | None:
+def usage_of(ev: Event, prices: Prices | None = None) -> Usage | None:
     """Token counts and estimated cost of a model call event; None for anything else."""
     call = model_call(ev, prices)
     return call.usage if call is not None else None
 
 
 # -- reading a whole call --------------------------------------------------------
-def model_call(ev: Event, prices: Mapping[str, tuple[float, float, float]] | None = None
-               ) -> ModelCall | None:
+def model_call(ev: Event, prices: Prices | None = None) -> ModelCall | None:
     """The model call an ``http`` event holds, or None when it is not one."""
     if not ev.channel.startswith("http"):
         return None
@@ -230,7 +264,7 @@ def model_call(ev: Event, prices: Mapping[str, tuple[float, float, float]] | Non
     model = body.get("model")
     if usage is not None:
         usage = priced(usage, served if isinstance(served, str) else
-                       model if isinstance(model, str) else None, prices)
+                       model if isinstance(model, str) else None, prices, provider)
     fp = answer.get("system_fingerprint")
     return ModelCall(
         provider=provider, api=api, model=model if isinstance(model, str) else None,

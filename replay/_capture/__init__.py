@@ -5,7 +5,7 @@ task identity (``tasks``), call sites (``callsite``), the replay matcher
 (``matcher``), all patching of the standard library installed and removed as
 one unit (``patch``), tools and captures (``tools``), recorded exceptions
 (``exc``) and value encoding (``values``); HTTP capture is the ``http``
-subpackage.
+subpackage, MCP client sessions the ``mcp`` one.
 
 May import: ``replay._cassette``. Contract to the layers above: ``Session``,
 ``current()``, ``RecordMode``, ``SESSION_HOOKS`` (layers above register their

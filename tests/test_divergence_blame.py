@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -87,10 +88,10 @@ def _events(path: Path, channel: str) -> list[Event]:
                   key=lambda e: e.seq)
 
 
-def _diverge(path: Path, fn: object, **kwargs: object) -> replay.Divergence:
+def _diverge(path: Path, fn: Callable[..., object], **kwargs: object) -> replay.Divergence:
     with pytest.raises(replay.DivergenceError) as info:
         with replay.play(path, unused="fail"):
-            fn(**kwargs)  # type: ignore[operator]
+            fn(**kwargs)
     return info.value.divergence
 
 

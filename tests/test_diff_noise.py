@@ -262,3 +262,16 @@ def test_rules_on_hand_made_events() -> None:
     d = replay.diff([clock_l, uuid_l, tool_l], [clock_r, uuid_r, tool_r])
     assert d.first_divergence is not None and classify(d.first_divergence) is Kind.INPUT
     assert [p.kind for p in d.pairs] == [Kind.NOISE, Kind.NOISE, Kind.INPUT]
+
+
+async def test_tui_title_and_flags_use_the_same_model(demo_runs: Path) -> None:
+    from tui.app import ReplayApp
+    bad, good = _bad_good(demo_runs)
+    app = ReplayApp(bad, good)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "first divergence at #4" in app.title_text
+        assert app.run_diff is not None
+        flagged = [p.left.seq for p in app.run_diff.pairs if p.differs and p.left is not None]
+        assert flagged[0] == 4 and len(flagged) < 8  # not the 16 uuid/clock rows

@@ -119,19 +119,3 @@ def test_third_party_sources_repeat_when_imported_during_the_run(tmp_path: Path)
         play = cli("play", cassette, "--unused", "fail", "--", "python", str(program))
         assert play.returncode == 0, play.stderr
         assert play.stdout == rec.stdout
-
-
-def test_numpy_imported_before_the_session_repeats(tmp_path: Path) -> None:
-    numpy = pytest.importorskip("numpy")
-    uuid_utils = pytest.importorskip("uuid_utils")
-
-    def draw() -> tuple[list[float], str]:
-        return numpy.random.random(3).tolist(), str(uuid_utils.uuid7())
-
-    path = tmp_path / "np.replay"
-    with replay.record(path):
-        recorded = draw()
-    numpy.random.random(5)  # the global generator moves on between the runs
-    for _ in range(3):
-        with replay.play(path, unused="fail"):
-            assert draw() == recorded

@@ -152,6 +152,15 @@ def _by_name(patches: PatchList) -> PatchList:
     return out
 
 
+_IMPORTING: list[str] = []
+
+
+def importing(name: str) -> bool:
+    """Whether module ``name``'s patches are being applied because the run imported it
+    (not because the module was already loaded when the patches were installed)."""
+    return name in _IMPORTING
+
+
 class _ImportWatcher(importlib.abc.MetaPathFinder):
     """Applies a module's registered patches when the run imports it."""
 
@@ -176,8 +185,12 @@ class _ImportWatcher(importlib.abc.MetaPathFinder):
             exec_module(module)
             with _LOCK:
                 if _saved:
-                    for provider in _MODULE_PROVIDERS.get(fullname, ()):
-                        _apply(provider(module))
+                    _IMPORTING.append(fullname)
+                    try:
+                        for provider in _MODULE_PROVIDERS.get(fullname, ()):
+                            _apply(provider(module))
+                    finally:
+                        _IMPORTING.pop()
         loader.exec_module = exec_and_patch
         return spec
 

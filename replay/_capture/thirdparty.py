@@ -9,8 +9,8 @@
 * numpy: the legacy global generator (``np.random.random()``, ``rand``,
   ``choice``... all share ``numpy.random.mtrand._rand``) is seeded by numpy
   from the operating system, out of Python's sight. Its whole state is
-  recorded once per run, when the run starts with numpy loaded or when the run
-  imports it, and replay puts that state back: every later draw repeats.
+  recorded once per run, when the run imports numpy, and replay puts that
+  state back: every later draw repeats.
   ``default_rng()`` without a seed takes its entropy from ``secrets``, which
   the ``random`` capture already covers.
 
@@ -104,7 +104,16 @@ _NUMPY_STATE: Value = {"fn": "numpy.random.state"}
 
 
 def _numpy_state(module: types.ModuleType) -> _patch.PatchList:
-    """Record, or put back, the legacy global generator's state; patches nothing."""
+    """Record, or put back, the legacy global generator's state when the run imports
+    numpy (as every ``replay record -- python ...`` run does); patches nothing.
+
+    A run that starts with numpy already imported is not given this event: it
+    would stand first in every in-process recording of a process that loaded
+    numpy for other reasons. Such a program's legacy draws are not captured;
+    ``replay doctor`` reports them (docs/frameworks.md, known limits).
+    """
+    if not _patch.importing(module.__name__):
+        return []
     s = current()
     mtrand = getattr(module, "mtrand", None)
     rand: Any = getattr(mtrand, "_rand", None)

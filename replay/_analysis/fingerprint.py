@@ -46,7 +46,7 @@ PACKAGES = ("openai", "anthropic", "httpx", "httpx2", "agent-replay", "pydantic"
 ENV_VALUES = frozenset({
     "OPENAI_BASE_URL", "OPENAI_API_BASE", "OPENAI_API_VERSION", "OPENAI_API_TYPE",
     "AZURE_OPENAI_ENDPOINT", "ANTHROPIC_BASE_URL", "OPENAI_MODEL", "ANTHROPIC_MODEL",
-    "OPENAI_LOG", "ANTHROPIC_LOG", "PYTHONHASHSEED", "TZ", "LANG", "LC_ALL",
+    "OPENAI_LOG", "ANTHROPIC_LOG", "TZ", "LANG", "LC_ALL",
 })
 """Environment variables whose *values* are recorded (never secrets; URLs lose
 any user:password part and key-like strings are masked). Of every other
@@ -213,7 +213,9 @@ def _ask_git(cwd: str) -> tuple[str | None, bool | None]:
 def live_context() -> dict[str, Value]:
     """The process context now, as stored in ``meta["fingerprint"]``."""
     commit, dirty = _git(os.getcwd())
-    names = sorted(os.environ)
+    # PYTHONHASHSEED is agent-replay's own: replay record sets it in the child and
+    # keeps it in meta["hashseed"]; replay play hands it back.
+    names = sorted(k for k in os.environ if k != "PYTHONHASHSEED")
     values = {k: _clean_value(os.environ[k]) for k in names if k in ENV_VALUES}
     agent = _agent()
     out: dict[str, Value] = {

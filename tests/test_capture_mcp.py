@@ -43,7 +43,7 @@ from fixtures.mcp_server import McpHttpServer, stdio_parameters
 from replay._capture.mcp import ServerNotStartedError
 
 ROOT = Path(__file__).resolve().parents[1]
-PLAYS = int(os.environ.get("MCP_PLAYS", "10"))
+PLAYS = int(os.environ.get("MCP_PLAYS", "3"))  # the conformance suite replays its agent 10x
 UNWRAPPED = {"stdio_client": stdio_client}
 """The SDK's own ``stdio_client`` (a dict: a run rebinds module globals, not this)."""
 

@@ -25,7 +25,7 @@ Value channels (clock, random, uuid) ask without arguments, so their requests
 cannot tell reads apart; their call site can. In strict matching (not under
 ``OnMiss.LIVE``, and not on a channel with a custom :data:`RequestMatcher`),
 a value read that matches the head's request but is asked at another call
-site (compared by :func:`site_key`, which ignores the checkout's directory) is
+site (compared by :func:`site_key`: function and line, not the file's path) is
 not answered by the head: if a later event of the task's queue was recorded at
 the asking site, the events before it are skipped (the verdict waits, as
 above, and coming back means the same request *at the skipped event's site*);
@@ -104,15 +104,17 @@ def call_key(channel: str, request: Value) -> tuple[Any, ...]:
     return (channel,)
 
 
-def site_key(site: CallSite | None) -> tuple[str, str, int] | None:
-    """What identifies a call site in every checkout: file base name, function, line.
+def site_key(site: CallSite | None) -> tuple[str, int] | None:
+    """What identifies a call site in every checkout and copy: function and line.
 
     Sites are recorded with absolute paths; a cassette replayed from another
-    checkout (or machine, or OS) must still match, so the directory is left out.
+    checkout, machine or OS, or by a copy of the program under another name
+    (``my_agent.py`` recorded, ``agent.py`` replayed), must still match, so the
+    file is left out. Two reads in one function differ by line.
     """
     if site is None:
         return None
-    return site.file.replace("\\", "/").rsplit("/", 1)[-1], site.function, site.line
+    return site.function, site.line
 
 
 def _lenient_key(task: str, channel: str, request: Value, library: str

@@ -158,7 +158,7 @@ _HINTS = {
 
 
 _SITE_NOTE = ("clock, random and uuid reads carry no arguments, so the call site tells "
-              "them apart (file name, function and line; the directory is ignored): a "
+              "them apart (function and line; not the file's path or name): a "
               "line that moved because the code was edited is a new site, re-record")
 
 

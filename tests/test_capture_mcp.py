@@ -18,10 +18,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +39,7 @@ import replay
 from fixtures.emulator import Emulator, Script, ToolCall, Turn, When
 from fixtures.mcp_server import McpHttpServer, stdio_parameters
 from replay._capture.mcp import ServerNotStartedError
+from tests._portguard import PortGuard
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAYS = int(os.environ.get("MCP_PLAYS", "3"))  # the conformance suite replays its agent 10x
@@ -69,35 +68,6 @@ def stdio_server(python=None):
 mcp_agent.stdio_server = stdio_server
 mcp_agent.main()
 '''
-
-
-class PortGuard:
-    """Holds a port while replays run and counts every connection to it."""
-
-    def __init__(self, port: int) -> None:
-        self.connections = 0
-        self._sock = socket.socket()
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", port))
-        self._sock.listen(16)
-        self._sock.settimeout(0.2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._sock.close()
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

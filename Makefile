@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# The test suite also runs real agent frameworks (the `frameworks` extra, pinned).
+# The test suite also runs real agent frameworks (the `frameworks` extra, pinned),
+# the optional extras (s3, otel) and the servers it starts (the `services` extra).
 $(TEST_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install -q -e '.[dev,frameworks]'
+	$(BIN)/python -m pip install -q -e '.[dev,frameworks,s3,otel,services]'
 	touch $(TEST_STAMP)
 
 DEMO_DIR := .demo

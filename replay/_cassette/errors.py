@@ -11,6 +11,7 @@
      +-- NetworkBlockedError            strict replay refused a real connection
      +-- UnrecordableValueError         a value cannot be stored in a cassette
      +-- SessionError                   record/play used wrongly (nesting, state)
+     +-- StoreError                     a run store cannot be opened or has no such run
 
 Every :class:`CassetteError` carries ``offset``: the byte offset in the file at
 which reading failed (for data inside the compressed stream, the file position
@@ -114,3 +115,7 @@ class UnrecordableValueError(ReplayError, TypeError):
 
 class SessionError(ReplayError, RuntimeError):
     """record()/play() was used in a way that cannot work (nesting, reuse)."""
+
+
+class StoreError(ReplayError):
+    """A run store cannot be opened or used, or holds no run by that id."""

@@ -20,6 +20,7 @@ import pytest
 import replay
 from fixtures.emulator import Emulator, Script, Turn
 from replay import Severity
+from tests._secret_samples import shape_samples
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM = "You plan trips.\nAnswer briefly."
@@ -119,6 +120,22 @@ def test_system_prompt_edit_is_a_finding_with_a_text_diff(
     assert set(kinds(report)) == {"system_prompt"}
     assert report.replayed and set(report.by_seq()) == {f.seq for f in found}
     assert "system prompt changed" in report.report()
+
+
+def test_findings_are_redacted_even_from_an_unredacted_cassette(
+        tmp_path: Path, emulator: Callable[..., Emulator]) -> None:
+    keys = shape_samples()
+    old, new = keys["anthropic-key"], keys["github-token"]
+    emu = emulator(Turn(text="Rome is lovely.", repeat=True))
+    path = tmp_path / "raw.replay"
+    with replay.record(path, redact=False):  # the key is in the cassette
+        chat_agent(emu.openai_base_url, system=f"You plan trips with key {old}.")
+    report = replay.drift(path, agent=lambda: chat_agent(
+        emu.openai_base_url, system=f"You plan trips with key {new}."))
+    assert [f for f in report.findings if f.kind == "system_prompt"]
+    shown = report.report() + json.dumps(report.to_json())
+    assert old not in shown and new not in shown
+    assert "REDACTED" in shown
 
 
 def test_tool_schema_change_names_the_field(recorded: tuple[Path, Emulator]) -> None:

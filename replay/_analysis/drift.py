@@ -24,7 +24,7 @@ import enum
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from replay._analysis.fingerprint import Fingerprint, fingerprint, live_fingerprint
@@ -43,6 +43,7 @@ from replay._capture.session import current
 from replay._cassette import Cassette, read_cassette
 from replay._cassette.errors import DivergenceError, SessionError
 from replay._cassette.events import Event, Value
+from replay._cassette.redact import DEFAULT
 from replay._cassette.structdiff import Change
 from replay._cassette.structdiff import diff as structdiff
 from replay._runs.api import Run, Unused
@@ -458,6 +459,10 @@ def drift(cassette: str | os.PathLike[str] | Cassette, *,
         probes += probe_http(cas.events, allow_hosts, models=probe_models, timeout=timeout)
         findings += probe_findings(probes)
     findings.sort(key=lambda f: (f.seq is not None, f.seq or 0, -f.severity))
+    # Shown, so redacted: live requests and unredacted cassettes may carry keys.
+    findings = [replace(f, recorded=DEFAULT.value(f.recorded), live=DEFAULT.value(f.live),
+                        message=DEFAULT.text(f.message), detail=DEFAULT.text(f.detail))
+                for f in findings]
     return DriftReport(cas.path, tuple(findings), recorded, live_fp,
                        replayed=agent is not None or command is not None, probed=probe)
 

@@ -394,3 +394,22 @@ def test_the_pytest_plugin_refuses_an_unusable_cassette_in_one_line(
     assert "Traceback" not in out and "IsADirectoryError" not in out
     assert "CassetteCorruptError" not in out
     assert not (pytester.path / "body-ran").exists()
+
+
+def test_the_python_api_refuses_a_bad_path_before_the_agent_runs(tmp_path: Path) -> None:
+    """``replay.play``/``replay.record`` check paths as the CLI does: a documented
+    error before the block runs, never a raw OSError after the agent ran."""
+    ran: list[str] = []
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    cases = [
+        (replay.play, tmp_path / "none.replay", "no such cassette"),
+        (replay.play, folder, "is a directory, not a cassette"),
+        (replay.record, folder, "it is a directory"),
+        (replay.record, tmp_path / "gone" / "x.replay", "does not exist"),
+    ]
+    for opener, path, words in cases:
+        with pytest.raises(replay.SessionError, match=words), opener(path):
+            ran.append(str(path))
+    assert ran == []
+    assert not (tmp_path / "runs.partial").exists()

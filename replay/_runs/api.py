@@ -22,7 +22,7 @@ import inspect
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -38,6 +38,7 @@ from replay._cassette.events import Event, Value
 from replay._cassette.redact import DEFAULT as DEFAULT_REDACTOR
 from replay._cassette.redact import Redactor
 from replay._cassette.redacted import header_for
+from replay._runs.preflight import cassette_problem, output_problem, require
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -162,6 +163,7 @@ class Run:
         elif mode is RecordMode.NEW_EVENTS and not exists and self.at is None:
             mode = RecordMode.RECORD  # nothing recorded yet: every event is new
         self.mode = mode
+        self._preflight(mode)
         if mode is RecordMode.REPLAY:
             session = self._replay_session()
         elif mode is RecordMode.RECORD:
@@ -193,11 +195,19 @@ class Run:
         meta.update(self.metadata)
         return meta
 
+    def _preflight(self, mode: RecordMode) -> None:
+        """Refuse a bad path before anything runs: a missing or unreadable cassette
+        (never a live run instead), or an output that could not be written at the end."""
+        if mode is not RecordMode.RECORD:
+            problem = cassette_problem(self.path, header=False)
+            if problem is not None and problem.kind == "missing" and problem.partial is None:
+                problem = replace(problem, message=f"{problem.message}; record it first, e.g. "
+                                  f"replay record -o {self.path} -- python your_agent.py")
+            require(problem)
+        if mode is not RecordMode.REPLAY:
+            require(output_problem(self.output))
+
     def _source(self) -> Cassette:
-        if not os.path.exists(self.path):
-            raise SessionError(
-                f"no cassette at {self.path}; record it first, e.g. "
-                f"replay record -o {self.path} -- python your_agent.py")
         return read_cassette(self.path, strict=not self.allow_damaged)
 
     def _replay_session(self) -> Session:

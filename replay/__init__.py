@@ -14,11 +14,14 @@ Only the names in ``__all__`` are public; everything in ``_modules`` may change.
 
 from __future__ import annotations
 
+from replay._analysis.context import ContextDiff, MessageChange, MessageStatus, context_diff
 from replay._analysis.diff import diff
 from replay._analysis.drift import DriftReport, Finding, Severity, drift, findings_by_seq
 from replay._analysis.fingerprint import Fingerprint, fingerprint
 from replay._analysis.rundiff import AlignedPair, DiffStatus, RunDiff
+from replay._analysis.steps import Step, StepKind, StepTool, steps
 from replay._analysis.summary import summarize
+from replay._analysis.toolcalls import ToolResult, ToolUse
 from replay._analysis.usage import Usage, model_call
 from replay._capture.exc import ReplayedException
 from replay._capture.http import httpx_transport
@@ -70,6 +73,7 @@ __all__ = [
     "CassetteVersionError",
     "Change",
     "Chunk",
+    "ContextDiff",
     "DiffStatus",
     "Divergence",
     "DivergenceError",
@@ -81,6 +85,8 @@ __all__ = [
     "Grade",
     "Header",
     "Limits",
+    "MessageChange",
+    "MessageStatus",
     "NetworkBlockedError",
     "ParentLink",
     "RecordMode",
@@ -93,7 +99,12 @@ __all__ = [
     "RunDiff",
     "SessionError",
     "Severity",
+    "Step",
+    "StepKind",
+    "StepTool",
     "ToolInfo",
+    "ToolResult",
+    "ToolUse",
     "UnconsumedWarning",
     "UnrecordableValueError",
     "Unused",
@@ -101,6 +112,7 @@ __all__ = [
     "Value",
     "VerifyReport",
     "capture",
+    "context_diff",
     "diff",
     "drift",
     "edit",
@@ -117,6 +129,7 @@ __all__ = [
     "record",
     "registered_tools",
     "run",
+    "steps",
     "summarize",
     "tool",
     "verify",

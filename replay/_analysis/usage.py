@@ -1,6 +1,7 @@
 """What a recorded model call says: model, prompts, tools, output, tokens and cost.
 
-Reads OpenAI (Chat Completions, Responses) and Anthropic (Messages) calls from
+Reads OpenAI (Chat Completions, Responses), Anthropic (Messages) and Gemini
+(``generateContent``, :mod:`replay._analysis.gemini`) calls from
 ``http`` events, streamed or not: a streamed answer is rebuilt from its SSE
 chunks (text, tool calls, the served model, and the usage the last events
 carry). Used by the diff (token and cost deltas, prompt text diffs), the
@@ -23,6 +24,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from replay._analysis import gemini
+from replay._analysis.toolcalls import ToolResult, ToolUse, requested, results
 from replay._analysis.wire import (
     _READERS,
     _assemble,
@@ -90,12 +93,13 @@ ZERO = Usage(calls=0, cost_usd=0.0)
 
 @dataclass(frozen=True, slots=True)
 class ModelCall:
-    """One OpenAI or Anthropic model call read from an ``http`` event."""
+    """One OpenAI, Anthropic or Gemini model call read from an ``http`` event."""
 
     provider: str
-    """``openai`` or ``anthropic``."""
+    """``openai``, ``anthropic`` or ``gemini``."""
     api: str
-    """``chat`` (Chat Completions), ``responses`` or ``messages`` (Anthropic)."""
+    """``chat`` (Chat Completions), ``responses``, ``messages`` (Anthropic) or
+    ``generate`` (Gemini's ``generateContent``)."""
     model: str | None
     """The model id asked for."""
     served_model: str | None
@@ -118,6 +122,10 @@ class ModelCall:
     """True when the answer came as server-sent events."""
     status: int | None = None
     """HTTP status of the answer."""
+    tool_calls: tuple[ToolUse, ...] = ()
+    """The tool calls the answer asked for, in order (with their call ids)."""
+    tool_results: tuple[ToolResult, ...] = ()
+    """The tool results the request carries back to the model, in order."""
 
     def transcript(self) -> str:
         """The prompt as text, one block per message: what a prompt diff compares."""
@@ -232,11 +240,25 @@ def usage_of(ev: Event, prices: Prices | None = None) -> Usage | None:
 
 
 # -- reading a whole call --------------------------------------------------------
+def _kind(request: Value) -> tuple[str, str] | None:
+    """``(provider, api)`` of a model call: OpenAI and Anthropic (:func:`api_of`), or
+    Gemini (``gemini``, ``generate``)."""
+    kind = api_of(request)
+    if kind is None and isinstance(request, dict) and str(
+            request.get("method", "")).upper() == "POST":
+        url = request.get("url")
+        if isinstance(url, bytes):
+            url = url.decode("latin-1")
+        if isinstance(url, str) and gemini.is_gemini(url):
+            return "gemini", "generate"
+    return kind
+
+
 def model_call(ev: Event, prices: Prices | None = None) -> ModelCall | None:
     """The model call an ``http`` event holds, or None when it is not one."""
     if not ev.channel.startswith("http"):
         return None
-    kind = api_of(ev.request)
+    kind = _kind(ev.request)
     if kind is None:
         return None
     provider, api = kind
@@ -244,24 +266,36 @@ def model_call(ev: Event, prices: Prices | None = None) -> ModelCall | None:
     body = as_json(ev.request.get("body"))
     if not isinstance(body, dict):
         body = {}
-    system, messages = _READERS[api](body)
-    tools = tool_schemas(body.get("tools"))
-    params = {k: v for k, v in body.items()
-              if k not in ("messages", "input", "instructions", "system", "tools", "model")}
     resp = ev.response if isinstance(ev.response, dict) else {}
     status = resp.get("status")
     raw = response_body(ev)
     stream = stream_of(ev, raw)
-    if stream is not None:
-        answer = _assemble(stream, provider)
-    else:
-        answer = as_json(raw)
-        if not isinstance(answer, dict):
-            answer = {}
-    served = answer.get("model")
-    output = _output_text(answer, api)
-    usage = usage_fields(answer.get("usage"), provider)
     model = body.get("model")
+    if api == "generate":
+        system, messages = gemini.messages(body)
+        tools = gemini.tool_schemas(body.get("tools"))
+        model = gemini.model_of(str(ev.request.get("url")))
+        answer = (gemini.assemble([data for _, data in stream]) if stream is not None
+                  else gemini.answer_of(as_json(raw)))
+        served = answer.get("modelVersion")
+        output = gemini.output_text(answer)
+        counts = gemini.usage_counts(answer.get("usageMetadata"))
+        usage = Usage(*counts) if counts is not None else None
+    else:
+        system, messages = _READERS[api](body)
+        tools = tool_schemas(body.get("tools"))
+        if stream is not None:
+            answer = _assemble(stream, provider)
+        else:
+            answer = as_json(raw)
+            if not isinstance(answer, dict):
+                answer = {}
+        served = answer.get("model")
+        output = _output_text(answer, api)
+        usage = usage_fields(answer.get("usage"), provider)
+    params = {k: v for k, v in body.items()
+              if k not in ("messages", "input", "instructions", "system", "tools", "model",
+                           "contents", "systemInstruction", "system_instruction")}
     if usage is not None:
         usage = priced(usage, served if isinstance(served, str) else
                        model if isinstance(model, str) else None, prices, provider)
@@ -272,8 +306,8 @@ def model_call(ev: Event, prices: Prices | None = None) -> ModelCall | None:
         system_fingerprint=fp if isinstance(fp, str) else None,
         system=system, messages=tuple(messages), tools=tools, params=params,
         output=output, usage=usage, streamed=stream is not None,
-        status=status if type(status) is int else None)
-
+        status=status if type(status) is int else None,
+        tool_calls=requested(answer, api), tool_results=results(body, api))
 
 
 def iter_calls(events: Iterable[Event]) -> Iterator[tuple[Event, ModelCall]]:

@@ -251,6 +251,7 @@ def _assemble(stream: list[tuple[str | None, Any]], provider: str) -> dict[str, 
     out: dict[str, Any] = {}
     text: list[str] = []
     calls: dict[int, dict[str, str]] = {}
+    ids: dict[int, str] = {}
     for name, data in stream:
         if not isinstance(data, dict):
             continue
@@ -274,13 +275,16 @@ def _assemble(stream: list[tuple[str | None, Any]], provider: str) -> dict[str, 
                 if not isinstance(call, dict):
                     continue
                 slot = calls.setdefault(call.get("index", 0), {"name": "", "arguments": ""})
+                if isinstance(call.get("id"), str):
+                    ids[call.get("index", 0)] = call["id"]
                 fn = call.get("function") or {}
                 slot["name"] += fn.get("name") or ""
                 slot["arguments"] += fn.get("arguments") or ""
     if "choices" not in out and (text or calls):
         msg: dict[str, Any] = {"role": "assistant", "content": "".join(text)}
         if calls:
-            msg["tool_calls"] = [{"function": calls[i]} for i in sorted(calls)]
+            msg["tool_calls"] = [{"function": calls[i]} | ({"id": ids[i]} if i in ids else {})
+                                 for i in sorted(calls)]
         out["choices"] = [{"message": msg}]
     return out
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from replay._analysis.summary import summarize
 from replay._cassette import read_cassette, verify
 from replay._cassette.errors import CassetteError
+from replay._cassette.events import Event
 from replay._cassette.jsonable import event_json, jsonable
 from replay._cassette.redacted import shown
 from replay._runs.preflight import cassette_problem, require
@@ -22,6 +25,12 @@ def register(sub: Any) -> None:
     show.add_argument("--channel", action="append", default=[],
                       help="only these channels (a prefix: 'tool' matches tool:*); repeatable")
     show.add_argument("--json", action="store_true", help="the header and events as JSON")
+    show.add_argument("--steps", action="store_true",
+                      help="group the events into agent steps: each model call, the tool "
+                           "calls it asked for and what they did (docs/steps.md)")
+    show.add_argument("--context", type=int, metavar="N",
+                      help="what model call #N read: its messages against the previous call "
+                           "of its conversation (added, changed, removed, truncated)")
     show.set_defaults(func=cmd_show)
 
     ver = sub.add_parser("verify", help="check a cassette's integrity (exit 1 when damaged)")
@@ -47,6 +56,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         sys.stderr.write(f"replay: {exc}\n")
         return 1
     cassette = shown(cassette)  # redacted with the default rules, whatever it was written with
+    if args.steps or args.context is not None:
+        code = _show_steps(args, cassette.events)
+        if cassette.damage is not None:
+            sys.stderr.write(f"replay: cassette damaged: {cassette.damage}\n")
+            return max(code, 1)
+        return code
     events = sorted((e for e in cassette.events if _wanted(e.channel, args.channel)),
                     key=lambda e: e.seq)
     if args.json:
@@ -69,6 +84,39 @@ def cmd_show(args: argparse.Namespace) -> int:
     if cassette.damage is not None:
         sys.stderr.write(f"replay: cassette damaged: {cassette.damage}\n")
         return 1
+    return 0
+
+
+def _show_steps(args: argparse.Namespace, events: Sequence[Event]) -> int:
+    """``replay show --steps`` / ``--context N`` (``--channel`` filters the tree's events)."""
+    from replay._analysis import stepview
+    from replay._analysis.context import context_diff
+    from replay._analysis.steps import steps
+    if args.context is not None:
+        diff = context_diff(events, args.context)
+        if diff is None:
+            sys.stderr.write(f"replay: event #{args.context} is not a model call "
+                             f"(replay show --steps lists them)\n")
+            return 2
+        if args.json:
+            json.dump(jsonable(stepview.context_json(diff)), sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            call = next(s.call for s in steps(events) if s.seq == args.context)
+            label = f"{call.provider} {call.api} {call.model}" if call is not None else ""
+            sys.stdout.write(stepview.context_text(diff, label))
+        if not args.steps:
+            return 0
+    found = steps(events)
+    if args.channel:
+        found = [dataclasses.replace(s, events=tuple(e for e in s.events
+                                                     if _wanted(e.channel, args.channel)))
+                 for s in found]
+    if args.json:
+        json.dump(jsonable(stepview.steps_json(found)), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(stepview.steps_text(found))
     return 0
 
 

@@ -1,0 +1,255 @@
+"""What the model read: each model call's context against the previous call of its conversation.
+
+A model call's *context* is what it sent: the system prompt (as a ``system``
+message) and the conversation's messages, as :class:`~replay._analysis.usage.ModelCall`
+reads them for every API (tool calls as ``-> name(args)``, results as text).
+
+Calls are grouped into *conversations* by message-prefix overlap: a call
+continues the earlier call with which it shares the longest run of leading
+messages, provided that run holds a message other than the system prompt (two
+agents with the same instructions but different questions are two
+conversations); ties go to the most recent. The first call of a conversation
+has no previous call and its whole context counts as added.
+
+The diff aligns the two contexts message by message (longest common
+subsequence of equal ``(role, text)`` messages, :mod:`replay._analysis.align`);
+in each gap, messages of the same role pair up in order as *truncated* (the
+new text is a shortened part of the old one) or *changed* (with a unified
+diff); the rest are *added* or *removed*. Sizes are in characters; tokens are
+the prompt tokens the provider reported (``usage``), when it did.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from replay._analysis.align import lcs
+from replay._analysis.payloads import text_diff
+from replay._analysis.source import Source, events_of
+from replay._analysis.usage import ModelCall, Prices, model_call
+from replay._cassette.events import Event
+
+Message = tuple[str, str]
+"""``(role, text)``."""
+
+
+class MessageStatus(enum.Enum):
+    """How a message of a call's context relates to the previous call's."""
+
+    ADDED = "added"
+    """New in this call."""
+    CHANGED = "changed"
+    """At the same place, with another text."""
+    REMOVED = "removed"
+    """Sent before, left out now."""
+    TRUNCATED = "truncated"
+    """Sent again, shortened (its new text is a part of the old one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageChange:
+    """One message added, changed, removed or truncated between two calls."""
+
+    status: MessageStatus
+    """What happened to it."""
+    role: str
+    """``system``, ``user``, ``assistant``, ``tool``..."""
+    index: int | None
+    """Its position in this call's context (None when removed)."""
+    previous_index: int | None
+    """Its position in the previous call's context (None when added)."""
+    text: str
+    """Its text now ("" when removed)."""
+    previous_text: str = ""
+    """Its text in the previous call ("" when added)."""
+    diff: str = ""
+    """Unified diff of the two texts (changed and truncated messages)."""
+
+    @property
+    def chars(self) -> int:
+        """Characters gained (negative: lost)."""
+        return len(self.text) - len(self.previous_text)
+
+
+@dataclass(frozen=True, slots=True)
+class ContextDiff:
+    """A model call's context against the previous call of the same conversation."""
+
+    seq: int
+    """The model call's event number."""
+    previous_seq: int | None
+    """The previous call of its conversation; None for a conversation's first call."""
+    conversation: int
+    """Conversation number, from 1, in the order conversations started."""
+    changes: tuple[MessageChange, ...]
+    """Every message added, changed, removed or truncated, in context order."""
+    kept: int
+    """Messages sent again unchanged."""
+    messages: int
+    """Messages in this call's context (the system prompt counts as one)."""
+    chars: int
+    """Characters of this call's context (message texts)."""
+    previous_chars: int
+    """Characters of the previous call's context (0 for a first call)."""
+    input_tokens: int | None = None
+    """Prompt tokens of this call, as its usage reports (None when it reports none)."""
+    previous_input_tokens: int | None = None
+    """Prompt tokens of the previous call."""
+
+    def _of(self, status: MessageStatus) -> tuple[MessageChange, ...]:
+        return tuple(c for c in self.changes if c.status is status)
+
+    @property
+    def added(self) -> tuple[MessageChange, ...]:
+        """Messages new in this call."""
+        return self._of(MessageStatus.ADDED)
+
+    @property
+    def changed(self) -> tuple[MessageChange, ...]:
+        """Messages whose text changed."""
+        return self._of(MessageStatus.CHANGED)
+
+    @property
+    def removed(self) -> tuple[MessageChange, ...]:
+        """Messages no longer sent."""
+        return self._of(MessageStatus.REMOVED)
+
+    @property
+    def truncated(self) -> tuple[MessageChange, ...]:
+        """Messages sent shortened."""
+        return self._of(MessageStatus.TRUNCATED)
+
+    @property
+    def chars_delta(self) -> int:
+        """Characters gained since the previous call."""
+        return self.chars - self.previous_chars
+
+    @property
+    def tokens_delta(self) -> int | None:
+        """Prompt tokens gained since the previous call, when both calls report usage
+        (for a first call: its prompt tokens)."""
+        if self.input_tokens is None:
+            return None
+        if self.previous_seq is None:
+            return self.input_tokens
+        if self.previous_input_tokens is None:
+            return None
+        return self.input_tokens - self.previous_input_tokens
+
+
+def context_of(call: ModelCall) -> list[Message]:
+    """A call's context: the system prompt (when any) then its messages."""
+    out: list[Message] = [("system", call.system)] if call.system else []
+    return out + list(call.messages)
+
+
+def _prefix(a: Sequence[Message], b: Sequence[Message]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def conversations(calls: Iterable[tuple[Event, ModelCall]]) -> dict[int, tuple[int, int | None]]:
+    """Each model call's ``(conversation, previous call's seq)``, by event number."""
+    seen: list[tuple[int, list[Message]]] = []
+    conv: dict[int, int] = {}
+    out: dict[int, tuple[int, int | None]] = {}
+    for ev, call in sorted(calls, key=lambda p: p[0].seq):
+        ctx = context_of(call)
+        best: tuple[int, int] | None = None  # (prefix length, seq)
+        for seq, prev in reversed(seen):
+            n = _prefix(prev, ctx)
+            if any(role != "system" for role, _ in ctx[:n]) and (best is None or n > best[0]):
+                best = (n, seq)
+        if best is None:
+            conv[ev.seq] = len(set(conv.values())) + 1
+            out[ev.seq] = (conv[ev.seq], None)
+        else:
+            conv[ev.seq] = conv[best[1]]
+            out[ev.seq] = (conv[ev.seq], best[1])
+        seen.append((ev.seq, ctx))
+    return out
+
+
+def _shortened(old: str, new: str) -> bool:
+    return 0 < len(new) < len(old) and (old.startswith(new.rstrip(".… \n")) or new in old
+                                        or old.endswith(new.lstrip(".… \n")))
+
+
+def diff_contexts(seq: int, call: ModelCall, previous_seq: int | None,
+                  previous: ModelCall | None, conversation: int) -> ContextDiff:
+    """The context diff of ``call`` (event ``seq``) against ``previous`` (None: a first call)."""
+    new = context_of(call)
+    old = context_of(previous) if previous is not None else []
+    pairs = lcs(old, new)
+    changes: list[tuple[float, MessageChange]] = []
+    pi = pj = 0
+    for i, j in [*pairs, (len(old), len(new))]:
+        changes += _gap(old, new, pi, i, pj, j, seq, previous_seq)
+        pi, pj = i + 1, j + 1
+    changes.sort(key=lambda c: c[0])
+    return ContextDiff(
+        seq=seq, previous_seq=previous_seq, conversation=conversation,
+        changes=tuple(c for _, c in changes), kept=len(pairs), messages=len(new),
+        chars=sum(len(t) for _, t in new), previous_chars=sum(len(t) for _, t in old),
+        input_tokens=call.usage.input_tokens if call.usage is not None else None,
+        previous_input_tokens=(previous.usage.input_tokens if previous is not None
+                               and previous.usage is not None else None))
+
+
+def _gap(old: Sequence[Message], new: Sequence[Message], alo: int, ahi: int, blo: int, bhi: int,
+         seq: int, previous_seq: int | None) -> list[tuple[float, MessageChange]]:
+    """Changes in one gap, each with a sort key (its place in the new context; a removed
+    message just before the new message that follows it)."""
+    out: list[tuple[float, MessageChange]] = []
+    rest_new = list(range(blo, bhi))
+    for i in range(alo, ahi):
+        role, text = old[i]
+        j = next((j for j in rest_new if new[j][0] == role), None)
+        if j is None:
+            out.append((blo - 0.5 + (i - alo) / (ahi - alo + 1) * 0.5, MessageChange(
+                MessageStatus.REMOVED, role, None, i, "", text)))
+            continue
+        rest_new.remove(j)
+        now = new[j][1]
+        status = MessageStatus.TRUNCATED if _shortened(text, now) else MessageStatus.CHANGED
+        where = f"#{previous_seq} [{i}] {role}"
+        out.append((j, MessageChange(status, role, j, i, now, text,
+                                     text_diff(text + "\n", now + "\n", where,
+                                               f"#{seq} [{j}] {role}"))))
+    for j in rest_new:
+        out.append((j, MessageChange(MessageStatus.ADDED, new[j][0], j, None, new[j][1])))
+    return out
+
+
+def context_diffs(calls: Iterable[tuple[Event, ModelCall]]) -> dict[int, ContextDiff]:
+    """The context diff of every model call, by event number."""
+    ordered = sorted(calls, key=lambda p: p[0].seq)
+    by_seq = {ev.seq: call for ev, call in ordered}
+    convs = conversations(ordered)
+    out: dict[int, ContextDiff] = {}
+    for ev, call in ordered:
+        conv, prev = convs[ev.seq]
+        out[ev.seq] = diff_contexts(ev.seq, call, prev, by_seq.get(prev) if prev is not None
+                                    else None, conv)
+    return out
+
+
+def context_diff(source: Source, seq: int, *, prices: Prices | None = None
+                 ) -> ContextDiff | None:
+    """What model call ``seq`` read, against the previous call of its conversation;
+    None when event ``seq`` is not a model call.
+
+    ``source`` is a cassette path, a :class:`~replay.Cassette` or a list of events.
+    """
+    events = events_of(source, "context_diff")
+    calls = [(ev, call) for ev in events if ev.channel.startswith("http")
+             and (call := model_call(ev, prices)) is not None]
+    if not any(ev.seq == seq for ev, _ in calls):
+        return None
+    return context_diffs(calls)[seq]

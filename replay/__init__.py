@@ -19,6 +19,7 @@ from replay._analysis.diff import diff
 from replay._analysis.drift import DriftReport, Finding, Severity, drift, findings_by_seq
 from replay._analysis.fingerprint import Fingerprint, fingerprint
 from replay._analysis.rundiff import AlignedPair, DiffStatus, RunDiff
+from replay._analysis.stepdiff import StepDiff, StepPair, step_diff
 from replay._analysis.steps import Step, StepKind, StepTool, steps
 from replay._analysis.summary import summarize
 from replay._analysis.toolcalls import ToolResult, ToolUse
@@ -100,7 +101,9 @@ __all__ = [
     "SessionError",
     "Severity",
     "Step",
+    "StepDiff",
     "StepKind",
+    "StepPair",
     "StepTool",
     "ToolInfo",
     "ToolResult",
@@ -129,6 +132,7 @@ __all__ = [
     "record",
     "registered_tools",
     "run",
+    "step_diff",
     "steps",
     "summarize",
     "tool",

@@ -100,6 +100,7 @@ def _fail(exc: BaseException) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     """``replay diff``."""
     from replay._analysis.diff import diff
+    from replay._analysis.stepdiff import step_diff
     from replay._cassette import read_cassette
     from replay._cassette.redacted import shown
     require(cassette_problem(args.left), cassette_problem(args.right))
@@ -108,14 +109,20 @@ def cmd_diff(args: argparse.Namespace) -> int:
                        for p in (args.left, args.right))
         result = diff(left, right, ignore=args.ignore, ignore_channels=args.ignore_channel,
                       include_noise=args.include_noise, allow_damaged=args.allow_damaged)
+        by_step = step_diff(left, right, ignore=args.ignore,
+                            ignore_channels=args.ignore_channel,
+                            include_noise=args.include_noise, allow_damaged=args.allow_damaged)
     except (CassetteError, OSError, ValueError) as exc:
         return _fail(exc)
     if args.json:
-        json.dump(result.to_json(include_same=args.all), sys.stdout, indent=1)
+        doc = result.to_json(include_same=args.all)
+        doc["steps"] = by_step.to_json()
+        json.dump(doc, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(result.report(include_same=args.all,
                                        max_changes=args.max_changes) + "\n")
+        sys.stdout.write("\n" + by_step.report(include_same=args.all) + "\n")
     return 0 if result.same else 1
 
 

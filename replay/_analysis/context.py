@@ -4,12 +4,15 @@ A model call's *context* is what it sent: the system prompt (as a ``system``
 message) and the conversation's messages, as :class:`~replay._analysis.usage.ModelCall`
 reads them for every API (tool calls as ``-> name(args)``, results as text).
 
-Calls are grouped into *conversations* by message-prefix overlap: a call
-continues the earlier call with which it shares the longest run of leading
-messages, provided that run holds a message other than the system prompt (two
-agents with the same instructions but different questions are two
-conversations); ties go to the most recent. The first call of a conversation
-has no previous call and its whole context counts as added.
+Calls are grouped into *conversations*: a call that carries back a tool result
+continues the call whose answer asked for that tool (by call id); else, by
+message-prefix overlap, it continues the earlier call with which it shares the
+longest run of leading
+messages, the system prompt left aside (a handoff to another agent changes
+it; two agents with the same instructions but different questions are two
+conversations); ties go to the same system prompt, then to the most recent.
+The first call of a conversation has no previous call and its whole context
+counts as added.
 
 The diff aligns the two contexts message by message (longest common
 subsequence of equal ``(role, text)`` messages, :mod:`replay._analysis.align`);
@@ -154,25 +157,45 @@ def _prefix(a: Sequence[Message], b: Sequence[Message]) -> int:
     return n
 
 
+def _split(ctx: list[Message]) -> tuple[str | None, list[Message]]:
+    if ctx and ctx[0][0] == "system":
+        return ctx[0][1], ctx[1:]
+    return None, ctx
+
+
 def conversations(calls: Iterable[tuple[Event, ModelCall]]) -> dict[int, tuple[int, int | None]]:
-    """Each model call's ``(conversation, previous call's seq)``, by event number."""
-    seen: list[tuple[int, list[Message]]] = []
+    """Each model call's ``(conversation, previous call's seq)``, by event number.
+
+    A call that carries back the result of a tool call an earlier answer asked
+    for (by call id) continues the latest such call. Else it continues the
+    earlier call whose messages (the system prompt aside: a handoff to another
+    agent changes it) share the longest prefix with its own, when that prefix
+    holds at least one message; ties go to the same system prompt, then to the
+    most recent call.
+    """
+    seen: list[tuple[int, str | None, list[Message]]] = []
+    asked: dict[str, int] = {}  # tool call id -> seq of the call whose answer asked it
     conv: dict[int, int] = {}
     out: dict[int, tuple[int, int | None]] = {}
     for ev, call in sorted(calls, key=lambda p: p[0].seq):
-        ctx = context_of(call)
-        best: tuple[int, int] | None = None  # (prefix length, seq)
-        for seq, prev in reversed(seen):
-            n = _prefix(prev, ctx)
-            if any(role != "system" for role, _ in ctx[:n]) and (best is None or n > best[0]):
-                best = (n, seq)
+        system, msgs = _split(context_of(call))
+        best: tuple[int, bool, int] | None = None  # (prefix length, same system, seq)
+        linked = [asked[r.id] for r in call.tool_results if r.id is not None and r.id in asked]
+        if linked:  # it carries results of tool calls an earlier answer asked for
+            best = (0, True, max(linked))
+        for seq, prev_system, prev in seen if best is None else ():
+            n = _prefix(prev, msgs)
+            score = (n, prev_system == system, seq)
+            if n and (best is None or score > best):
+                best = score
+        asked.update((t.id, ev.seq) for t in call.tool_calls if t.id is not None)
         if best is None:
             conv[ev.seq] = len(set(conv.values())) + 1
             out[ev.seq] = (conv[ev.seq], None)
         else:
-            conv[ev.seq] = conv[best[1]]
-            out[ev.seq] = (conv[ev.seq], best[1])
-        seen.append((ev.seq, ctx))
+            conv[ev.seq] = conv[best[2]]
+            out[ev.seq] = (conv[ev.seq], best[2])
+        seen.append((ev.seq, system, msgs))
     return out
 
 

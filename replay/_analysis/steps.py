@@ -13,7 +13,9 @@ How events are placed, in ``seq`` order:
 - a tool event (``tool:NAME``: a decorated tool, an MCP ``tools/call``) goes to
   the most recent step whose answer asked for a tool of that name and has not had
   it run yet (arguments equal preferred; the step of the event's own task or an
-  ancestor task first), and is linked to that tool call;
+  ancestor task first; a tool of another name with equal arguments last: a
+  framework may name a tool otherwise than the function), and is linked to that
+  tool call;
 - anything else goes to the most recent step of its own task or an ancestor
   task (a tool run in a child task of ``asyncio.gather`` belongs to the step that
   asked for it), else to the most recent step, else to ``setup``.
@@ -160,6 +162,15 @@ class _Open:
         return ev.task if ev is not None else "main"
 
 
+def _root(ev: Event, by_seq: dict[int, Event]) -> int:
+    """The seq of ``ev``'s outermost parent among the run's events (its own when none)."""
+    seen = {ev.seq}
+    while ev.parent is not None and ev.parent in by_seq and ev.parent not in seen:
+        ev = by_seq[ev.parent]
+        seen.add(ev.seq)
+    return ev.seq
+
+
 def _sdk_reads(events: Sequence[Event], by_seq: dict[int, Event], made: dict[int, _Open]
                ) -> dict[int, int]:
     """Reads an SDK made for a model call just before sending it (an idempotency key's
@@ -189,9 +200,12 @@ def _take_tool(opened: list[_Open], ev: Event) -> _Open | None:
         if step.event is None:
             continue
         for ti, t in enumerate(step.tools):
-            if t.event is not None or t.call.name != name:
+            same_args = _args_equal(ev, t.call)
+            # by name; a tool registered under another name than the model's by arguments
+            if t.event is not None or (t.call.name != name and not same_args):
                 continue
-            score = 2 * _in_lineage(ev.task, step.task) + _args_equal(ev, t.call)
+            score = (4 * (t.call.name == name) + 2 * _in_lineage(ev.task, step.task)
+                     + same_args)
             if best is None or score > best[0]:
                 best = (score, si, ti)
     if best is None:
@@ -210,20 +224,36 @@ def _owner(opened: list[_Open], ev: Event) -> _Open | None:
 
 
 def _link_results(opened: list[_Open]) -> None:
-    """Set each tool call's ``result_seq``: the first later call carrying its result."""
+    """Set each tool call's ``result_seq``: the first later call carrying its result,
+    by call id, else (a result without an id, as Gemini's automatic function calling
+    sends) by tool name, the most recent step first."""
     for si, step in enumerate(opened):
         if step.call is None or step.event is None:
             continue
         for res in step.call.tool_results:
-            for earlier in reversed(opened[:si]):
-                hit = next((ti for ti, t in enumerate(earlier.tools) if t.result_seq is None
-                            and ((res.id is not None and t.call.id == res.id)
-                                 or (res.id is None and t.call.id is None
-                                     and res.name == t.call.name))), None)
-                if hit is not None:
-                    t = earlier.tools[hit]
-                    earlier.tools[hit] = StepTool(t.call, t.event, step.event.seq)
-                    break
+            found = _find(opened[:si], res.id, None)
+            if found is None and res.name is not None:
+                found = _find(opened[:si], res.id, res.name)
+            if found is not None:
+                earlier, ti = found
+                t = earlier.tools[ti]
+                earlier.tools[ti] = StepTool(t.call, t.event, step.event.seq)
+
+
+def _find(opened: list[_Open], rid: str | None, name: str | None) -> tuple[_Open, int] | None:
+    """The latest step's first unanswered tool call with call id ``rid`` (``name``
+    None), or named ``name`` when one of the two ids is missing."""
+    for step in reversed(opened):
+        for ti, t in enumerate(step.tools):
+            if t.result_seq is not None:
+                continue
+            if name is None:
+                hit = rid is not None and t.call.id == rid
+            else:
+                hit = (rid is None or t.call.id is None) and t.call.name == name
+            if hit:
+                return step, ti
+    return None
 
 
 def steps(source: Source, *, prices: Prices | None = None) -> list[Step]:
@@ -241,12 +271,13 @@ def steps(source: Source, *, prices: Prices | None = None) -> list[Step]:
     setup = _Open(None, None)
     opened: list[_Open] = [setup]
     owner: dict[int, _Open] = {}
+    nested: list[Event] = []
     for ev in events:
-        parent = ev.parent
         step: _Open | None
-        if parent is not None and parent in owner and parent in by_seq:
-            step = owner[parent]
-        elif ev.seq in made or ev.seq in early:
+        if _root(ev, by_seq) != ev.seq:
+            nested.append(ev)  # placed with its outermost parent, below
+            continue
+        if ev.seq in made or ev.seq in early:
             step = made[early.get(ev.seq, ev.seq)]
             if not any(o is step for o in opened):
                 opened.append(step)
@@ -255,6 +286,10 @@ def steps(source: Source, *, prices: Prices | None = None) -> list[Step]:
             step = step or _owner(opened, ev) or setup
         step.events.append(ev)
         owner[ev.seq] = step
+    for ev in nested:
+        owner[_root(ev, by_seq)].events.append(ev)
+    for step in opened:
+        step.events.sort(key=lambda e: e.seq)
     _link_results(opened)
     convs = conversations(calls)
     out: list[Step] = []

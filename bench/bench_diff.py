@@ -5,7 +5,8 @@ ten messages of the conversation, a usage block), one tool call, three clock
 reads, two random draws and a uuid: eight events a turn. The right run differs
 from the left in five places: a tool answer, a model prompt, a random value, an
 extra event and a missing one. Prints the time to diff events in memory and the
-time to diff the two cassette files (reading included).
+time to diff the two cassette files (reading included), then the time to group
+a run into agent steps and to diff two runs step by step, beside the event diff.
 
     python bench/bench_diff.py [--sizes 1000 10000] [--repeat 3]
 """
@@ -126,6 +127,25 @@ def main() -> None:
     goal("diff.time", files, 2.0, "<=", unit="s",
          what=f"diff of {len(left):,} vs {len(right):,} events, from the files",
          detail=f"in memory {mem:.2f} s")
+    print()
+    print("agent steps (replay.steps) and the step-by-step diff (replay.step_diff, which "
+          "replay diff runs too), in memory, against replay.diff in the same run")
+    print(f"{'events':>8}  {'steps':>8}  {'step_diff':>10}  {'diff':>8}  step_diff / diff")
+    for n in args.sizes:
+        left, right = make_run(n, variant=False), make_run(n, variant=True)
+        grouped = by_step = plain = float("inf")
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            replay.steps(left)
+            grouped = min(grouped, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            replay.step_diff(left, right)
+            by_step = min(by_step, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            replay.diff(left, right)
+            plain = min(plain, time.perf_counter() - t0)
+        print(f"{len(left):>8}  {grouped:>7.3f}s  {by_step:>9.3f}s  {plain:>7.3f}s  "
+              f"{by_step / plain:.2f}x")
 
 
 if __name__ == "__main__":

@@ -234,6 +234,12 @@ def test_show_diff_edit_and_play_print_no_secret(runs: Runs) -> None:
     for cassette in (redacted, raw):
         runs.replay("show", cassette)
         runs.replay("show", "--json", cassette)
+        runs.replay("show", "--steps", cassette)
+        runs.replay("show", "--steps", "--json", cassette)
+        for step in replay.steps(cassette):  # what each model call read
+            if step.event is not None:
+                runs.replay("show", "--context", str(step.seq), cassette)
+                runs.replay("show", "--context", str(step.seq), "--json", cassette)
     runs.replay("diff", raw, redacted, ok=False)
     runs.replay("diff", "--json", "--all", raw, str(runs.get("api")), ok=False)
     runs.replay("play", redacted, "--", *runs.program())

@@ -105,3 +105,25 @@ def test_show_context_of_an_event_that_is_no_model_call(
                    f"(replay show --steps lists them)\n")
     code, _, err = show(capsys, str(run), "--context", "999")
     assert code == 2 and "#999 is not a model call" in err
+
+
+def test_steps_and_context_show_no_secret(tmp_path: Path, emulator: Callable[..., Emulator],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import openai
+
+    from tests._secret_samples import shape_samples
+    key = shape_samples()["openai-project-key"]
+    emu = emulator(*PARALLEL)
+    path = tmp_path / "raw.replay"
+    client = openai.OpenAI(base_url=emu.openai_base_url, api_key="sk-test", max_retries=0)
+    with replay.record(path, redact=False):  # the key stays in the file, as asked
+        for _ in range(2):
+            client.chat.completions.create(model="gpt-4o-mini", messages=[
+                {"role": "user", "content": f"my key is {key}, keep it"}])
+    assert key in repr([e.request for e in replay.load(path).events])
+    calls = [s.seq for s in replay.steps(path) if s.event is not None]
+    outputs = [show(capsys, str(path), "--steps", *extra)[1] for extra in ((), ("--json",))]
+    outputs += [show(capsys, str(path), "--context", str(seq), *extra)[1]
+                for seq in calls for extra in ((), ("--json",))]
+    assert all(outputs) and not any(key in out for out in outputs)
+    assert any("keep it" in out for out in outputs[2:])  # the message is there, redacted

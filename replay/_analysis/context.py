@@ -36,6 +36,8 @@ from replay._cassette.events import Event
 
 Message = tuple[str, str]
 """``(role, text)``."""
+WINDOW = 64
+"""Earlier calls searched for a partial prefix overlap (a truncated or edited history)."""
 
 
 class MessageStatus(enum.Enum):
@@ -157,6 +159,16 @@ def _prefix(a: Sequence[Message], b: Sequence[Message]) -> int:
     return n
 
 
+def _keys(msgs: list[Message]) -> list[int]:
+    """A hash of each prefix of ``msgs`` (``[i]``: of the first ``i + 1`` messages)."""
+    out: list[int] = []
+    h = 0
+    for m in msgs:
+        h = hash((h, m))
+        out.append(h)
+    return out
+
+
 def _split(ctx: list[Message]) -> tuple[str | None, list[Message]]:
     if ctx and ctx[0][0] == "system":
         return ctx[0][1], ctx[1:]
@@ -171,9 +183,12 @@ def conversations(calls: Iterable[tuple[Event, ModelCall]]) -> dict[int, tuple[i
     earlier call whose messages (the system prompt aside: a handoff to another
     agent changes it) share the longest prefix with its own, when that prefix
     holds at least one message; ties go to the same system prompt, then to the
-    most recent call.
+    most recent call. A call whose messages extend an earlier call's whole
+    messages is found at once; other overlaps are looked for among the last
+    :data:`WINDOW` calls.
     """
     seen: list[tuple[int, str | None, list[Message]]] = []
+    whole: dict[int, list[tuple[int, str | None, list[Message]]]] = {}  # by _keys()[-1]
     asked: dict[str, int] = {}  # tool call id -> seq of the call whose answer asked it
     conv: dict[int, int] = {}
     out: dict[int, tuple[int, int | None]] = {}
@@ -183,11 +198,23 @@ def conversations(calls: Iterable[tuple[Event, ModelCall]]) -> dict[int, tuple[i
         linked = [asked[r.id] for r in call.tool_results if r.id is not None and r.id in asked]
         if linked:  # it carries results of tool calls an earlier answer asked for
             best = (0, True, max(linked))
-        for seq, prev_system, prev in seen if best is None else ():
+        keys = _keys(msgs)
+        if best is None:  # an earlier call's whole messages are a prefix of these: it grew
+            for n in range(len(msgs), 0, -1):
+                for seq, prev_system, prev in whole.get(keys[n - 1], ()):
+                    if len(prev) == n and _prefix(prev, msgs) == n:
+                        score = (n, prev_system == system, seq)
+                        if best is None or score > best:
+                            best = score
+                if best is not None:
+                    break
+        for seq, prev_system, prev in seen[-WINDOW:] if best is None else ():
             n = _prefix(prev, msgs)
             score = (n, prev_system == system, seq)
             if n and (best is None or score > best):
                 best = score
+        if keys:
+            whole.setdefault(keys[-1], []).append((ev.seq, system, msgs))
         asked.update((t.id, ev.seq) for t in call.tool_calls if t.id is not None)
         if best is None:
             conv[ev.seq] = len(set(conv.values())) + 1

@@ -27,7 +27,7 @@ from replay._analysis.compare import Comparer, Kind, RunNoise, path_keys
 from replay._analysis.context import Message, context_diffs, context_of
 from replay._analysis.diff import _align_runs, _Ctx, _kept, _load
 from replay._analysis.rundiff import AlignedPair, DiffStatus
-from replay._analysis.steps import Step, steps
+from replay._analysis.steps import Step, group
 from replay._analysis.usage import Prices
 from replay._cassette import Cassette
 from replay._cassette.events import Event
@@ -258,7 +258,7 @@ def step_diff(a: str | os.PathLike[str] | Cassette | Iterable[Event],
     skip = tuple(ignore_channels)
     ctx = _Ctx(tuple(ignore), prices, Comparer(left, right), include_noise)
     kept_l, kept_r = _kept(left, skip), _kept(right, skip)
-    pairs = align_steps(steps(kept_l, prices=prices), steps(kept_r, prices=prices),
+    pairs = align_steps(group(kept_l, ctx.call), group(kept_r, ctx.call),
                         lambda ls, rs: _align_runs(ctx, ls, rs), ctx.comparer, include_noise)
     return StepDiff(left_name, right_name, tuple(pairs), include_noise)
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,9 +163,13 @@ class _Open:
 
 
 def _root(ev: Event, by_seq: dict[int, Event]) -> int:
-    """The seq of ``ev``'s outermost parent among the run's events (its own when none)."""
+    """The seq of ``ev``'s outermost parent among the run's events (its own when none,
+    or when its parents form a cycle: a damaged file's)."""
     seen = {ev.seq}
-    while ev.parent is not None and ev.parent in by_seq and ev.parent not in seen:
+    start = ev.seq
+    while ev.parent is not None and ev.parent in by_seq:
+        if ev.parent in seen:
+            return start
         ev = by_seq[ev.parent]
         seen.add(ev.seq)
     return ev.seq
@@ -263,9 +267,18 @@ def steps(source: Source, *, prices: Prices | None = None) -> list[Step]:
     :class:`Cassette` or a list of events; ``prices`` overrides model prices.
     """
     events = events_of(source, "steps")
+
+    def read(ev: Event) -> ModelCall | None:
+        return model_call(ev, prices) if ev.channel.startswith("http") else None
+    return group(events, read)
+
+
+def group(events: Sequence[Event], read: Callable[[Event], ModelCall | None]) -> list[Step]:
+    """:func:`steps` of ``events`` (in ``seq`` order), model calls read by ``read``
+    (the diff passes its cache)."""
     by_seq = {e.seq: e for e in events}
     calls = [(ev, call) for ev in events if (ev.parent is None or ev.parent not in by_seq)
-             and ev.channel.startswith("http") and (call := model_call(ev, prices)) is not None]
+             and (call := read(ev)) is not None]
     made = {ev.seq: _Open(ev, call) for ev, call in calls}
     early = _sdk_reads(events, by_seq, made)
     setup = _Open(None, None)
@@ -287,7 +300,7 @@ def steps(source: Source, *, prices: Prices | None = None) -> list[Step]:
         step.events.append(ev)
         owner[ev.seq] = step
     for ev in nested:
-        owner[_root(ev, by_seq)].events.append(ev)
+        owner.get(_root(ev, by_seq), setup).events.append(ev)
     for step in opened:
         step.events.sort(key=lambda e: e.seq)
     _link_results(opened)
@@ -297,9 +310,8 @@ def steps(source: Source, *, prices: Prices | None = None) -> list[Step]:
     for step in opened:
         if step.event is None and not step.events:
             continue
-        used = [u for u in (model_call(e, prices) if e is not step.event else step.call
-                            for e in step.events if e.channel.startswith("http"))
-                if u is not None and u.usage is not None]
+        used = [u for u in (read(e) if e is not step.event else step.call
+                            for e in step.events) if u is not None and u.usage is not None]
         usage: Usage | None = None
         for u in used:
             assert u.usage is not None

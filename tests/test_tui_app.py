@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -43,6 +44,14 @@ async def running(app: ReplayApp) -> AsyncIterator[Pilot[None]]:
 async def settle(pilot: Pilot[Any]) -> None:
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+
+
+async def until(pilot: Pilot[Any], done: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Let the app run until ``done()`` holds (fails after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out waiting for the app"
+        await pilot.pause(0.02)
 
 
 async def press(pilot: Pilot[Any], *keys: str) -> None:
@@ -254,6 +263,9 @@ async def test_stream_playback_step_pause_speed_and_play_to_the_end() -> None:
         assert pane.speed == 2.0
         await press(pilot, "minus", "minus")
         assert pane.speed == 1.0
+        # Play and pause without racing the player's timer: at a hundredth of the
+        # recorded pace the next chunk is seconds away, however slow this machine is.
+        pane.speed = 0.01
         await press(pilot, "space")
         assert pane.playing
         await press(pilot, "space")
@@ -264,10 +276,7 @@ async def test_stream_playback_step_pause_speed_and_play_to_the_end() -> None:
         await press(pilot, "plus", "plus", "plus", "plus", "plus")
         assert pane.speed == 100.0
         await press(pilot, "space")
-        for _ in range(100):
-            if not pane.playing:
-                break
-            await pilot.pause(0.02)
+        await until(pilot, lambda: not pane.playing)  # a condition, not a fixed sleep
         assert pane.position == 13 and not pane.playing
         text = lines_of(screen.query_one("#stream-text", RenderedView))
         assert "a later flight." in text and text.startswith("The booking failed")

@@ -165,8 +165,12 @@ def test_detail_shows_site_headers_usage_traceback_and_notes(tmp_path: pathlib.P
     text = text_of(detail(evs[3], set()))
     for part in ("#3 http", "travel_agent.py:44", "not readable", "content-type:",
                  "gpt-4o-mini-2024-07-18", "asked for gpt-4o-mini", "812 in", "cost ≈ $0.00015",
-                 '"role": "system"', "status 200", "x-request-id:"):
+                 '"role": "system"', "status 200", "not streamed"):
         assert part in text, part
+    # the request body comes before its headers; boilerplate headers are collapsed
+    assert text.index('"role": "system"') < text.index("content-type:")
+    assert "x-request-id:" not in text and "1 SDK/server boilerplate header" in text
+    assert "x-request-id:" in text_of(detail(evs[3], set(), all_headers=True))
     text = text_of(detail(evs[8], {ERROR}, notes=["tool result drifted"]))
     assert "Traceback (most recent call last)" in text and "! error" in text
     assert "RuntimeError: payment declined" in text and "tool result drifted" in text
@@ -188,9 +192,9 @@ def test_pretty_cuts_long_payloads_and_shows_bytes() -> None:
 def test_http_lines_name_the_model_and_keep_the_status() -> None:
     evs = samples.agent_run()
     assert line_summary(evs[3], 80) == "gpt-4o-mini completions -> 200"
-    assert line_summary(evs[3], 20) == "gpt-4o-min... -> 200"
+    assert line_summary(evs[3], 20) == "gpt-4o-mini -> 200"  # narrow: the model alone
     assert line_summary(evs[11], 80) == "claude-sonnet-4-5 messages -> 200, 13 chunks"
-    assert line_summary(evs[11], 30) == "claude-sonne... -> 200, 13 ..."
+    assert line_summary(evs[11], 30) == "claude-sonnet-4-5 -> 200"  # chunk count goes first
     plain = replay.Event(0, "http", {"method": "GET", "url": "https://example.com/a?b=1"},
                          {"status": 404})
     assert line_summary(plain, 80) == "GET example.com/a?b=1 -> 404"

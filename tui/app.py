@@ -31,6 +31,7 @@ from tui.diff_screen import DiffScreen
 from tui.main_screen import MainScreen
 from tui.modals import HelpScreen
 from tui.model import DIVERGENCE, RunModel
+from tui.render import change_text
 from tui.stats import StatsScreen
 
 Source = replay.Cassette | str | os.PathLike[str]
@@ -58,7 +59,7 @@ class ReplayApp(App[None]):
         """The run to compare with, if any."""
         self.extra_flags = {seq: set(f) for seq, f in (flags or {}).items()}
         """Flags given from outside, by seq (drift findings, verdicts)."""
-        self.notes = {seq: list(n) for seq, n in (notes or {}).items()}
+        self.notes = {seq: [_REDACTOR.text(x) for x in n] for seq, n in (notes or {}).items()}
         """Sentences about events, by seq (drift findings), shown in the detail pane."""
         self.start_at = start_at
         """Where the cursor starts: an event seq, or a flag name (its first event)."""
@@ -70,6 +71,11 @@ class ReplayApp(App[None]):
         """The alignment with ``other`` once computed."""
         self.diff_error: str | None = None
         """Why there is no diff with ``other`` (it could not be read)."""
+        self.other_damage: str | None = None
+        """What is wrong with ``other`` when it is damaged (only its readable part is compared)."""
+        self._pairs: dict[int, replay.AlignedPair] = {}
+        self.show_noise = False
+        """True when differences in noise (ids, clock, random values) count as divergences."""
         self.load_error: str | None = None
         """Why nothing could be shown at all."""
         self.title_text = ""
@@ -133,8 +139,14 @@ class ReplayApp(App[None]):
         # keystroke). They live as long as the app, so take them out of its sight.
         gc.freeze()
         self.title_text = self._title(cassette, model)
-        damage = str(cassette.damage) if cassette.damage is not None else None
+        damage = [d for d in (self._damage_of_left(cassette), self.other_damage) if d]
         self.call_from_thread(self.main.show_run, model, self.title_text, damage, self.start_at)
+
+    def _damage_of_left(self, cassette: replay.Cassette | None = None) -> str | None:
+        cassette = cassette or self.cassette
+        if cassette is None or cassette.damage is None:
+            return None
+        return f"{self._short_name(cassette)}: {cassette.damage}"
 
     def _align(self, cassette: replay.Cassette, model: RunModel) -> None:
         assert self.other_source is not None
@@ -145,33 +157,62 @@ class ReplayApp(App[None]):
         except (replay.CassetteError, OSError) as exc:
             self.diff_error = f"cannot read the other run: {exc}"
             return
+        if other.damage is not None:
+            self.other_damage = (f"{self._short_name(self.other_source)} (the other run): "
+                                 f"{other.damage}")
         self.run_diff = result
-        model.add_flags({p.left.seq: {DIVERGENCE} for p in result.pairs
-                         if p.differs and p.left is not None})
+        self._pairs = {p.left.seq: p for p in result.pairs if p.left is not None}
+        model.set_flag(DIVERGENCE, self.divergent_seqs())
+
+    def pair_of(self, seq: int) -> replay.AlignedPair | None:
+        """The aligned pair of this run's event ``seq`` (None without a second run)."""
+        return self._pairs.get(seq)
+
+    def other_name(self) -> str:
+        """The second run's file name."""
+        return self._short_name(self.other_source) if self.other_source is not None else ""
+
+    def divergent_seqs(self) -> list[int]:
+        """Seqs of the left run's events that differ from their partner: noise aside,
+        unless :attr:`show_noise`."""
+        d = self.run_diff
+        if d is None:
+            return []
+        return [p.left.seq for p in d.pairs if p.left is not None
+                and (p.differs or (self.show_noise and p.is_noise))]
+
+    def toggle_noise(self) -> bool:
+        """Count noise as divergence, or stop; returns the new setting."""
+        self.show_noise = not self.show_noise
+        if self.model is not None:
+            self.model.set_flag(DIVERGENCE, self.divergent_seqs())
+        return self.show_noise
+
+    def noise_line(self) -> str:
+        """One line about noise: how many pairs differ only in it, per channel."""
+        return noise_summary(self.run_diff, self.show_noise) if self.run_diff else ""
 
     def _title(self, cassette: replay.Cassette, model: RunModel) -> str:
         h = cassette.header
-        when = h.created.replace("T", " ")[:19]
-        argv = " ".join(h.argv)[:60]
-        title = (f"[b]{escape(self._short_name(cassette))}[/b]  {len(model):,} events  ·  "
-                 f"recorded {escape(when)}  ·  {escape(argv)}")
-        if self.other_source is not None:
-            title += f"  ·  vs [b]{escape(self._short_name(self.other_source))}[/b]"
+        name = f"[b]{escape(self._short_name(cassette))}[/b]  {len(model):,} events"
+        if self.other_source is not None:  # the comparison first: it is what was asked
+            name += f"  vs [b]{escape(self._short_name(self.other_source))}[/b]"
             diff = self.run_diff
-            if diff is not None and diff.first_index is not None:
-                pair = diff.pairs[diff.first_index]
-                seq = pair.left.seq if pair.left is not None else None
-                title += f": first divergence at #{seq}" if seq is not None else ": differs"
-            elif diff is not None:
-                title += ": same"
-        return title
+            if diff is not None:
+                name += f": {escape(first_divergence_text(diff))}"
+            return name
+        when = h.created.replace("T", " ")[:19]
+        return f"{name}  ·  {escape(what_ran(h))}  ·  recorded {escape(when)}"
 
     # --- other screens ---------------------------------------------------------------
 
     def open_diff(self) -> None:
         """The side-by-side diff (needs ``other``)."""
         if self.run_diff is not None:
-            self.push_screen(DiffScreen(self.run_diff))
+            damage = [d for d in (self._damage_of_left(), self.other_damage) if d]
+            self.push_screen(DiffScreen(self.run_diff, show_noise=self.show_noise,
+                                        first=first_divergence_text(self.run_diff),
+                                        noise=self.noise_line(), damage=damage))
         elif self.other_source is None:
             self.main.notice("no second run: open with  replay tui FILE OTHER  to compare")
         else:
@@ -197,6 +238,47 @@ class ReplayApp(App[None]):
             ("Everywhere", self.BINDINGS),
         ]
         self.push_screen(HelpScreen(groups))
+
+
+def what_ran(header: replay.Header) -> str:
+    """What was recorded: the pytest test's node id, else the command line (cut)."""
+    node = header.meta.get("pytest.nodeid") if isinstance(header.meta, dict) else None
+    if isinstance(node, str) and node:
+        return f"pytest {node}"
+    return " ".join(header.argv)[:60]
+
+
+def first_divergence_text(diff: replay.RunDiff) -> str:
+    """``first divergence at #4 tool:lookup_order: response.total 4990.0 → 49.9``."""
+    pair = diff.first_divergence
+    if pair is None:
+        return "same apart from noise" if diff.noise else "same"
+    where = (f"#{pair.left.seq}" if pair.left is not None
+             else f"right #{pair.right.seq}" if pair.right is not None else "?")
+    text = f"first divergence at {where} {pair.channel}"
+    changes = pair.significant()
+    if changes:
+        ch = changes[0]
+        text += f": {ch.path} {change_text(ch, 24)}"
+        if len(changes) > 1:
+            text += f" (+{len(changes) - 1})"
+    else:
+        text += f": {pair.what()}"
+    return text
+
+
+def noise_summary(diff: replay.RunDiff, shown: bool) -> str:
+    """``noise: 12 pairs differ only in ids, clock and random values (uuid 6, clock 5); z
+    shows them``."""
+    noise = diff.noise
+    if not noise:
+        return ""
+    per: dict[str, int] = {}
+    for p in noise:
+        per[p.channel] = per.get(p.channel, 0) + 1
+    channels = ", ".join(f"{c} {n}" for c, n in sorted(per.items(), key=lambda kv: -kv[1]))
+    return (f"≈ {len(noise)} noise ({channels}): "
+            + ("shown, z hides" if shown else "hidden, z shows"))
 
 
 def _filter_bindings() -> list[BindingType]:

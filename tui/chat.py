@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import replay
-from tui.payloads import answer_text, body_of, provider
+from tui.payloads import answer_text, body_of, provider, response_body, streamed
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,8 @@ class Turn:
     """True for the model's reply at this step (from the response)."""
     error: bool = False
     """True for a tool result flagged as an error."""
+    streamed: bool = False
+    """For the answer: True when it came as a stream, False when it came whole."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +213,9 @@ def _anthropic(body: dict[str, Any]) -> list[Turn]:
 def _answer(ev: replay.Event, kind: str) -> list[Turn]:
     if ev.error is not None:
         return [Turn("error", str(ev.error), answer=True)]
-    body = body_of(ev.response)
+    body = response_body(ev)
     calls: list[ToolCall] = []
-    if isinstance(body, dict) and not ev.chunks:
+    if isinstance(body, dict) and not streamed(ev):
         if kind == "openai-chat":
             for choice in body.get("choices") or ():
                 msg = choice.get("message") if isinstance(choice, dict) else None
@@ -233,4 +235,4 @@ def _answer(ev: replay.Event, kind: str) -> list[Turn]:
     text = answer_text(ev)
     if text is None and not calls:
         return []
-    return [Turn("assistant", text or "", tuple(calls), answer=True)]
+    return [Turn("assistant", text or "", tuple(calls), answer=True, streamed=streamed(ev))]

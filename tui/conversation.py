@@ -53,6 +53,8 @@ def bubble(turn: Turn, number: int) -> Panel:
             color = ROLE_STYLES["error"]
     if turn.answer:
         title = f"{turn.role} · answer at this step"
+        if turn.role == "assistant":  # the colour says who; say how it came
+            title = "answer at this step · " + ("streamed" if turn.streamed else "not streamed")
     return Panel(_body(turn), title=title, title_align="left", border_style=color,
                  expand=True, padding=(0, 1))
 

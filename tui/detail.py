@@ -13,8 +13,16 @@ from rich.text import Text
 
 import replay
 from tui.model import GLYPHS, fmt_duration, fmt_offset
-from tui.payloads import body_of, headers_of, provider
-from tui.render import highlight, json_block
+from tui.payloads import (
+    BOILERPLATE_PREFIXES,
+    body_of,
+    headers_of,
+    is_boilerplate_header,
+    provider,
+    response_body,
+    streamed,
+)
+from tui.render import highlight, json_block, pair_changes
 from tui.rendered import RenderedView
 
 
@@ -30,37 +38,70 @@ def source_line(site: replay.CallSite) -> str | None:
     return line.rstrip("\n") or None
 
 
-def _headers(part: Any) -> Table | None:
+def _headers(part: Any, show_all: bool = False) -> list[RenderableType]:
+    """The headers, SDK boilerplate (``x-stainless-*``, rate limits, dates, request
+    ids) collapsed into one line unless ``show_all``."""
     pairs = headers_of(part)
     if not pairs:
-        return None
-    table = Table.grid(padding=(0, 1))
-    table.add_column(style="#9ece6a", no_wrap=True)
-    table.add_column(overflow="fold")
-    for name, value in pairs:
-        table.add_row(f"{name}:", value)
-    return table
+        return []
+    kept = pairs if show_all else [(n, v) for n, v in pairs if not is_boilerplate_header(n)]
+    out: list[RenderableType] = [Text("headers", style="dim")]
+    if kept:
+        table = Table.grid(padding=(0, 1))
+        table.add_column(style="#9ece6a", no_wrap=True)
+        table.add_column(overflow="fold")
+        for name, value in kept:
+            table.add_row(f"{name}:", value)
+        out.append(table)
+    hidden = [] if show_all else [n for n, _v in pairs if is_boilerplate_header(n)]
+    if hidden:
+        names = ", ".join(sorted({_family(n) for n in hidden}))
+        out.append(Text(f"+ {len(hidden)} SDK/server boilerplate header"
+                        f"{'s' * (len(hidden) != 1)} ({names}); h shows them",
+                        style="dim italic"))
+    return out
 
 
-def _http_part(title: str, part: dict[str, Any], first: str) -> list[RenderableType]:
+def _family(name: str) -> str:
+    low = name.lower()
+    for prefix in BOILERPLATE_PREFIXES:
+        if low.startswith(prefix):
+            return prefix + "*"
+    return low
+
+
+def _http_part(title: str, part: dict[str, Any], first: str, body: Any,
+               show_all: bool, how: str = "") -> list[RenderableType]:
+    """Request or response: the first line, the body, then the headers."""
     out: list[RenderableType] = [_heading(title), Text(first, style="bold")]
-    head = _headers(part)
-    if head is not None:
-        out.append(head)
-    body = body_of(part)
     if body is not None:
-        out.append(Text("body", style="dim"))
+        out.append(Text(f"body{how}", style="dim"))
         out += json_block(body)
     rest = {k: v for k, v in part.items() if k not in ("method", "url", "status", "headers",
-                                                       "body")}
+                                                       "body", "reason", "http_version")}
     if rest:
         out += json_block(rest)
+    out += _headers(part, show_all)
+    return out
+
+
+def _note(note: str) -> list[RenderableType]:
+    """A finding: its sentence, then its diff (the lines after the first) when it has one."""
+    head, _, rest = note.partition("\n")
+    out: list[RenderableType] = [Text(f"• {head}", style="#bb9af7")]
+    if rest.strip():
+        out.append(highlight(rest.rstrip(), "diff"))
     return out
 
 
 def detail(ev: replay.Event, flags: set[str], children: int = 0,
-           notes: Sequence[str] = ()) -> RenderableType:
-    """The renderable shown in the detail pane for ``ev`` (``notes``: findings about it)."""
+           notes: Sequence[str] = (), *, all_headers: bool = False,
+           compare: Sequence[RenderableType] = (),
+           extra: Sequence[RenderableType] = ()) -> RenderableType:
+    """The renderable shown in the detail pane for ``ev`` (``notes``: findings about it,
+    ``all_headers``: do not collapse boilerplate headers, ``compare``: how it differs
+    from the other run, shown after the findings; ``extra``: sections shown after the
+    model call, such as its context diff)."""
     parts: list[RenderableType] = []
     title = Text.assemble((f"#{ev.seq} ", "bold"), (ev.channel, "bold #7dcfff"),
                           f"  task {ev.task}  at {fmt_offset(ev.start_ns)}"
@@ -76,7 +117,9 @@ def detail(ev: replay.Event, flags: set[str], children: int = 0,
         parts.append(Text(f"{children} nested event(s) recorded inside this one", style="dim"))
     if notes:
         parts.append(_heading("findings"))
-        parts += [Text(f"• {n}", style="#bb9af7") for n in notes]
+        for n in notes:
+            parts += _note(n)
+    parts += compare
     if ev.site is not None:
         parts.append(_heading("call site"))
         parts.append(Text.assemble((ev.site.file, "#e0af68"), f":{ev.site.line}",
@@ -87,9 +130,11 @@ def detail(ev: replay.Event, flags: set[str], children: int = 0,
         else:
             parts.append(highlight(f"{ev.site.line:>5} │ {src.strip()}", "python"))
     parts += _usage(ev)
+    parts += extra
     req, res = ev.request, ev.response
     if ev.channel == "http" and isinstance(req, dict) and "url" in req:
-        parts += _http_part("request", req, f"{req.get('method', '?')!s} {req.get('url')!s}")
+        parts += _http_part("request", req, f"{req.get('method', '?')!s} {req.get('url')!s}",
+                            body_of(req), all_headers)
     else:
         parts += [_heading("request"), *json_block(req)]
     if ev.error is not None:
@@ -98,10 +143,17 @@ def detail(ev: replay.Event, flags: set[str], children: int = 0,
         if ev.error.traceback:
             parts.append(highlight(ev.error.traceback.rstrip(), "pytb"))
     elif ev.channel == "http" and isinstance(res, dict) and "status" in res:
-        parts += _http_part("response", res, f"status {res.get('status')!s}")
+        whole = not streamed(ev)
+        first = f"status {res.get('status')!s}"
+        reason = res.get("reason")
+        if isinstance(reason, str):
+            first += f" {reason}"
+        parts += _http_part("response", res, first, response_body(ev) if whole else
+                            body_of(res), all_headers, " (not streamed)" if ev.chunks and whole
+                            else "")
     elif res is not None or not ev.chunks:
         parts += [_heading("response"), *json_block(res)]
-    if ev.chunks:
+    if streamed(ev):
         size = sum(len(c.data) for c in ev.chunks)
         parts.append(_heading("stream"))
         parts.append(Text(f"{len(ev.chunks)} chunks, {size} bytes over "
@@ -121,8 +173,7 @@ def _usage(ev: replay.Event) -> list[RenderableType]:
                          (str(model), "bold"))
     if call.model and call.served_model and call.model != call.served_model:
         line.append(f"  (asked for {call.model})", style="dim")
-    if call.streamed:
-        line.append("  streamed", style="dim")
+    line.append("  streamed" if call.streamed else "  not streamed", style="dim")
     out.append(line)
     usage = call.usage
     if usage is None:
@@ -138,11 +189,29 @@ def _usage(ev: replay.Event) -> list[RenderableType]:
     return out
 
 
+def pair_section(pair: replay.AlignedPair, other: str, show_noise: bool = False
+                 ) -> list[RenderableType]:
+    """How the event differs from its partner in the other run (its diff)."""
+    right = pair.right
+    kind = "noise only" if pair.is_noise else pair.kind.value
+    where = f"#{right.seq}" if right is not None else "(no partner)"
+    out: list[RenderableType] = [_heading(f"vs {other} {where} · {kind}")]
+    out += pair_changes(pair, show_noise, limit=20)
+    for title, text in (("prompt", pair.prompt_diff), ("answer", pair.output_diff)):
+        if text:
+            out.append(Text(f"{title} text diff", style="bold #7aa2f7"))
+            out.append(highlight(text.rstrip(), "diff"))
+    return out
+
+
 class DetailPane(RenderedView):
     """Scrollable detail of one event."""
 
     def show_event(self, ev: replay.Event | None, flags: set[str], children: int = 0,
-                   notes: Sequence[str] = ()) -> None:
+                   notes: Sequence[str] = (), *, all_headers: bool = False,
+                   compare: Sequence[RenderableType] = (),
+                   extra: Sequence[RenderableType] = ()) -> None:
         """Show ``ev`` (None: nothing selected)."""
         self.show(Text("no event selected", style="dim") if ev is None
-                  else detail(ev, flags, children, notes))
+                  else detail(ev, flags, children, notes, all_headers=all_headers,
+                              compare=compare, extra=extra))

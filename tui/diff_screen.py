@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import ClassVar, Protocol, cast
 
 from rich.console import Group, RenderableType
 from rich.segment import Segment
@@ -20,9 +21,27 @@ from textual.strip import Strip
 from textual.widgets import Footer, Static
 
 import replay
-from tui.render import highlight, line_summary, one_line
+from tui.render import (
+    around_difference,
+    damage_banner,
+    highlight,
+    line_summary,
+    pair_changes,
+)
+
+__all__ = ["DiffScreen", "around_difference", "pair_detail"]
 
 GLYPH = {"same": " ", "changed": "≠", "only-left": "<", "only-right": ">", "moved": "↕"}
+NOISE_GLYPH = "≈"
+"""The mark of a pair that differs only in noise (ids, clock, random values)."""
+
+
+class NoiseHost(Protocol):
+    """What the diff screen asks of the app (``tui.app.ReplayApp``): one noise setting
+    for both screens."""
+
+    def toggle_noise(self) -> bool: ...
+    def noise_line(self) -> str: ...
 
 
 def status_name(pair: replay.AlignedPair) -> str:
@@ -35,6 +54,7 @@ class PairTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "pairs--cursor", "pairs--changed", "pairs--only", "pairs--first", "pairs--seq",
+        "pairs--noise",
     }
     cursor: reactive[int] = reactive(0, init=False)
 
@@ -44,6 +64,8 @@ class PairTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.pairs = diff.pairs
         self._seqw = max((len(str(e.seq)) for p in self.pairs for e in (p.left, p.right)
                           if e is not None), default=1)
+        self.show_noise = False
+        """True when pairs that differ only in noise are marked as differences."""
 
     def on_mount(self) -> None:
         self.virtual_size = Size(self.size.width, len(self.pairs))
@@ -86,8 +108,12 @@ class PairTable(ScrollView, can_focus=True, inherit_bindings=False):
         name = status_name(pair)
         half = max(10, (width - 3) // 2)
         get = self.get_component_rich_style
+        glyph = GLYPH.get(name, "?")
         if row == self.diff.first_index:
             style = get("pairs--first")
+        elif pair.is_noise:
+            style = get("pairs--changed") if self.show_noise else get("pairs--noise")
+            glyph = NOISE_GLYPH
         elif name.startswith("only"):
             style = get("pairs--only")
         elif pair.differs:
@@ -95,7 +121,7 @@ class PairTable(ScrollView, can_focus=True, inherit_bindings=False):
         else:
             style = self.rich_style
         segs = [Segment(self._side(pair.left, half), style),
-                Segment(f" {GLYPH.get(name, '?')} ", style),
+                Segment(f" {glyph} ", style),
                 Segment(self._side(pair.right, width - half - 3), style)]
         line = list(Segment.adjust_line_length(segs, width, self.rich_style))
         if row == self.cursor:
@@ -103,49 +129,25 @@ class PairTable(ScrollView, can_focus=True, inherit_bindings=False):
         return Strip(line, width)
 
 
-def pair_detail(pair: replay.AlignedPair, first: bool) -> RenderableType:
-    """What differs in one pair: the structural changes and prompt/answer text diffs."""
+def pair_detail(pair: replay.AlignedPair, first: bool, show_noise: bool = False
+                ) -> RenderableType:
+    """What differs in one pair: the structural changes (noise collapsed into one line
+    unless ``show_noise``) and prompt/answer text diffs."""
     parts: list[RenderableType] = []
+    kind = "" if status_name(pair) == "same" else (
+        " · noise only" if pair.is_noise else f" · {pair.kind.value}")
     label = Text.assemble(("FIRST DIVERGENCE  " if first else "", "bold reverse red"),
-                          (status_name(pair), "bold"), f" · {pair.what()}")
+                          (status_name(pair), "bold"), f"{kind} · {pair.what()}")
     left, right = pair.left, pair.right
     label.append(f"   left #{left.seq if left else '-'} ↔ right #{right.seq if right else '-'}",
                  style="dim")
     parts.append(label)
-    for ch in list(pair.changes)[:60]:
-        line = Text.assemble((ch.path or "(value)", "bold #e0af68"), f"  {ch.kind}  ")
-        if isinstance(ch.old, str) and isinstance(ch.new, str):
-            old, new = around_difference(ch.old, ch.new)
-        else:
-            old, new = one_line(ch.old), one_line(ch.new)
-        if ch.kind != "added":
-            line.append(old, style="#f7768e")
-        if ch.kind == "changed":
-            line.append("  →  ")
-        if ch.kind != "removed":
-            line.append(new, style="#9ece6a")
-        parts.append(line)
-    if len(pair.changes) > 60:
-        parts.append(Text(f"… {len(pair.changes) - 60} more changes", style="dim"))
+    parts += pair_changes(pair, show_noise)
     for title, text in (("prompt", pair.prompt_diff), ("answer", pair.output_diff)):
         if text:
             parts.append(Text(f"{title} text diff", style="bold #7aa2f7"))
             parts.append(highlight(text.rstrip(), "diff"))
     return Group(*parts)
-
-
-def around_difference(old: str, new: str, width: int = 60) -> tuple[str, str]:
-    """Both strings cut to a window around where they first differ."""
-    p = 0
-    while p < min(len(old), len(new)) and old[p] == new[p]:
-        p += 1
-    start = max(0, p - width // 3)
-
-    def cut(text: str) -> str:
-        part = text[start:start + width]
-        return ("…" if start else "") + repr(part)[1:-1] + ("…" if start + width < len(text)
-                                                             else "")
-    return cut(old), cut(new)
 
 
 class DiffScreen(Screen[None]):
@@ -162,14 +164,24 @@ class DiffScreen(Screen[None]):
         Binding("n", "difference(1)", "Next difference"),
         Binding("N", "difference(-1)", "Previous difference"),
         Binding("f", "first", "First divergence"),
+        Binding("z", "noise", "Show / hide noise"),
         Binding("J", "scroll_detail(1)", "Scroll changes down", show=False),
         Binding("K", "scroll_detail(-1)", "Scroll changes up", show=False),
         Binding("question_mark", "app.open_help", "Help"),
     ]
 
-    def __init__(self, diff: replay.RunDiff) -> None:
+    def __init__(self, diff: replay.RunDiff, *, show_noise: bool = False,
+                 first: str = "", noise: str = "", damage: Sequence[str] = ()) -> None:
         super().__init__()
         self.diff = diff
+        self.show_noise = show_noise
+        """True when pairs that differ only in noise count as differences."""
+        self.first_text = first
+        """The first divergence in words (``tui.app.first_divergence_text``)."""
+        self.noise_text = noise
+        """The one line about noise (``tui.app.noise_summary``)."""
+        self.damage = tuple(damage)
+        """One sentence per damaged cassette, for the banner."""
 
     @property
     def table(self) -> PairTable:
@@ -177,27 +189,30 @@ class DiffScreen(Screen[None]):
         return self.query_one(PairTable)
 
     def compose(self) -> ComposeResult:
-        counts = self.diff.counts()
-        summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        kinds = self.diff.kinds()
+        summary = ", ".join(f"{kinds[k]} {k}" for k in ("behaviour", "input") if kinds.get(k))
         first = self.diff.first_index
-        if first is None:
-            where = "runs are the same"
-        else:
-            pair = self.diff.pairs[first]
-            where = (f"first divergence: left #{pair.left.seq if pair.left else '-'} ↔ "
-                     f"right #{pair.right.seq if pair.right else '-'}")
+        where = self.first_text or ("runs are the same" if first is None else "differ")
         left, right = (os.path.basename(n) or n for n in (self.diff.left_name,
                                                           self.diff.right_name))
-        yield Static(Text.assemble(("Diff ", "bold"), f"{left} ",
-                                   ("↔", "bold"), f" {right}  ·  {summary}  ·  ",
-                                   (where, "bold red" if first is not None else "bold green")),
+        yield Static(Text.assemble(("Diff ", "bold"), f"{left} ", ("↔", "bold"), f" {right}  ·  ",
+                                   (where, "bold red" if first is not None else "bold green"),
+                                   f"  ·  {summary}" if summary else ""),
                      id="title")
+        if self.damage:
+            yield Static(damage_banner(self.damage), id="banner")
+        yield Static(self._noise_line(), id="noise-line")
         yield PairTable(self.diff, id="pairs")
         with VerticalScroll(id="pair-detail"):
             yield Static(id="pair-body")
         yield Footer()
 
+    def _noise_line(self) -> Text:
+        text = self.noise_text or "no noise: the runs differ only where it matters"
+        return Text(text, style="dim")
+
     def on_mount(self) -> None:
+        self.table.show_noise = self.show_noise
         self.table.focus()
         first = self.diff.first_index
         if first is not None:
@@ -211,7 +226,8 @@ class DiffScreen(Screen[None]):
             body.update(Text("both runs are empty", style="dim"))
             return
         row = self.table.cursor
-        body.update(pair_detail(self.diff.pairs[row], row == self.diff.first_index))
+        body.update(pair_detail(self.diff.pairs[row], row == self.diff.first_index,
+                                self.show_noise))
         self.query_one("#pair-detail", VerticalScroll).scroll_home(animate=False)
 
     def action_move(self, delta: int) -> None:
@@ -228,11 +244,22 @@ class DiffScreen(Screen[None]):
         r = self.table.cursor + direction
         pairs = self.diff.pairs
         while 0 <= r < len(pairs):
-            if pairs[r].differs:
+            if pairs[r].differs or (self.show_noise and pairs[r].is_noise):
                 self.table.cursor = r
                 return
             r += direction
         self.notify("no more differences", timeout=2)
+
+    def action_noise(self) -> None:
+        """Show noise (mark its pairs, list its changes), or hide it again; the main
+        screen follows (``v`` walks noise too while it is shown)."""
+        host = cast(NoiseHost, self.app)
+        self.show_noise = host.toggle_noise()
+        self.noise_text = host.noise_line()
+        self.table.show_noise = self.show_noise
+        self.query_one("#noise-line", Static).update(self._noise_line())
+        self.table.refresh()
+        self.show_pair()
 
     def action_first(self) -> None:
         if self.diff.first_index is not None:

@@ -5,20 +5,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import ClassVar, Protocol, cast
 
+from rich.console import RenderableType
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, ProgressBar, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
+import replay
 from tui.conversation import ConversationPane
-from tui.detail import DetailPane
+from tui.detail import DetailPane, pair_section
+from tui.keys import MAIN_KEYS
 from tui.modals import ChannelFilter
 from tui.model import DIVERGENCE, DRIFT, ERROR, GLYPHS, RunModel
 from tui.payloads import is_model_call
+from tui.render import damage_banner
 from tui.stream import StreamPane
 from tui.timeline import Timeline
 
@@ -27,57 +31,35 @@ class Host(Protocol):
     """What the main screen asks of the app that shows it (``tui.app.ReplayApp``)."""
 
     notes: Mapping[int, Sequence[str]]
+    show_noise: bool
+    run_diff: replay.RunDiff | None
 
     def begin_load(self) -> None: ...
+    def toggle_noise(self) -> bool: ...
+    def pair_of(self, seq: int) -> replay.AlignedPair | None: ...
+    def other_name(self) -> str: ...
+    def noise_line(self) -> str: ...
     def open_diff(self) -> None: ...
     def open_stats(self) -> None: ...
     def open_help(self) -> None: ...
 
 FLAG_CYCLE: tuple[str | None, ...] = (None, ERROR, DIVERGENCE, DRIFT, "any")
 """What ``F`` steps through: all events, then only those with each flag."""
+SPLIT_MIN, SPLIT_MAX = 25, 80
+"""Bounds of the timeline's width, in percent of the screen (``<`` / ``>``)."""
+
+
+def default_split(width: int) -> int:
+    """The timeline's share of the width: more of a wide screen, half of a narrow one."""
+    return 58 if width >= 110 else 55
+
+
 
 
 class MainScreen(Screen[None]):
     """Timeline, detail tabs, search and filters."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j,down", "move(1)", "Next event", show=False),
-        Binding("k,up", "move(-1)", "Previous event", show=False),
-        Binding("g,home", "first", "First event", show=False),
-        Binding("G,end", "last", "Last event", show=False),
-        Binding("pagedown,ctrl+f", "page(1)", "Page down", show=False),
-        Binding("pageup,ctrl+b", "page(-1)", "Page up", show=False),
-        Binding("slash", "search", "Search"),
-        Binding("n", "match(1)", "Next match"),
-        Binding("N", "match(-1)", "Previous match", show=False),
-        Binding("escape", "clear_search", "Clear search", show=False),
-        Binding("f", "filter_channels", "Channels"),
-        Binding("F", "filter_flag", "Flag filter"),
-        Binding("x", "clear_filter", "Clear filters", show=False),
-        Binding("e", "jump('error', 1)", "Next error"),
-        Binding("E", "jump('error', -1)", "Previous error", show=False),
-        Binding("v", "jump('divergence', 1)", "Next divergence", show=False),
-        Binding("V", "jump('divergence', -1)", "Previous divergence", show=False),
-        Binding("d", "jump('drift', 1)", "Next drift", show=False),
-        Binding("D", "jump('drift', -1)", "Previous drift", show=False),
-        Binding("m", "model_call(1)", "Next model call", show=False),
-        Binding("M", "model_call(-1)", "Previous model call", show=False),
-        Binding("1", "tab('detail')", "Detail tab", show=False),
-        Binding("2", "tab('conversation')", "Conversation tab", show=False),
-        Binding("3", "tab('stream')", "Stream tab", show=False),
-        Binding("J", "scroll_pane(1)", "Scroll right pane down", show=False),
-        Binding("K", "scroll_pane(-1)", "Scroll right pane up", show=False),
-        Binding("space", "stream_toggle", "Stream play / pause", show=False),
-        Binding("full_stop", "stream_step(1)", "Stream: next chunk", show=False),
-        Binding("comma", "stream_step(-1)", "Stream: previous chunk", show=False),
-        Binding("plus", "stream_speed(1)", "Stream faster", show=False),
-        Binding("minus", "stream_speed(-1)", "Stream slower", show=False),
-        Binding("0", "stream_restart", "Stream from the start", show=False),
-        Binding("c", "compare", "Diff"),
-        Binding("s", "stats", "Stats"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "app.quit", "Quit"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = MAIN_KEYS
 
     def __init__(self) -> None:
         super().__init__()
@@ -90,7 +72,11 @@ class MainScreen(Screen[None]):
         self.message = ""
         """The last notice shown in the status line (cleared on the next move)."""
         self._shown: int | None = None
-        self._pane_shows: tuple[str, int | None] = ("", None)
+        self._pane_shows: tuple[object, ...] = ()
+        self.split = 0
+        """Timeline width in percent of the screen (0: chosen by the screen's width)."""
+        self.all_headers = False
+        """True when the detail pane shows SDK boilerplate headers too."""
 
     @property
     def replay_app(self) -> Host:
@@ -140,14 +126,16 @@ class MainScreen(Screen[None]):
         self.query_one("#loading-label", Label).update(label)
         self.query_one("#loading-bar", ProgressBar).update(total=total, progress=done or 0)
 
-    def show_run(self, model: RunModel, title: str, damage: str | None,
+    def show_run(self, model: RunModel, title: str, damage: Sequence[str],
                  start_at: int | str | None) -> None:
-        """The run is loaded: show it, the cursor on ``start_at`` (a seq or a flag name)."""
+        """The run is loaded: show it, the cursor on ``start_at`` (a seq or a flag name).
+
+        ``damage``: one sentence per damaged cassette (this run's, the other run's).
+        """
         self.query_one("#title", Static).update(Text.from_markup(title))
         banner = self.query_one("#banner", Static)
         if damage:
-            banner.update(Text(f"⚠ damaged cassette: {damage}\nShowing the {len(model)} "
-                               "events that could be read before the damage.", style="bold"))
+            banner.update(damage_banner(damage))
             banner.remove_class("hidden")
         self.query_one("#loading").add_class("hidden")
         self.query_one("#panes").remove_class("hidden")
@@ -178,11 +166,21 @@ class MainScreen(Screen[None]):
 
     @on(Timeline.Highlighted)
     def _highlighted(self, event: Timeline.Highlighted) -> None:
-        if event.index != self._shown:
-            self.message = ""
         self._shown = event.index
         self.refresh_pane()
         self.update_status()
+
+    def on_key(self, event: events.Key) -> None:
+        """Any key is a new action: the last one's notice is stale (the action may say
+        something new; keys bubble here before the bindings run)."""
+        if self.message:
+            self.message = ""
+            self.update_status()
+
+    def on_click(self) -> None:
+        if self.message:
+            self.message = ""
+            self.update_status()
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self) -> None:
@@ -199,23 +197,42 @@ class MainScreen(Screen[None]):
         tl = self.timeline
         ev, i = tl.event, tl.index
         tab = self.active_tab
-        if (tab, i) == self._pane_shows:
+        find = self.search_query if i is not None and i in tl.matches else ""
+        key = (tab, i, find, self.all_headers, self.replay_app.show_noise,
+               frozenset(self.model.flags_of(i)) if i is not None else None)
+        if key == self._pane_shows:
             return
-        self._pane_shows = (tab, i)
+        self._pane_shows = key
         if tab == "detail":
             flags = self.model.flags_of(i) if i is not None else set()
             kids = self.model.children.get(ev.seq, 0) if ev is not None else 0
             notes = self.replay_app.notes.get(ev.seq, []) if ev is not None else []
-            self.query_one(DetailPane).show_event(ev, flags, kids, notes)
+            pane = self.query_one(DetailPane)
+            pane.find = find
+            pane.show_event(ev, flags, kids, notes, all_headers=self.all_headers,
+                            compare=self._vs_other(ev))
         elif tab == "conversation":
-            self.query_one(ConversationPane).show_event(ev)
+            conv = self.query_one(ConversationPane)
+            conv.find = find
+            conv.show_event(ev)
         elif tab == "stream":
             self.query_one(StreamPane).load(ev)
+
+    def _vs_other(self, ev: replay.Event | None) -> list[RenderableType]:
+        host = self.replay_app
+        pair = host.pair_of(ev.seq) if ev is not None else None
+        if pair is None or not (pair.differs or (host.show_noise and pair.is_noise)):
+            return []
+        return pair_section(pair, host.other_name(), host.show_noise)
 
     def update_status(self) -> None:
         """Rewrite the status line: position, filter, search, flags, notices."""
         m, tl = self.model, self.timeline
-        parts = [f"{tl.cursor + 1 if m.rows else 0}/{len(m.rows)}"]
+        ev = tl.event
+        here = f"#{ev.seq}  " if ev is not None else ""
+        parts = [f"{here}{tl.cursor + 1 if m.rows else 0}/{len(m.rows)}"]
+        if self.message:
+            parts.append(self.message)
         if m.filtered:
             what = []
             if m.channel_filter:
@@ -233,12 +250,13 @@ class MainScreen(Screen[None]):
         flags = "  ".join(f"{GLYPHS.get(f, '*')} {n} {f}" for f, n in sorted(counts.items()))
         if flags:
             parts.append(flags)
-        if self.message:
-            parts.append(self.message)
+        noise = self.replay_app.noise_line()
+        if noise:
+            parts.append(noise)
         self.query_one("#status", Static).update("  │  ".join(parts), layout=False)
 
     def notice(self, text: str) -> None:
-        """Say something in the status line until the cursor moves."""
+        """Say something in the status line until the next key."""
         self.message = text
         self.update_status()
 
@@ -335,14 +353,18 @@ class MainScreen(Screen[None]):
         here = self.timeline.index
         target = self.model.next_in(self.matches, here if here is not None else -1,
                                     direction > 0)
+        wrapped = False
         if target is None and self.matches:  # wrap around
             edge = -1 if direction > 0 else len(self.model)
             target = self.model.next_in(self.matches, edge, direction > 0)
+            wrapped = target is not None and here is not None
         if target is None:
             self.notice(f"no match for {self.search_query!r}")
-        else:
-            self.timeline.select_index(target)
-            self.update_status()
+            return
+        self.timeline.select_index(target)
+        if wrapped:
+            self.notice("search wrapped to the " + ("top" if direction > 0 else "bottom"))
+        self.update_status()
 
     def action_clear_search(self) -> None:
         search = self.query_one("#search", Input)
@@ -382,6 +404,35 @@ class MainScreen(Screen[None]):
     def action_tab(self, name: str) -> None:
         self.query_one("#tabs", TabbedContent).active = name
         self.refresh_pane()  # now, so keys typed right after act on the new tab
+
+    def action_split(self, direction: int) -> None:
+        """Move the split between the timeline and the right pane by 5% of the width."""
+        now = self.split or default_split(self.size.width)
+        self.split = max(SPLIT_MIN, min(SPLIT_MAX, now + 5 * direction))
+        self.timeline.styles.width = f"{self.split}%"
+        self.notice(f"timeline {self.split}% of the width (< narrower, > wider)")
+
+    def on_resize(self, event: events.Resize) -> None:
+        if not self.split:
+            self.timeline.styles.width = f"{default_split(event.size.width)}%"
+
+    def action_all_headers(self) -> None:
+        self.all_headers = not self.all_headers
+        self.refresh_pane()
+        self.notice("every header shown" if self.all_headers
+                    else "SDK boilerplate headers collapsed")
+
+    def action_noise(self) -> None:
+        host = self.replay_app
+        if host.run_diff is None or not host.run_diff.noise:
+            self.notice("no second run to compare with" if host.run_diff is None
+                        else "the two runs differ in no noise")
+            return
+        shown = self.replay_app.toggle_noise()
+        self._refilter(self.model.channel_filter, self.model.flag_filter)
+        self.timeline.clear_cache()
+        self.notice("noise differences count as divergences (v walks them)" if shown
+                    else "noise differences hidden: v walks input and behaviour changes")
 
     def action_scroll_pane(self, direction: int) -> None:
         pane = {"detail": DetailPane, "conversation": ConversationPane}.get(self.active_tab)

@@ -20,7 +20,8 @@ def key_label(key: str) -> str:
     names = {"down": "↓", "up": "↑", "left": "←", "right": "→", "pagedown": "PgDn",
              "pageup": "PgUp", "home": "Home", "end": "End", "escape": "Esc",
              "space": "Space", "enter": "Enter", "question_mark": "?", "slash": "/",
-             "full_stop": ".", "comma": ",", "plus": "+", "minus": "-", "tab": "Tab"}
+             "full_stop": ".", "comma": ",", "plus": "+", "minus": "-", "tab": "Tab",
+             "less_than_sign": "<", "greater_than_sign": ">"}
     out = []
     for k in key.split(","):
         k = k.strip()

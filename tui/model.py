@@ -140,6 +140,16 @@ class RunModel:
                 for f in names:
                     self._flag(i, f)
 
+    def set_flag(self, flag: str, seqs: Iterable[int]) -> None:
+        """Give ``flag`` to exactly the events ``seqs`` (unknown seqs are ignored)."""
+        for i in self._by_flag.pop(flag, []):
+            have = self.flags.get(i)
+            if have is not None:
+                have.discard(flag)
+                if not have:
+                    del self.flags[i]
+        self.add_flags({seq: (flag,) for seq in seqs})
+
     def flags_of(self, i: int) -> set[str]:
         """Flags of event ``i`` (empty when none)."""
         return self.flags.get(i, set())

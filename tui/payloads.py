@@ -32,6 +32,27 @@ def body_of(part: Any) -> Any:
     return part.get("body") if isinstance(part, dict) else None
 
 
+BOILERPLATE_HEADERS = frozenset({
+    "accept", "accept-encoding", "connection", "host", "user-agent", "content-length",
+    "date", "server", "via", "alt-svc", "keep-alive", "transfer-encoding", "vary",
+    "strict-transport-security", "cache-control", "pragma", "expires", "age",
+    "access-control-expose-headers", "openai-version", "openai-processing-ms",
+    "openai-organization", "openai-project", "x-request-id", "request-id",
+    "anthropic-version", "anthropic-organization-id", "x-goog-api-client", "cf-ray",
+    "cf-cache-status", "x-envoy-upstream-service-time", "set-cookie", "x-content-type-options",
+})
+"""Headers every SDK call sends or gets back, whatever the call: shown collapsed."""
+BOILERPLATE_PREFIXES = ("x-stainless-", "x-ratelimit-", "anthropic-ratelimit-", "cf-",
+                        "x-amz-", "x-goog-")
+
+
+def is_boilerplate_header(name: str) -> bool:
+    """True for a header an SDK or server adds to every call (``x-stainless-*``, rate
+    limits, dates, request ids): noise when reading what one call asked and got."""
+    low = name.lower()
+    return low in BOILERPLATE_HEADERS or low.startswith(BOILERPLATE_PREFIXES)
+
+
 def provider(ev: replay.Event) -> str | None:
     """``openai-chat``, ``openai-responses``, ``anthropic`` or None for a non-model event."""
     if ev.channel != "http" or not isinstance(ev.request, dict):
@@ -91,6 +112,34 @@ def _parse_block(block: str) -> tuple[str, str] | None:
     if not lines and not name:
         return None
     return name, "\n".join(lines)
+
+
+def streamed(ev: replay.Event) -> bool:
+    """True when the response came as a stream: server-sent events, or a non-model
+    response read in several chunks. A plain answer read whole is one chunk: not streamed."""
+    if not ev.chunks:
+        return False
+    if _is_sse(ev):
+        return True
+    return len(ev.chunks) > 1 and provider(ev) is None
+
+
+def response_body(ev: replay.Event) -> Any:
+    """The body of an HTTP answer: the stored ``body``, else its chunks joined (parsed
+    as JSON when they hold JSON and were not streamed); None when there is none."""
+    body = body_of(ev.response)
+    if body is not None or not ev.chunks:
+        return body
+    data = b"".join(c.data for c in ev.chunks)
+    if not streamed(ev):
+        try:
+            return json.loads(data)
+        except ValueError:
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
 
 
 def _is_sse(ev: replay.Event) -> bool:
@@ -186,9 +235,9 @@ def chunk_gaps_ms(ev: replay.Event) -> list[float]:
 
 def answer_text(ev: replay.Event) -> str | None:
     """The assistant's reply as text (non-streamed JSON or joined stream deltas)."""
-    if ev.chunks:
+    if streamed(ev):
         return "".join(stream_pieces(ev))
-    body = body_of(ev.response)
+    body = response_body(ev)
     if not isinstance(body, dict):
         return None
     parts: list[str] = []

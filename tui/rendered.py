@@ -8,14 +8,19 @@ changes and then only copies lines, so stepping through events stays cheap.
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.console import RenderableType
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
+
+HIT = Style(color="#1a1b26", bgcolor="#e0af68", bold=True)
+"""How a search hit is highlighted."""
 
 
 class RenderedView(ScrollView, can_focus=False, inherit_bindings=False):
@@ -36,6 +41,10 @@ class RenderedView(ScrollView, can_focus=False, inherit_bindings=False):
         self._width = 0
         self._end = False
         self._blank = Strip.blank(0)
+        self.find = ""
+        """Text to highlight (case-insensitive; the search): the view opens at its first hit."""
+        self.hits: list[int] = []
+        """Lines holding :attr:`find`."""
 
     def show(self, content: RenderableType, *, end: bool = False) -> None:
         """Show ``content`` from its top (``end``: from its bottom)."""
@@ -47,7 +56,11 @@ class RenderedView(ScrollView, can_focus=False, inherit_bindings=False):
         self.refresh()
 
     def _scroll_start(self) -> None:
-        top = max(0, len(self._strips) - self.scrollable_content_region.height) if self._end else 0
+        height = self.scrollable_content_region.height
+        if self.hits:  # the first hit, a little below the top
+            top = max(0, min(self.hits[0] - 2, len(self._strips) - height))
+        else:
+            top = max(0, len(self._strips) - height) if self._end else 0
         self.scroll_to(y=top, animate=False, immediate=True)
 
     @property
@@ -69,8 +82,27 @@ class RenderedView(ScrollView, can_focus=False, inherit_bindings=False):
         self._blank = Strip.blank(width, base)
         self._strips = [Strip(Segment.apply_style(line, style=base)).crop_extend(0, width, base)
                         for line in lines]
+        self.hits = []
+        if self.find:
+            self._mark(self.find.lower())
         self._width = width
         self._set_virtual_size(Size(width, len(self._strips)))
+
+    def _mark(self, needle: str) -> None:
+        """Highlight every occurrence of ``needle`` (lowercase) and note their lines."""
+        for y, strip in enumerate(self._strips):
+            text = strip.text.lower()
+            if needle not in text:
+                continue
+            self.hits.append(y)
+            cuts, at = [], text.find(needle)
+            while at >= 0:
+                cuts += [cell_len(strip.text[:at]), cell_len(strip.text[:at + len(needle)])]
+                at = text.find(needle, at + len(needle))
+            parts = strip.divide([*cuts, strip.cell_length])
+            self._strips[y] = Strip.join(
+                Strip(Segment.apply_style(part, post_style=HIT)) if k % 2 else part
+                for k, part in enumerate(parts))
 
     def _set_virtual_size(self, size: Size) -> None:
         """Change the scroll range without a layout of the whole screen.

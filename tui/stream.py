@@ -16,7 +16,7 @@ from textual.widgets import Static
 
 import replay
 from tui.model import fmt_duration, fmt_offset
-from tui.payloads import chunk_gaps_ms, stream_pieces
+from tui.payloads import chunk_gaps_ms, stream_pieces, streamed
 from tui.rendered import RenderedView
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -108,8 +108,9 @@ class StreamPane(Vertical):
         self._stop_timer()
         self.playing = False
         self.event = ev
-        self.pieces = stream_pieces(ev) if ev is not None and ev.chunks else []
-        self.gaps = chunk_gaps_ms(ev) if ev is not None and ev.chunks else []
+        live = ev is not None and streamed(ev)
+        self.pieces = stream_pieces(ev) if ev is not None and live else []
+        self.gaps = chunk_gaps_ms(ev) if ev is not None and live else []
         spark_widget = self.query_one(GapSparkline)
         spark_widget.gaps = tuple(self.gaps)
         if self.gaps:
@@ -195,9 +196,16 @@ class StreamPane(Vertical):
         self.query_one(GapSparkline).position = self.position
         ev = self.event
         if ev is None or not self.pieces:
-            what = "no event selected" if ev is None else f"#{ev.seq} has no streamed response"
+            if ev is None:
+                what, why = "no event selected", ""
+            elif ev.chunks:
+                what = f"#{ev.seq} not streamed"
+                why = ("The answer came whole, not as a stream: there is nothing to play. "
+                       "1 Detail and 2 Conversation show it.")
+            else:
+                what, why = f"#{ev.seq} has no streamed response", ""
             status.update(Text(what, style="dim"), layout=False)
-            text.show(Text(""))
+            text.show(Text(why, style="dim"))
             return
         n, pos = self.count, self.position
         at = ev.chunks[pos - 1].at_ns if pos else 0

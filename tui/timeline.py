@@ -22,6 +22,8 @@ from tui.model import DIVERGENCE, DRIFT, ERROR, FLAG_ORDER, GLYPHS, RunModel, fm
 from tui.render import line_summary
 
 _CACHE_LIMIT = 4096
+NARROW = 64
+"""Below this width a line leaves out the time column and shortens the channel."""
 
 
 class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
@@ -185,6 +187,7 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         ev = self.model.events[i]
         flags = self.model.flags_of(i)
         ws, wo, wc = self._widths
+        narrow = width < NARROW
         get = self.get_component_rich_style
         base = self._base()
         chan_style = get("timeline--http") if ev.channel == "http" else (
@@ -192,21 +195,30 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
             else get("timeline--channel"))
         mark = "▌" if i in self.matches else " "
         duration = fmt_duration(ev.duration_ns)
-        fixed = 1 + ws + 2 + wo + 1 + wc + 1 + 1 + 8 + 1 + 3
+        flag_room = 2 if narrow else 3
+        if narrow:  # no time column; the channel's kind only (the summary names the tool)
+            wo, wc, wd = 0, min(wc, 5), 7
+            channel = ev.channel.split(":", 1)[0][:wc]
+        else:
+            wd, channel = 8, ev.channel[:wc]
+        fixed = (1 + ws + (1 if narrow else 2) + (wo + 1 if wo else 0) + wc + 1 + 1 + wd + 1
+                 + flag_room)
         room = max(8, width - fixed)
-        nested = "  ↳ " if ev.parent is not None else ""
+        nested = ("↳ " if narrow else "  ↳ ") if ev.parent is not None else ""
         text = line_summary(ev, room - len(nested))
         segs = [
             Segment(mark, get("timeline--match") if mark != " " else base),
-            Segment(f"{ev.seq:>{ws}}  ", get("timeline--seq")),
-            Segment(f"{'+%.3fs' % (ev.start_ns / 1e9):>{wo}} ", get("timeline--offset")),
-            Segment(f"{ev.channel[:wc]:<{wc}} ", chan_style),
+            Segment(f"{ev.seq:>{ws}}{' ' if narrow else '  '}", get("timeline--seq")),
         ]
+        if wo:
+            segs.append(Segment(f"{'+%.3fs' % (ev.start_ns / 1e9):>{wo}} ",
+                                get("timeline--offset")))
+        segs.append(Segment(f"{channel:<{wc}} ", chan_style))
         if nested:
             segs.append(Segment(nested, get("timeline--nested")))
         segs.append(Segment(f"{text:<{room - len(nested)}} ",
                             get("timeline--flagged") if flags else base))
-        segs.append(Segment(f"{duration:>8} ", get("timeline--duration")))
+        segs.append(Segment(f"{duration:>{wd}} ", get("timeline--duration")))
         styles = {ERROR: "timeline--error", DIVERGENCE: "timeline--divergence",
                   DRIFT: "timeline--drift"}
         marks = []
@@ -215,8 +227,8 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
                 marks.append(Segment(GLYPHS[f], get(styles[f])))
         if any(f not in GLYPHS for f in flags):
             marks.append(Segment("*", get("timeline--drift")))
-        pad = 3 - len(marks)
-        segs += marks[:3]
+        pad = flag_room - len(marks)
+        segs += marks[:flag_room]
         if pad > 0:
             segs.append(Segment(" " * pad, base))
         return list(Segment.adjust_line_length(segs, width, base))

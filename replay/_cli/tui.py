@@ -69,8 +69,20 @@ def read_findings(path: str) -> tuple[dict[int, set[str]], dict[int, list[str]]]
         flags.setdefault(seq, set()).add("drift")
         notes.setdefault(seq, []).append(
             f"drift ({item.get('severity', '?')}, {item.get('kind', '?')}): "
-            f"{item.get('message', '')}")
+            f"{item.get('message', '')}{_finding_diff(item)}")
     return flags, notes
+
+
+def _finding_diff(item: dict[str, Any]) -> str:
+    """What changed, after a newline: the finding's own diff, else recorded vs live."""
+    detail = item.get("detail")
+    if isinstance(detail, str) and detail.strip():
+        return "\n" + detail.rstrip("\n")
+    if "recorded" not in item and "live" not in item:
+        return ""
+    def one(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return f"\n- recorded: {one(item.get('recorded'))}\n+ live:     {one(item.get('live'))}"
 
 
 def cmd_tui(args: argparse.Namespace) -> int:

@@ -142,3 +142,30 @@ def test_changed_prompt_fails_with_the_divergence_report(module: pytest.Pytester
     text = result.stdout.str()
     failure = text[text.index("FAILURES"):text.index("short test summary")]
     assert textwrap.dedent(failure).count("replay diverged") == 1
+
+
+LONG = ("You are Ada, the support agent of Parcelly. Be brief and kind. Use the tools: look "
+        "the order up, check the refund policy, then refund the order total.")
+
+
+def test_a_late_change_in_a_long_prompt_is_visible_on_both_sides(
+        module: pytest.Pytester) -> None:
+    module.makepyfile(test_llm=MODULE.replace('"Weather in Paris?"', repr(LONG)))
+    run(module, "--replay-mode=record", "-k", "agent").assert_outcomes(passed=1)
+    module.makepyfile(test_llm=MODULE.replace(
+        '"Weather in Paris?"', repr(LONG.replace("order total", "order amount"))))
+    shutil.rmtree(module.path / "__pycache__", ignore_errors=True)
+    result = run(module, "-k", "agent")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "  differences (expected -> actual):",
+        "    body.messages[0].content:",
+        "      - *then refund the order total.'",
+        "      + *then refund the order amount.'",
+    ])
+    text = result.stdout.str()
+    failure = text[text.index("FAILURES"):text.index("short test summary")]
+    assert failure.count("replay diverged") == 1
+    assert "candidates below" not in failure
+    lines = [ln for ln in failure.splitlines() if ln.strip().startswith("#")]
+    assert len(set(lines)) == len(lines)

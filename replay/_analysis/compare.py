@@ -22,6 +22,7 @@ input or behaviour change. Divergence reports and the TUI use the same
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,6 +31,7 @@ from urllib.parse import urlsplit
 
 from replay._analysis.wire import api_of
 from replay._capture.matcher import INFO_CHANNELS, VALUE_CHANNELS
+from replay._cassette.divergence import LABELLERS, Divergence
 from replay._cassette.events import Event, Value
 from replay._cassette.structdiff import Change
 
@@ -250,3 +252,24 @@ def classify(pair: Pair, comparer: Comparer | None = None) -> Kind:
         return Kind.SAME
     return comparer.pair_kind(pair.left, pair.right, pair.changes,
                               moved=pair.status.value == "moved")[0]
+
+
+_DIVERGENCE_COMPARER = Comparer()
+
+
+def divergence_label(d: Divergence, change: Change) -> str:
+    """``"noise"`` when a request change in a divergence report is a value any two
+    live runs differ in (registered in :data:`replay._cassette.divergence.LABELLERS`)."""
+    ev = d.expected
+    if ev is None or ev.channel != d.channel:
+        return ""
+    path = "request" + (change.path if change.path.startswith("[") or not change.path
+                        else "." + change.path)
+    actual = dataclasses.replace(ev, request=d.actual_request)
+    kind = _DIVERGENCE_COMPARER.change_kind(Change(path, change.kind, change.old, change.new),
+                                            ev, actual)
+    return "noise" if kind is Kind.NOISE else ""
+
+
+if divergence_label not in LABELLERS:
+    LABELLERS.append(divergence_label)

@@ -13,6 +13,7 @@ from typing import Any
 from replay._analysis.compare import Kind
 from replay._analysis.summary import brief, summarize
 from replay._analysis.usage import Usage
+from replay._cassette.difftext import change_lines
 from replay._cassette.events import Event
 from replay._cassette.jsonable import jsonable
 from replay._cassette.structdiff import Change
@@ -346,7 +347,8 @@ def _row(p: AlignedPair, width: int = 70) -> str:
 
 def _details(p: AlignedPair, max_changes: int, indent: str = "      ") -> list[str]:
     changes = p.changes if p.noise_counts or p.is_noise else p.significant()
-    lines = [f"{indent}{c}" for c in changes[:max_changes]]
+    lines = [f"{indent}{line}" for c in changes[:max_changes]
+             for line in change_lines(c, left="left", right="right")]
     if len(changes) > max_changes:
         lines.append(f"{indent}... and {len(changes) - max_changes} more changes")
     if len(changes) < len(p.changes):

@@ -1,7 +1,8 @@
 """Layer 1, the cassette: the event model and the file it is stored in.
 
 Holds the frozen event records (``events``), the one exception family
-(``errors``), divergence records and structural diffs of values, redaction of
+(``errors``), divergence records and structural diffs of values (shown to
+people by ``difftext``, the one formatter of changed values), redaction of
 secrets before anything is written, the msgpack codec with content
 de-duplication (``codec``), and the file format: layout and limits, the
 crash-safe writer, the bounded hostile-input reader.
@@ -9,7 +10,7 @@ crash-safe writer, the bounded hostile-input reader.
 May import: the standard library and third-party packages only, never another
 layer of agent-replay. Contract to the layers above: the names re-exported
 here (the file API), plus the record types in ``events``, ``errors``,
-``divergence``, ``structdiff`` and ``redact``.
+``divergence``, ``structdiff``, ``difftext`` and ``redact``.
 """
 
 from __future__ import annotations

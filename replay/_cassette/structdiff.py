@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from replay._cassette.difftext import one_line
 from replay._cassette.jsonable import short_repr
 
 _MISSING: Any = object()
@@ -30,12 +31,7 @@ class Change:
     """The value on the right (actual / live); None when removed."""
 
     def __str__(self) -> str:
-        where = self.path or "(value)"
-        if self.kind == "added":
-            return f"{where}: added {_short(self.new)}"
-        if self.kind == "removed":
-            return f"{where}: removed (was {_short(self.old)})"
-        return f"{where}: {_short(self.old)} -> {_short(self.new)}"
+        return one_line(self)
 
 
 def diff(old: Any, new: Any, *, limit: int = 10_000) -> list[Change]:
@@ -85,7 +81,3 @@ def distance(old: Any, new: Any) -> int:
     """A cheap dissimilarity score: how many leaf changes (capped)."""
     return len(diff(old, new, limit=1000))
 
-
-def _short(value: Any, width: int = 80) -> str:
-    text = short_repr(value, width + 1)
-    return text if len(text) <= width else text[: width - 3] + "..."

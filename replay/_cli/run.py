@@ -114,16 +114,17 @@ def report_child(code: int, result: dict[str, Any]) -> int:
     divergences = result.get("divergences") or []
     line = (f"replay: served {result.get('consumed', 0)} events, "
             f"{result.get('unconsumed', 0)} unused, {len(divergences)} divergence(s)")
+    if result.get("error"):
+        line += " (reported above)"
     if result.get("reordered"):
         line += f", {result['reordered']} in another task interleaving (accepted)"
     if result.get("output"):
         line += (f"; wrote {result.get('recorded', 0)} events ({result.get('live', 0)} live) "
                  f"to {result['output']}")
-    sys.stderr.write(line + "\n")
-    if result.get("error"):
+    if result.get("error"):  # once, after everything the program printed
         sys.stderr.write(result["error"] + "\n")
-        return code or 1
-    return code
+    sys.stderr.write(line + "\n")
+    return (code or 1) if result.get("error") else code
 
 
 def play_options(args: argparse.Namespace) -> dict[str, Any]:

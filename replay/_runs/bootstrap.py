@@ -19,6 +19,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
 from replay._cassette.errors import DivergenceError, ReplayError, SessionError
@@ -48,7 +50,39 @@ def start(spec_text: str) -> None:
         raise
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
+    sys.excepthook = _report_last(sys.excepthook)
     atexit.register(_finish, run, spec.get("result"))
+
+
+def _report_last(previous: Callable[..., Any]) -> Callable[..., Any]:
+    """An ``excepthook`` that leaves the divergence report to the run's end, where it
+    is printed once, after everything else.
+
+    When the divergence is what killed the program, its traceback only repeats
+    the report (the report names the line that asked): nothing is printed here.
+    When another exception killed it (an SDK wrapping the divergence, or a
+    failure it caused), the traceback is printed with each divergence in it
+    shortened to its first line.
+    """
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if isinstance(exc, DivergenceError):
+            return
+        for link in _chain(exc):
+            if isinstance(link, DivergenceError):
+                first = str(link).split("\n", 1)[0]
+                link.args = (f"{first} (the report is printed at the end)",)
+        previous(kind, exc, tb)
+    return hook
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or during (each once)."""
+    out: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and all(link is not seen for seen in out):
+        out.append(link)
+        link = link.__cause__ or link.__context__
+    return out
 
 
 def _discard(run: Run) -> None:

@@ -99,7 +99,8 @@ def golden_header() -> Header:
 
 def _write_forever(path: str) -> None:
     out = sys.stdout
-    w = CassetteWriter(path, golden_header())  # writes path + ".partial"
+    version = int(os.environ.get("FORMAT_CHILD_VERSION", "2"))
+    w = CassetteWriter(path, golden_header(), version=version)  # writes path + ".partial"
     out.write("ready\n")
     out.flush()
     i = 0

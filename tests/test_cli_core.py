@@ -78,7 +78,7 @@ def test_show_lists_events_filters_and_prints_json(tmp_path: Path) -> None:
     assert len(tools) == 3 and all("tool:" in ln for ln in tools)
     doc = json.loads(cli("show", str(cassette), "--json").stdout)
     assert len(doc["events"]) == len(events)
-    assert doc["header"]["version"] == 1
+    assert doc["header"]["version"] == 2
     assert doc["events"][0]["seq"] == 0
 
 

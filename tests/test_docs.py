@@ -501,7 +501,7 @@ def _example_cassette(path: Path) -> bytes:
 
     header = replay.Header(created="2024-01-01T00:00:00Z", argv=("agent.py",),
                            python="CPython 3.11.7", platform="Linux", meta={})
-    with CassetteWriter(str(path), header) as writer:
+    with CassetteWriter(str(path), header, version=1) as writer:  # the version 1 example
         writer.write(replay.Event(seq=0, channel="clock", request=None, response=1.5,
                                   start_ns=10, duration_ns=2, task="main"))
     return path.read_bytes()

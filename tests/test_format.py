@@ -71,7 +71,7 @@ def test_header_new_fills_run_facts() -> None:
     h = Header.new(meta={"fingerprint": "abc"})
     assert h.created.endswith("Z") and "T" in h.created
     assert isinstance(h.argv, tuple) and h.python and h.platform
-    assert h.meta == {"fingerprint": "abc"} and h.version == 1
+    assert h.meta == {"fingerprint": "abc"} and h.version == 2
 
 
 def test_dedup_stores_repeated_content_once(tmp_path: pathlib.Path) -> None:
@@ -272,14 +272,17 @@ def test_level_is_checked(tmp_path: pathlib.Path) -> None:
 def test_reader_limits(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "big.replay"
     write(path, [Event(seq=0, channel="c", request=bytes(200))])
-    with pytest.raises(CassetteLimitError):
-        read_cassette(path, limits=Limits(max_record_size=100))
+    with pytest.raises(CassetteLimitError):  # a packed file's events decode on demand
+        list(read_cassette(path, limits=Limits(max_record_size=100)).events)
     with pytest.raises(CassetteLimitError) as info:
         read_header(path, limits=Limits(max_header_size=10))
     assert info.value.offset == 10
-    with pytest.raises(CassetteLimitError):
-        read_cassette(path, limits=Limits(max_window_size=1024))
     assert verify(path, limits=Limits(max_record_size=100)).status == "over limit"
+    # a packed frame's window is its content size; a version 1 stream's is 8 MiB
+    big = tmp_path / "big.replay"
+    write(big, [Event(seq=i, channel="c", request=text(i, 3000)) for i in range(300)])
+    with pytest.raises(CassetteLimitError):
+        read_cassette(big, limits=Limits(max_window_size=64 * 1024))
 
 
 def test_writer_refuses_records_readers_would_refuse(tmp_path: pathlib.Path) -> None:

@@ -266,10 +266,28 @@ def test_every_bomb_is_bounded_in_every_reader(name: str, mode: str,
 
 # -- the limits, in process ---------------------------------------------------------
 
-def write(path: pathlib.Path, events: list[Event]) -> None:
-    with CassetteWriter(path, golden_header()) as w:
+def write(path: pathlib.Path, events: list[Event], version: int = 1) -> None:
+    """Version 1 by default: the budget tests are about readers that hold what they
+    decode (version 1, a version 2 journal); a packed file decodes on demand."""
+    with CassetteWriter(path, golden_header(), version=version) as w:
         for event in events:
             w.write(event)
+
+
+def test_a_packed_file_checks_limits_as_it_decodes(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "values.replay"
+    write(path, [Event(seq=0, channel="c", request=list(range(300)))], version=2)
+    events = read_cassette(path, limits=Limits(max_record_values=100)).events
+    with pytest.raises(CassetteLimitError) as info:
+        events[0]
+    assert "more than 100 msgpack values" in info.value.reason
+    assert info.value.offset > len(HEADER)
+    assert verify(path, limits=Limits(max_record_values=100)).status == "over limit"
+    clock = tmp_path / "clock.replay"  # 20,000 events, read in a 1 MB budget
+    write(clock, [Event(seq=i, channel="clock", request=None, response=1.7e9)
+                  for i in range(20_000)], version=2)
+    fixed = Limits(max_decoded_size=1 * MB, max_decoded_ratio=0)
+    assert sum(1 for _ in read_cassette(clock, limits=fixed).events) == 20_000
 
 
 def test_a_deep_array_says_why_it_is_corrupt(tmp_path: pathlib.Path) -> None:

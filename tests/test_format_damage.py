@@ -25,11 +25,12 @@ N_FLIPS = 10_000
 SEED = 20240501
 
 
-@pytest.fixture(scope="module")
-def golden(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[Event]]:
+@pytest.fixture(scope="module", params=[1, 2], ids=["v1", "v2-packed"])
+def golden(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[Event]]:
     path = tmp_path_factory.mktemp("golden") / "golden.replay"
     events = [make_event(i) for i in range(N_EVENTS)]
-    with CassetteWriter(path, golden_header()) as w:
+    with CassetteWriter(path, golden_header(), version=request.param) as w:
         for ev in events:
             w.write(ev)
     report = verify(path)

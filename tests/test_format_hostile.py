@@ -27,11 +27,16 @@ from replay._cassette.errors import (
     CassetteCorruptError,
     CassetteError,
     CassetteLimitError,
+    CassetteTruncatedError,
     CassetteVersionError,
 )
 
 ROOT = str(pathlib.Path(__file__).resolve().parents[1])
-HEADER = encode_header(golden_header())
+HEADER = encode_header(golden_header(), version=1)
+"""A version 1 header: the bombs are zstd frames, version 1's body."""
+VERSIONS = pytest.mark.parametrize("version", [1, 2], ids=["v1", "v2-journal"])
+"""Crafted records are checked in a version 1 frame and in a version 2 journal (the
+same records, uncompressed; packed files: tests/test_format_packed.py)."""
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MB = 1024 * 1024
 
@@ -53,8 +58,10 @@ def trailer(zframe: bytes) -> bytes:
                                                                                         "little")
 
 
-def cassette(payloads: list[bytes], *, end: bool = True, header: bytes = HEADER) -> bytes:
-    """A complete, checksummed cassette around arbitrary record payloads."""
+def cassette(payloads: list[bytes], *, end: bool = True, header: bytes = HEADER,
+             version: int = 1) -> bytes:
+    """A complete, checksummed cassette around arbitrary record payloads (version 2:
+    a journal, which holds the same records uncompressed)."""
     def kind(p: bytes) -> object:
         try:
             m = msgpack.unpackb(p, strict_map_key=False, ext_hook=lambda c, d: None)
@@ -66,6 +73,8 @@ def cassette(payloads: list[bytes], *, end: bool = True, header: bytes = HEADER)
     blobs = len(payloads) - events
     if end:
         payloads = [*payloads, msgpack.packb({"k": "end", "events": events, "blobs": blobs})]
+    if version == 2:
+        return encode_header(golden_header()) + b"JRNL" + b"".join(map(framed, payloads))
     z = frame([framed(p) for p in payloads])
     return header + z + trailer(z)
 
@@ -177,6 +186,18 @@ def bomb_max_record() -> bytes:
     return HEADER + ZSTD_MAGIC + b"\x00\x58" + raw + rle_blocks(0x00, size // (128 * 1024) + 1)
 
 
+HEADER2 = encode_header(golden_header())
+
+
+def journal(body: bytes) -> bytes:
+    return HEADER2 + b"JRNL" + body
+
+
+def packed(v1_bomb: bytes) -> bytes:
+    """A version 1 bomb's frame as the first frame of a packed version 2 body."""
+    return HEADER2 + b"PACK" + v1_bomb[len(HEADER):]
+
+
 BOMBS = {
     "2 TiB window": (bomb_window, CassetteLimitError),
     "8 GiB content, single segment": (bomb_content_size, CassetteLimitError),
@@ -190,6 +211,20 @@ BOMBS = {
     "RLE bomb of 0x01": (bomb_rle, CassetteCorruptError),
     "RLE bomb of zeros": (bomb_rle_zeros, CassetteCorruptError),
     "32 MiB record of zeros": (bomb_max_record, CassetteCorruptError),
+    "v2 journal: record length 2^32-1": (
+        lambda: journal(b"\xff\xff\xff\xff\x00\x00\x00\x00" + b"\x00" * 64),
+        CassetteLimitError),
+    "v2 journal: array of 2^31 elements": (
+        lambda: journal(framed(b"\xdd\x80\x00\x00\x00" + b"\xc0" * 64)), CassetteCorruptError),
+    "v2 journal: 4 GiB Timestamp ext": (
+        lambda: journal(framed(b"\x81\xa1k\xc9\xff\xff\xff\xf0\xff" + b"\x00" * 64)),
+        CassetteCorruptError),
+    "v2 packed: 2 TiB window": (lambda: packed(bomb_window()), CassetteLimitError),
+    "v2 packed: 8 GiB content": (lambda: packed(bomb_content_size()), CassetteLimitError),
+    "v2 packed: RLE bomb": (lambda: packed(bomb_rle()), CassetteCorruptError),
+    "v2 packed: 1 MiB random": (lambda: packed(bomb_random()), CassetteCorruptError),
+    "v2 packed: 32 MiB record of zeros": (lambda: packed(bomb_max_record()),
+                                          CassetteCorruptError),
 }
 
 
@@ -222,32 +257,39 @@ def blob(ident: int, value: object) -> bytes:
 
 
 REF0 = msgpack.ExtType(1, b"\x00")
+
+
+def case(payloads: list[bytes], *, end: bool = True) -> tuple[list[bytes], bool]:
+    return payloads, end
+
+
 MALFORMED = {
-    "record after end": cassette([ev(), msgpack.packb({"k": "end", "events": 1, "blobs": 0}),
+    "record after end": case([ev(), msgpack.packb({"k": "end", "events": 1, "blobs": 0}),
                                   ev()], end=False),
-    "end counts wrong": cassette([ev(), msgpack.packb({"k": "end", "events": 2, "blobs": 0})],
+    "end counts wrong": case([ev(), msgpack.packb({"k": "end", "events": 2, "blobs": 0})],
                                  end=False),
-    "no end record": cassette([ev()], end=False),
-    "unknown record kind": cassette([msgpack.packb({"k": "note"})]),
-    "record is a list": cassette([msgpack.packb(["ev"])]),
-    "unknown ext code": cassette([ev(request=msgpack.ExtType(5, b""))]),
-    "blob out of order": cassette([blob(1, "x")]),
-    "ref before its blob": cassette([ev(request=REF0)]),
-    "blob refers to itself": cassette([blob(0, REF0)]),
-    "ref data of 3 bytes": cassette([blob(0, "x"), ev(request=msgpack.ExtType(1, b"\0\0\0"))]),
-    "tuple ext not an array": cassette([ev(request=msgpack.ExtType(2, msgpack.packb(5)))]),
-    "Timestamp in meta": cassette([ev(meta={"t": msgpack.Timestamp(1, 0)})]),
-    "event without seq": cassette([msgpack.packb({"k": "ev", "channel": "c", "request": 1})]),
-    "event with a str seq": cassette([ev(seq="1")]),
-    "msgpack nested 5000 deep": cassette([ev_raw_request(b"\x91" * 5000 + b"\xc0")]),
-    "tuples nested 9 deep": cassette([ev_raw_request(nested_tuples(9))]),
-    "tuples nested 3000 deep": cassette([ev_raw_request(nested_tuples(3000))]),
+    "no end record": case([ev()], end=False),
+    "unknown record kind": case([msgpack.packb({"k": "note"})]),
+    "record is a list": case([msgpack.packb(["ev"])]),
+    "unknown ext code": case([ev(request=msgpack.ExtType(5, b""))]),
+    "blob out of order": case([blob(1, "x")]),
+    "ref before its blob": case([ev(request=REF0)]),
+    "blob refers to itself": case([blob(0, REF0)]),
+    "ref data of 3 bytes": case([blob(0, "x"), ev(request=msgpack.ExtType(1, b"\0\0\0"))]),
+    "tuple ext not an array": case([ev(request=msgpack.ExtType(2, msgpack.packb(5)))]),
+    "Timestamp in meta": case([ev(meta={"t": msgpack.Timestamp(1, 0)})]),
+    "event without seq": case([msgpack.packb({"k": "ev", "channel": "c", "request": 1})]),
+    "event with a str seq": case([ev(seq="1")]),
+    "msgpack nested 5000 deep": case([ev_raw_request(b"\x91" * 5000 + b"\xc0")]),
+    "tuples nested 9 deep": case([ev_raw_request(nested_tuples(9))]),
+    "tuples nested 3000 deep": case([ev_raw_request(nested_tuples(3000))]),
 }
 
 
-def test_tuples_nested_8_deep_are_fine(tmp_path: pathlib.Path) -> None:
+@VERSIONS
+def test_tuples_nested_8_deep_are_fine(version: int, tmp_path: pathlib.Path) -> None:
     path = tmp_path / "ok.replay"
-    path.write_bytes(cassette([ev_raw_request(nested_tuples(8))]))
+    path.write_bytes(cassette([ev_raw_request(nested_tuples(8))], version=version))
     [event] = iter_events(path)
     expect: object = []
     for _ in range(8):
@@ -255,22 +297,29 @@ def test_tuples_nested_8_deep_are_fine(tmp_path: pathlib.Path) -> None:
     assert event.request == expect
 
 
+@VERSIONS
 @pytest.mark.parametrize("name", list(MALFORMED))
-def test_malformed_content_is_corrupt(name: str, tmp_path: pathlib.Path) -> None:
+def test_malformed_content_is_corrupt(name: str, version: int, tmp_path: pathlib.Path) -> None:
     path = tmp_path / "bad.replay"
-    path.write_bytes(MALFORMED[name])
-    with pytest.raises(CassetteCorruptError) as info:
+    payloads, end = MALFORMED[name]
+    path.write_bytes(cassette(payloads, end=end, version=version))
+    # a journal without its end record is a recording that never finished: torn
+    expected = CassetteTruncatedError if (version, name) == (2, "no end record") \
+        else CassetteCorruptError
+    with pytest.raises(expected) as info:
         list(iter_events(path))
     assert info.value.offset > len(HEADER)
     assert not info.value.reason.endswith(": "), "an error must say what is wrong"
-    assert verify(path).status == "corrupt"
+    assert verify(path).status == info.value.kind
 
 
-def test_msgpack_errors_that_have_no_message_get_one(tmp_path: pathlib.Path) -> None:
+@VERSIONS
+def test_msgpack_errors_that_have_no_message_get_one(version: int,
+                                                     tmp_path: pathlib.Path) -> None:
     path = tmp_path / "bad.replay"
     for raw, why in [(b"\x91" * 100_000 + b"\xc0", "values nested more than 1024 deep"),
                      (b"\xc1", "not msgpack (a reserved type byte)")]:
-        path.write_bytes(cassette([ev_raw_request(raw)]))
+        path.write_bytes(cassette([ev_raw_request(raw)], version=version))
         with pytest.raises(CassetteCorruptError) as info:
             list(iter_events(path))
         assert info.value.reason == f"bad record: {why}"
@@ -286,7 +335,7 @@ def test_header_checks(tmp_path: pathlib.Path) -> None:
         return head + m + crc32c.crc32c(m, crc32c.crc32c(head[8:])).to_bytes(4, "little")
 
     cases: list[tuple[bytes, type[CassetteError], int]] = [
-        (header(2, body), CassetteVersionError, 8),
+        (header(3, body), CassetteVersionError, 8),
         (header(0, body), CassetteCorruptError, 8),
         (header(1, body, b"NOTACASS"), CassetteCorruptError, 0),
         (b"PK\x03\x04" + bytes(60), CassetteCorruptError, 0),
@@ -305,7 +354,7 @@ def test_header_checks(tmp_path: pathlib.Path) -> None:
         assert type(info.value) is cls and info.value.offset == offset, data[:20]
         with pytest.raises(cls):
             list(iter_events(path))
-    path.write_bytes(header(2, body) + frame([]))
+    path.write_bytes(header(3, body) + frame([]))
     assert verify(path).status == "unsupported version"
     assert verify(path).version is None
 

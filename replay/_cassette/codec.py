@@ -62,6 +62,12 @@ file (70.5 KB at 200 turns, x2.02 from 100) while 512 misses the messages
 for the same size. Readers do not depend on it: any value may be a blob or
 inline."""
 
+DEDUP_ENTRIES: Final = 1 << 16
+"""Writer policy: the most blob digests the encoder remembers (~130 bytes each,
+so ~8.5 MB). When a new event would pass it, the encoder forgets them all and
+a value seen before is stored again as a new blob: a long run's writer stays
+in bounded memory, and its file grows by the repeats it no longer finds."""
+
 DEFAULT_MAX_RECORD: Final = 32 * 1024 * 1024
 """Largest record payload a default reader accepts; the writer refuses larger."""
 DEFAULT_MAX_VALUES: Final = 1 << 19
@@ -182,9 +188,11 @@ class Encoder:
     begun is remembered, so no later record can refer to an unwritten blob.
     """
 
-    def __init__(self, max_record_size: int = DEFAULT_MAX_RECORD) -> None:
+    def __init__(self, max_record_size: int = DEFAULT_MAX_RECORD,
+                 max_ids: int = DEDUP_ENTRIES) -> None:
         self._packer = msgpack.Packer(default=_default, strict_types=True)
         self._max = max_record_size
+        self._max_ids = max_ids
         self._ids: dict[bytes, int] = {}
         self._new: dict[bytes, int] = {}
         self._payloads: list[bytes] = []
@@ -195,6 +203,10 @@ class Encoder:
 
     def encode_event(self, event: Event) -> bytes:
         """Framed records for one event: any new blobs it needs, then the event."""
+        return b"".join(map(frame_record, self.encode_payloads(event)))
+
+    def encode_payloads(self, event: Event) -> list[bytes]:
+        """Record payloads for one event: any new blobs it needs, then the event."""
         fields = event.to_map()
         record: dict[str, Any] = {"k": "ev", **fields}
         try:
@@ -227,10 +239,12 @@ class Encoder:
                     f"event {event.seq} needs a record of more than {DEFAULT_MAX_VALUES} "
                     f"msgpack values, which readers refuse by default")
         if len(out) > 1:
+            if len(self._ids) + len(self._new) > self._max_ids:
+                self._ids.clear()  # the spill: forget, and store repeats anew
             self._ids.update(self._new)
             self.blobs += len(self._new)
         self.events += 1
-        return b"".join(map(frame_record, out))
+        return out
 
     def end_record(self) -> bytes:
         """The framed ``end`` record with the final counts."""

@@ -29,6 +29,7 @@ need only its type.
 
 from __future__ import annotations
 
+import array
 import functools
 import sys
 from typing import Any
@@ -145,7 +146,14 @@ class Decoder:
 
     def __init__(self, max_record_size: int = DEFAULT_MAX_RECORD, *,
                  max_values: int = DEFAULT_MAX_VALUES, budget: int | None = None,
-                 keep_events: bool = False, keep_blob_values: bool = True) -> None:
+                 keep_events: bool = False, keep_blob_values: bool = True,
+                 index_records: bool = False) -> None:
+        self.index_records = index_records
+        """Accept (and skip) ``ix`` records, as a version 2 journal holds."""
+        self.done = 0
+        """Stream offset of the first byte not yet decoded (on an error, of the bad record)."""
+        self.event_pos: array.array[int] = array.array("Q")
+        """Stream offset of every event record decoded."""
         self.blobs: list[Any] = []
         """Decoded blob values, by id."""
         self.events = 0
@@ -160,7 +168,7 @@ class Decoder:
         self._max_values = max_values
         self._keep_events = keep_events
         self._keep_blob_values = keep_blob_values
-        self._sizes: list[int] = []  # each blob's expanded size, by id
+        self._sizes = array.array("q")  # each blob's expanded size, by id
         self._values = 0  # values in containers of the record being decoded
         self._expanded = 0  # expanded sizes of the blobs it refers to
         self._buf = bytearray()  # the start of a record that continues in the next chunk
@@ -185,6 +193,7 @@ class Decoder:
         limit, DecodeError (a ValueError) for anything else wrong.
         """
         buf = self._buf
+        base = self.done - len(buf)
         data: bytes | bytearray = chunk
         if buf:
             buf += chunk
@@ -225,10 +234,12 @@ class Decoder:
                     raise DecodeError(f"bad record: {reason(exc)}") from None
                 if type(obj) is Event:
                     out.append(obj)
+                    self.event_pos.append(base + i)
                 elif type(obj) is End:
                     self.end = obj
                 i = stop
         finally:
+            self.done = base + i
             if view is not None:
                 payload = b""  # drop the last slice, then the view, before resizing
                 view.release()
@@ -236,6 +247,7 @@ class Decoder:
             del buf[:i]
         elif i < n:
             self._buf = bytearray(chunk[i:])
+        self.done = base + n
 
     def _admit(self, payload: bytes | bytearray | memoryview) -> None:
         """Check the values and the decoded size of a record before decoding it."""
@@ -330,6 +342,8 @@ class Decoder:
             self._sizes.append(expanded)
             if type(value) in (dict, list, tuple):
                 self._checked.add(id(value))
+            return None
+        if kind == "ix" and self.index_records:
             return None
         if kind == "end":
             events, blobs = m.get("events"), m.get("blobs")

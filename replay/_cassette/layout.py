@@ -1,12 +1,22 @@
-"""The cassette file: header, one zstandard frame of framed records, trailer.
+"""The cassette file, in its two versions.
+
+Every version starts with the same header section:
 
     header   b"AGTRPLAY" | u16 version | u32 n | msgpack map (n bytes) | u32 CRC32C
-    frame    one zstd frame; inside: records, each u32 len | u32 CRC32C | payload
-    trailer  b"ARPE" | u64 frame length | u32 CRC32C of the frame bytes
 
-The writer flushes a zstd block after every event, so a process killed at any
-moment leaves every event whose ``write()`` returned readable; the trailer and
-the ``end`` record tell a finished recording from a torn one. The reader
+Version 1 (still read; written on request): one zstandard frame of framed
+records (each u32 len | u32 CRC32C | payload), block-flushed per event, then
+the trailer b"ARPE" | u64 frame length | u32 CRC32C of the frame bytes.
+
+Version 2 (written by default) has two bodies after the header:
+
+    journal  b"JRNL" | records, uncompressed      (a recording, or a crashed one)
+    packed   b"PACK" | zstd frames of records | index frame | trailer
+    trailer  b"ARPX" | u64 index offset | u64 index length | u32 CRC32C(index)
+
+A recording appends each event's records with one ``write()`` (the kernel
+keeps them across SIGKILL); ``close()`` packs the journal into frames of many
+events with an index of every event (``index.py``), so readers seek. The reader
 treats the file as hostile: bounded streaming decompression, bounded records,
 and every failure reported as one :class:`~replay.CassetteError` with a byte
 offset. The byte-level spec is docs/cassette-format.md.
@@ -19,7 +29,7 @@ import os
 import platform
 import struct
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal, TypeAlias
 
@@ -37,9 +47,17 @@ PathArg: TypeAlias = "str | os.PathLike[str]"
 EXTENSION: Final = ".replay"
 """File name extension of a cassette."""
 MAGIC: Final = b"AGTRPLAY"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 """The format version this release writes (and the newest it reads)."""
 TRAILER_MAGIC: Final = b"ARPE"
+JOURNAL_TAG: Final = b"JRNL"
+"""Version 2: the body is a journal of uncompressed records."""
+PACK_TAG: Final = b"PACK"
+"""Version 2: the body is packed frames, an index and a trailer."""
+TRAILER2_MAGIC: Final = b"ARPX"
+_TRAILER2 = struct.Struct("<4sQQI")  # magic, index offset, index length, CRC32C: 24 bytes
+FRAME_RAW: Final = 512 * 1024
+"""Writer policy (version 2): records per packed frame until it holds this many bytes."""
 
 _HEAD = struct.Struct("<8sHI")  # magic, version, map length: 14 bytes
 _U32 = struct.Struct("<I")
@@ -143,8 +161,9 @@ class Cassette:
     """Where it was read from."""
     header: Header
     """Its header."""
-    events: tuple[Event, ...]
-    """Every complete event, in file (completion) order."""
+    events: Sequence[Event]
+    """Every complete event, in file (completion) order: a tuple, or for a packed
+    version 2 file an :class:`~replay.EventLog` that decodes events on demand."""
     damage: CassetteError | None = None
     """What stopped reading early (only with ``strict=False``), else None."""
 

@@ -17,25 +17,27 @@ import crc32c
 import zstandard
 
 from replay._cassette.codec import OverLimitError
-from replay._cassette.decoder import Decoder, reason, unpack_plain
+from replay._cassette.decoder import Decoder
 from replay._cassette.errors import (
     CassetteCorruptError,
     CassetteError,
     CassetteLimitError,
     CassetteTruncatedError,
-    CassetteVersionError,
 )
+from replay._cassette.eventlog import EventLog, NotPacked, check_index, open_packed, read_index
 from replay._cassette.events import Event
+from replay._cassette.index import Index
 from replay._cassette.layout import (
     _BLOCK_MAX,
     _CHUNK,
     _HEAD,
     _TRAILER,
+    _TRAILER2,
     _U32,
     _UNIT_MAX,
-    _ZSTD_MAGIC,
-    FORMAT_VERSION,
-    MAGIC,
+    JOURNAL_TAG,
+    PACK_TAG,
+    TRAILER2_MAGIC,
     TRAILER_MAGIC,
     Cassette,
     Header,
@@ -44,162 +46,9 @@ from replay._cassette.layout import (
     Status,
     VerifyReport,
 )
+from replay._cassette.sections import _Damage, _Frame, _read_header
 
 # -- reading -----------------------------------------------------------------
-
-class _Damage(Exception):
-    """Raised inside the reader; becomes a CassetteError with events_read."""
-
-    def __init__(self, cls: type[CassetteError], message: str, offset: int) -> None:
-        super().__init__(message)
-        self.cls = cls
-        self.message = message
-        self.offset = offset
-
-
-def _read_header(f: IO[bytes], limits: Limits) -> tuple[Header, int]:
-    """Parse the header section at the start of ``f``; return it and its size."""
-    head = f.read(_HEAD.size)
-    if head[:8] != MAGIC[:len(head)]:
-        raise _Damage(CassetteCorruptError, "not a cassette (bad magic)", 0)
-    if len(head) < _HEAD.size:
-        raise _Damage(CassetteTruncatedError, "file ends inside the header", len(head))
-    _, version, n = _HEAD.unpack(head)
-    if n > limits.max_header_size:
-        raise _Damage(CassetteLimitError,
-                      f"header declares {n} bytes, over the {limits.max_header_size} limit", 10)
-    rest = f.read(n + 4)
-    if len(rest) < n + 4:
-        raise _Damage(CassetteTruncatedError, "file ends inside the header",
-                      _HEAD.size + len(rest))
-    body = rest[:n]
-    if crc32c.crc32c(body, crc32c.crc32c(head[8:])) != _U32.unpack_from(rest, n)[0]:
-        raise _Damage(CassetteCorruptError, "header checksum mismatch", _HEAD.size + n)
-    # The envelope (magic, version, length, map, CRC) is the same in every
-    # version, so a version error is only ever reported for intact headers.
-    if version != FORMAT_VERSION:
-        cls = CassetteVersionError if version > FORMAT_VERSION else CassetteCorruptError
-        raise _Damage(cls, f"format version {version}; this release reads 1..{FORMAT_VERSION}",
-                      8)
-    try:
-        header = Header.from_map(unpack_plain(body, max_values=limits.max_record_values),
-                                 version)
-    except OverLimitError as exc:
-        raise _Damage(CassetteLimitError, str(exc), _HEAD.size) from exc
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-        raise _Damage(CassetteCorruptError, f"bad header map: {reason(exc)}",
-                      _HEAD.size) from exc
-    return header, _HEAD.size + n + 4
-
-
-class _Frame:
-    """The zstd frame, handed to the decoder one unit (frame header, block,
-    checksum) per ``read()``.
-
-    Walking the block headers (never their contents) tells exactly where the
-    frame ends, whether the file stopped inside it, and which block the
-    decoder was on when something failed; it also enforces the window limit
-    before the decoder allocates anything.
-    """
-
-    _HEADER, _BLOCKS, _CHECKSUM, _DONE, _TRUNCATED = range(5)
-
-    def __init__(self, f: IO[bytes], start: int, limits: Limits) -> None:
-        self._f = f
-        self._buf = b""
-        self._i = 0
-        self._limits = limits
-        self._state = self._HEADER
-        self._has_checksum = False
-        self._block_max = _BLOCK_MAX
-        self.start = start
-        """File offset of the frame."""
-        self.pos = start
-        """File offset just past the last unit handed to the decoder."""
-        self.crc = 0
-        """CRC32C of the frame bytes handed out so far."""
-
-    @property
-    def done(self) -> bool:
-        """The frame's last byte has been handed out."""
-        return self._state == self._DONE
-
-    @property
-    def truncated(self) -> bool:
-        """The file ended inside the frame."""
-        return self._state == self._TRUNCATED
-
-    def _ensure(self, n: int) -> bool:
-        """Have the next ``n`` bytes in memory; False at end of file."""
-        if len(self._buf) - self._i < n:
-            self._buf = self._buf[self._i:] + self._f.read(max(_CHUNK, n))
-            self._i = 0
-        return len(self._buf) - self._i >= n
-
-    def read(self, n: int) -> bytes:
-        """The next unit of the frame, or b"" at its end or at end of file.
-
-        ``n`` (the decoder's read size) is never less than the largest unit.
-        """
-        state, have = self._state, len(self._buf) - self._i
-        if state == self._BLOCKS:
-            size = self._block() if have >= 3 or self._ensure(3) else None
-        elif state == self._CHECKSUM:
-            size, self._state = 4, self._DONE
-        elif state == self._HEADER:
-            size = self._frame_header() if self._ensure(5) else None
-        else:
-            return b""
-        if size is None or (have < size and not self._ensure(size)):
-            self._state = self._TRUNCATED  # never hand the decoder half a unit
-            return b""
-        unit = self._buf[self._i:self._i + size]
-        self._i += size
-        self.pos += size
-        self.crc = crc32c.crc32c(unit, self.crc)
-        return unit
-
-    def _block(self) -> int:
-        buf, i = self._buf, self._i
-        bh = buf[i] | buf[i + 1] << 8 | buf[i + 2] << 16
-        btype, bsize = bh >> 1 & 3, bh >> 3
-        if btype == 3 or bsize > self._block_max:
-            raise _Damage(CassetteCorruptError, f"bad zstd block header {bh:06x}", self.pos)
-        if bh & 1:  # the last block
-            self._state = self._CHECKSUM if self._has_checksum else self._DONE
-        return 4 if btype == 1 else 3 + bsize  # an RLE block's body is one byte
-
-    def _frame_header(self) -> int | None:
-        h = self._buf[self._i:self._i + 5]
-        if h[:4] != _ZSTD_MAGIC:
-            raise _Damage(CassetteCorruptError, "no zstd frame after the header", self.pos)
-        fhd = h[4]
-        single = fhd >> 5 & 1
-        fcs_size = (single, 2, 4, 8)[fhd >> 6]
-        if fhd & 0x0B:  # a reserved bit, or a dictionary id (never written)
-            raise _Damage(CassetteCorruptError, "unsupported zstd frame header", self.pos)
-        size = 6 - single + fcs_size
-        if not self._ensure(size):
-            return None
-        if single:  # the window is the content size
-            window = int.from_bytes(self._buf[self._i + 5:self._i + size], "little")
-            window += 256 if fcs_size == 2 else 0
-        else:
-            wd = self._buf[self._i + 5]
-            window = (1 << (10 + (wd >> 3))) * (8 + (wd & 7)) // 8
-        if window > self._limits.max_window_size:
-            raise _Damage(CassetteLimitError, f"zstd window of {window} bytes, over the "
-                          f"{self._limits.max_window_size} limit", self.pos)
-        self._block_max = min(_BLOCK_MAX, window)
-        self._has_checksum = bool(fhd & 0x04)
-        self._state = self._BLOCKS
-        return size
-
-    def rest(self, n: int) -> bytes:
-        """Up to ``n`` bytes after the frame (the trailer)."""
-        self._ensure(n)
-        return self._buf[self._i:self._i + n]
-
 
 class _Reader:
     """One pass over a cassette; attributes tell how far it got.
@@ -220,10 +69,14 @@ class _Reader:
         self.frame: _Frame | None = None
         self.frame_start: int | None = None
         self.raw_size = 0
+        self.compressed = 0
+        self.index: Index | None = None
 
     @property
     def frame_size(self) -> int:
-        """Bytes of the zstd frame read so far."""
+        """Bytes of zstd frames read so far."""
+        if self.header is not None and self.header.version >= 2:
+            return self.compressed
         return self.frame.pos - self.frame.start if self.frame else 0
 
     def _error(self, d: _Damage) -> CassetteError:
@@ -238,17 +91,38 @@ class _Reader:
             try:
                 yield from self._events(f)
             except _Damage as d:
-                raise self._error(_recheck(f, self.file_size, self.frame_start, d)) from None
+                yield from d.got  # every complete event before the damage
+                if self.header is None or self.header.version >= 2:
+                    d = _recheck2(f, self.file_size, d, self.limits)
+                if self.header is None or self.header.version == 1:
+                    d = _recheck(f, self.file_size, self.frame_start, d)
+                raise self._error(d) from None
 
     def _events(self, f: IO[bytes]) -> Iterator[Event]:
         self.header, hsize = _read_header(f, self.limits)
         self.frame_start = hsize
-        self.frame = frame = _Frame(f, hsize, self.limits)
+        if self.header.version == 1:
+            self.frame = frame = _Frame(f, hsize, self.limits)
+            yield from self._frame_events(frame)
+            self._finish(frame)
+            return
+        tag = f.read(4)
+        if tag == JOURNAL_TAG:
+            yield from self._journal_events(f, hsize + 4)
+        elif tag == PACK_TAG:
+            yield from self._packed_events(f, hsize + 4)
+        elif PACK_TAG.startswith(tag) or JOURNAL_TAG.startswith(tag):
+            raise _Damage(CassetteTruncatedError, "file ends inside the body tag",
+                          self.file_size)
+        else:
+            raise _Damage(CassetteCorruptError, f"unknown body tag {tag!r}", hsize)
+
+    def _frame_events(self, frame: _Frame) -> Iterator[Event]:
+        """Decode one zstd frame's records, yielding its events."""
         dctx = zstandard.ZstdDecompressor(max_window_size=self.limits.max_window_size)
         # Duck-typed source: the decoder only calls read().
         reader = dctx.stream_reader(cast("IO[bytes]", frame), read_size=_UNIT_MAX,
                                     read_across_frames=False)
-        decoder = self.decoder
         while True:
             try:
                 out = reader.read1(_BLOCK_MAX)
@@ -257,17 +131,67 @@ class _Reader:
             if not out:
                 break
             self.raw_size += len(out)
-            got: list[Event] = []
-            try:
-                decoder.feed(out, got)
-            except OverLimitError as exc:
-                yield from got
-                raise _Damage(CassetteLimitError, str(exc), frame.pos) from None
-            except ValueError as exc:
-                yield from got  # every complete event before the damage
-                raise _Damage(CassetteCorruptError, str(exc), frame.pos) from None
-            yield from got
-        self._finish(frame)
+            yield from self.feed(out, frame.pos)
+
+    def _journal_events(self, f: IO[bytes], start: int) -> Iterator[Event]:
+        """A version 2 journal: uncompressed records to the end of the file."""
+        dec = self.decoder
+        dec.index_records = True
+        while chunk := f.read(_CHUNK):
+            self.raw_size += len(chunk)
+            yield from self.feed(chunk, None)
+        size = self.file_size
+        if dec.end is None:
+            what = "inside a record" if dec.pending else \
+                "before the end record (the recording did not finish)"
+            raise _Damage(CassetteTruncatedError, f"file ends {what}", size)
+        if dec.pending:
+            raise _Damage(CassetteCorruptError, "bytes after the end record", start + dec.done)
+        self._check_end(start + dec.done)
+
+    def _check_end(self, at: int) -> None:
+        end, dec = self.decoder.end, self.decoder
+        assert end is not None
+        if (end.events, end.blobs) != (dec.events, len(dec.blobs)):
+            raise _Damage(CassetteCorruptError, f"end record counts {end.events} events and "
+                          f"{end.blobs} blobs; the file holds {dec.events} and "
+                          f"{len(dec.blobs)}", at)
+
+    def _packed_events(self, f: IO[bytes], start: int) -> Iterator[Event]:
+        """A packed version 2 body: data frames to the ``end`` record, index, trailer."""
+        pos, frames = start, []
+        while self.decoder.end is None:
+            f.seek(pos)
+            self.frame = frame = _Frame(f, pos, self.limits)
+            yield from self._frame_events(frame)
+            if frame.truncated:
+                what = ("inside a record" if self.decoder.pending else
+                        "before the end record (the recording did not finish)")
+                raise _Damage(CassetteTruncatedError, f"file ends {what}", self.file_size)
+            if not frame.done:
+                raise _Damage(CassetteCorruptError, "zstd frame ends before its last block",
+                              frame.pos)
+            if self.decoder.pending:
+                raise _Damage(CassetteCorruptError, "zstd frame ends inside a record", frame.pos)
+            frames.append((pos, frame.pos - pos, self.decoder.done))
+            self.compressed += frame.pos - pos
+            pos = frame.pos
+        self._check_end(pos)
+        f.seek(pos)
+        self.index = read_index(f, pos, self.file_size, self.limits)
+        check_index(self.index, frames, self.decoder, start, pos)
+
+    def feed(self, data: bytes, at: int | None) -> list[Event]:
+        """Decode the records ``data`` completes; ``at`` is the file offset for errors
+        (None: a journal's, where the bad record starts)."""
+        got: list[Event] = []
+        try:
+            self.decoder.feed(data, got)
+        except (OverLimitError, ValueError) as exc:
+            cls = CassetteLimitError if isinstance(exc, OverLimitError) else CassetteCorruptError
+            where = at if at is not None else (self.frame_start or 0) + 4 + self.decoder.done
+            raise _Damage(cls, str(exc), where, got) from None
+        return got
 
     def _finish(self, frame: _Frame) -> None:
         """Classify how the frame ended and check the trailer."""
@@ -337,14 +261,55 @@ def _recheck(f: IO[bytes], size: int, frame_start: int | None, d: _Damage) -> _D
     return d
 
 
+def _recheck2(f: IO[bytes], size: int, d: _Damage, limits: Limits) -> _Damage:
+    """Version 2's :func:`_recheck`: a file that ends in a trailer fitting its index was
+    written to the end, so it is not truncated; and a limit is genuine only when the
+    index and every frame pass their checksums."""
+    if d.cls is not CassetteTruncatedError and d.cls is not CassetteLimitError:
+        return d
+    if size < _TRAILER2.size:
+        return d
+    f.seek(size - _TRAILER2.size)
+    magic, at, length, _ = _TRAILER2.unpack(f.read(_TRAILER2.size))
+    if magic != TRAILER2_MAGIC or at + length + _TRAILER2.size != size:
+        return d
+    if d.cls is CassetteTruncatedError:
+        return _Damage(CassetteCorruptError, f"{d.message}, yet the file has a trailer", d.offset)
+    try:
+        index = read_index(f, at, size, Limits())  # checksums, not the caller's limits
+        f_ = index.frames
+        f.seek(10)
+        n = _U32.unpack(f.read(4))[0]
+        if not len(f_["off"]) or f_["off"][0] != _HEAD.size + n + 4 + 4:
+            raise _Damage(CassetteCorruptError, "", 10)  # the header's length is wrong
+        for off, ln, crc in zip(f_["off"], f_["len"], f_["crc"], strict=True):
+            f.seek(off)
+            if crc32c.crc32c(f.read(ln)) != crc:
+                raise _Damage(CassetteCorruptError, "", off)
+    except _Damage:
+        return _Damage(CassetteCorruptError, f"{d.message}, and the file fails its "
+                       "checksums", d.offset)
+    return d
+
+
 def read_header(path: PathArg, *, limits: Limits | None = None) -> Header:
     """Read only the header (cheap; works on a ``.partial`` too)."""
     with open(path, "rb") as f:
         try:
             return _read_header(f, limits or Limits())[0]
         except _Damage as d:
-            d = _recheck(f, os.fstat(f.fileno()).st_size, None, d)
+            size = os.fstat(f.fileno()).st_size
+            d = _recheck(f, size, None, _recheck2(f, size, d, limits or Limits()))
             raise d.cls(d.message, offset=d.offset, path=os.fspath(path)) from None
+
+
+def _indexed(path: PathArg, limits: Limits, *, check_frames: bool) -> EventLog | None:
+    """The events of a packed version 2 file through its index, else None (read it
+    sequentially, which finds and classifies any damage)."""
+    try:
+        return open_packed(os.fspath(path), limits, check_frames=check_frames)
+    except (NotPacked, _Damage, OSError):
+        return None
 
 
 def iter_events(path: PathArg, *, limits: Limits | None = None) -> Iterator[Event]:
@@ -353,7 +318,21 @@ def iter_events(path: PathArg, *, limits: Limits | None = None) -> Iterator[Even
     Raises the CassetteError at the damage after yielding every complete event
     before it; events yielded are always exactly as written.
     """
-    return _Reader(path, limits or Limits()).events()
+    limits = limits or Limits()
+    log = _indexed(path, limits, check_frames=False)
+    if log is not None:
+        return iter(log)
+    return _Reader(path, limits).events()
+
+
+def open_events(path: PathArg, *, limits: Limits | None = None) -> Cassette | None:
+    """A packed version 2 cassette with its events decoded on demand (``EventLog``),
+    or None for any other file (version 1, a journal, a damaged file)."""
+    limits = limits or Limits()
+    log = _indexed(path, limits, check_frames=False)
+    if log is None:
+        return None
+    return Cassette(log.path, log.header, log)
 
 
 def read_cassette(path: PathArg, *, strict: bool = True,
@@ -364,7 +343,11 @@ def read_cassette(path: PathArg, *, strict: bool = True,
     before it with ``damage`` set (a header that cannot be read still raises:
     there is nothing to return).
     """
-    reader = _Reader(path, limits or Limits(), keep_events=True)
+    limits = limits or Limits()
+    log = _indexed(path, limits, check_frames=True)
+    if log is not None:
+        return Cassette(log.path, log.header, log)
+    reader = _Reader(path, limits, keep_events=True)
     events: list[Event] = []
     damage: CassetteError | None = None
     # Decoding makes no reference cycles, so pausing the cycle collector loses

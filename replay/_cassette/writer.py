@@ -1,4 +1,9 @@
-"""Writing a cassette: crash-safe, block-flushed after every event, renamed into place at close."""
+"""Writing a cassette: crash-safe per event, packed and renamed into place at close.
+
+Version 2 (the default) appends each event's framed records to a journal with
+one ``write()`` and no compression, then packs it (``pack.py``) at ``close()``;
+version 1 (kept for tests and old readers) flushes a zstd block per event.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ from typing import IO
 import crc32c
 import zstandard
 
+from replay._cassette import index as ix
 from replay._cassette.codec import (
+    _FRAMING,
     Encoder,
     pack_plain,
 )
@@ -22,6 +29,7 @@ from replay._cassette.layout import (
     _TRAILER,
     _U32,
     FORMAT_VERSION,
+    JOURNAL_TAG,
     MAGIC,
     TRAILER_MAGIC,
     Header,
@@ -30,12 +38,13 @@ from replay._cassette.layout import (
 
 # -- writing -----------------------------------------------------------------
 
-def encode_header(header: Header, limit: int = 1024 * 1024) -> bytes:
+def encode_header(header: Header, limit: int = 1024 * 1024, *,
+                  version: int = FORMAT_VERSION) -> bytes:
     """The header section's bytes (magic to CRC) for ``header``."""
     body = pack_plain(header.to_map())
     if len(body) > limit:
         raise ValueError(f"header map of {len(body)} bytes exceeds {limit}")
-    head = _HEAD.pack(MAGIC, FORMAT_VERSION, len(body))
+    head = _HEAD.pack(MAGIC, version, len(body))
     return head + body + _U32.pack(crc32c.crc32c(body, crc32c.crc32c(head[8:])))
 
 
@@ -49,9 +58,15 @@ class CassetteWriter:
     """
 
     def __init__(self, path: PathArg, header: Header, *,
-                 transform: Callable[[Event], Event] | None = None, level: int = 3) -> None:
+                 transform: Callable[[Event], Event] | None = None, level: int = 3,
+                 version: int = FORMAT_VERSION) -> None:
         if not 1 <= level <= 19:  # 20+ ask for windows past default reader limits
             raise ValueError(f"zstd level must be 1..19, not {level}")
+        if version not in (1, 2):
+            raise ValueError(f"this release writes format versions 1 and 2, not {version}")
+        self.version = version
+        """The format version written."""
+        self._level = level
         self.path = os.fspath(path)
         """Final path of the cassette."""
         self.partial_path = self.path + ".partial"
@@ -64,14 +79,17 @@ class CassetteWriter:
         self._broken = False
         self._frame_len = 0
         self._frame_crc = 0
-        head = encode_header(header)
+        self._batch = ix.Batch()
+        self._pos = 0  # journal stream offset (version 2)
+        self._head = encode_header(header, version=version)
         self._file: IO[bytes] = open(self.partial_path, "wb")  # noqa: SIM115
         try:
-            self._file.write(head)
+            self._file.write(self._head + (JOURNAL_TAG if version == 2 else b""))
             self._file.flush()
         except BaseException:
             self._file.close()
             raise
+        self._fd = self._file.fileno()
 
     def write(self, event: Event) -> None:
         """Append one event (after ``transform``); durable against SIGKILL on return."""
@@ -82,7 +100,40 @@ class CassetteWriter:
         with self._lock:
             if self._closed or self._broken:
                 raise ValueError(f"write to a closed CassetteWriter ({self.partial_path})")
-            self._emit(self._encoder.encode_event(event), zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+            if self.version == 1:
+                self._emit(self._encoder.encode_event(event), zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+                return
+            parts = self._encoder.encode_payloads(event)
+            batch, pos = self._batch, self._pos
+            out = bytearray()
+            last = len(parts) - 1
+            for k, p in enumerate(parts):
+                if k == last:
+                    batch.add(event, pos + len(out))
+                else:
+                    batch.bpos.append(pos + len(out))
+                out += _FRAMING.pack(len(p), crc32c.crc32c(p))
+                out += p
+            if len(batch) >= ix.BATCH:
+                self._index_record(out)
+            self._append(out)
+
+    def _index_record(self, out: bytearray) -> None:
+        """Add the batch's ``ix`` record to ``out`` (the bytes about to be appended)."""
+        p = ix.pack(self._batch.record())
+        out += _FRAMING.pack(len(p), crc32c.crc32c(p))
+        out += p
+
+    def _append(self, out: bytes | bytearray) -> None:
+        """One ``write()`` of ``out`` to the journal (more only if the OS writes less)."""
+        try:
+            view = memoryview(out)
+            while view:
+                view = view[os.write(self._fd, view):]
+        except BaseException:
+            self._broken = True  # a part of a record may be in the file
+            raise
+        self._pos += len(out)
 
     def _emit(self, data: bytes, mode: int) -> None:
         try:
@@ -107,6 +158,9 @@ class CassetteWriter:
                 self._abort()
                 return
             self._closed = True
+            if self.version == 2:
+                self._close_journal()
+                return
             try:
                 self._emit(self._encoder.end_record(), zstandard.COMPRESSOBJ_FLUSH_FINISH)
                 self._file.write(_TRAILER.pack(TRAILER_MAGIC, self._frame_len, self._frame_crc))
@@ -116,6 +170,24 @@ class CassetteWriter:
                 self._file.close()
             os.replace(self.partial_path, self.path)
             _fsync_dir(self.path)
+
+    def _close_journal(self) -> None:
+        """End the journal (last ``ix`` and ``end`` records), then pack it over ``path``.
+
+        If packing fails the journal stays, complete, at ``partial_path``.
+        """
+        from replay._cassette.pack import pack_journal
+        try:
+            out = bytearray()
+            if len(self._batch):
+                self._index_record(out)
+            out += self._encoder.end_record()
+            self._append(out)
+        finally:
+            self._file.close()
+        pack_journal(self.partial_path, self.path, len(self._head), level=self._level)
+        os.remove(self.partial_path)
+        _fsync_dir(self.path)
 
     def abort(self) -> None:
         """Stop without finishing: the ``.partial`` stays, readable as truncated."""

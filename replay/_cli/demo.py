@@ -116,7 +116,7 @@ def run_demo(out_dir: str, *, runs: int = 4, out: TextIO = sys.stdout) -> DemoRe
     good = next((o for o in outcomes if o.ok), None)
     if failing is None or good is None:
         raise SystemExit("replay demo: expected one good and one failing run")
-    bad_events = read_cassette(failing.cassette).events
+    bad_events = tuple(read_cassette(failing.cassette).events)
     bad = first_bad_event(bad_events, agent.ORDER_TOTAL)
     if bad is None:
         raise SystemExit("replay demo: the failing run has no stale order lookup")

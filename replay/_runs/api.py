@@ -221,7 +221,7 @@ class Run:
     def _mixed_session(self) -> Session:
         """new-events: answer what the recording can, run the rest live, write it all."""
         cassette = self._source()
-        events: tuple[Event, ...] = cassette.events
+        events: tuple[Event, ...] = tuple(cassette.events)
         offset = 0
         base: dict[str, Value] = dict(cassette.header.meta)
         if self.at is not None:

@@ -1,0 +1,469 @@
+"""Reading a packed version 2 cassette through its index: seek, decode on demand.
+
+:func:`open_packed` checks the trailer, reads and checks the index (and, for
+``read_cassette``, every frame's CRC32C) and returns an :class:`EventLog`: a
+sequence of the events that decodes a frame and an event only when asked,
+and answers the summary columns (seq, channel, task, times, flags, parent)
+without decoding anything. Memory: the index (~49 bytes an event) and small
+bounded caches of frames, blobs and events.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import itertools
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, Any, cast, overload
+
+import crc32c
+import msgpack
+import zstandard
+
+from replay._cassette import index as ix
+from replay._cassette.codec import _FRAMING, EXT_REF, OverLimitError
+from replay._cassette.decoder import (
+    DecodeError,
+    Decoder,
+    _may_hold_timestamp,
+    _ref_id,
+    check_values,
+    reason,
+)
+from replay._cassette.errors import (
+    CassetteCorruptError,
+    CassetteLimitError,
+    CassetteTruncatedError,
+)
+from replay._cassette.events import Event
+from replay._cassette.layout import (
+    _BLOCK_MAX,
+    _TRAILER2,
+    _UNIT_MAX,
+    FRAME_RAW,
+    PACK_TAG,
+    TRAILER2_MAGIC,
+    Header,
+    Limits,
+)
+from replay._cassette.sections import _Damage, _Frame, _read_header
+
+MAX_REF_DEPTH = 64
+"""Blob references resolved one inside another, at most (each is a nested decode)."""
+_FRAMES_CACHED = 4
+_EVENTS_CACHED = 2048
+_BLOB_CACHE_BYTES = 32 * 1024 * 1024
+
+
+# -- the index section ---------------------------------------------------------
+
+def _unpack_index(payload: bytes, limits: Limits) -> Any:
+    check_values(payload, limits.max_record_values, "index record")
+
+    def no_ext(code: int, data: bytes) -> Any:
+        raise DecodeError(f"index record holds msgpack extension type {code}")
+
+    return msgpack.unpackb(payload, raw=False, strict_map_key=False, ext_hook=no_ext)
+
+
+def read_index(f: IO[bytes], at: int, size: int, limits: Limits) -> ix.Index:
+    """Read the index frame at ``at`` and the trailer after it; raise _Damage."""
+    f.seek(at)
+    frame = _Frame(f, at, limits)
+    dctx = zstandard.ZstdDecompressor(max_window_size=limits.max_window_size)
+    reader = dctx.stream_reader(cast("IO[bytes]", frame), read_size=_UNIT_MAX,
+                                read_across_frames=False)
+    index, buf, total = ix.Index(), bytearray(), 0
+    budget = limits.decoded_budget(size)
+    has_frames = False
+    while True:
+        try:
+            out = reader.read1(_BLOCK_MAX)
+        except zstandard.ZstdError as exc:
+            raise _Damage(CassetteCorruptError, f"index: {exc}", frame.pos) from None
+        if not out:
+            break
+        total += len(out)
+        if total > budget:
+            raise _Damage(CassetteLimitError, f"index decodes to more than the {budget}-byte "
+                          "budget", frame.pos)
+        buf += out
+        while len(buf) >= 8:
+            length, crc = _FRAMING.unpack_from(buf, 0)
+            if length > limits.max_record_size:
+                raise _Damage(CassetteLimitError, f"index record of {length} bytes, over the "
+                              f"{limits.max_record_size} limit", frame.pos)
+            if len(buf) < 8 + length:
+                break
+            payload = bytes(buf[8:8 + length])
+            del buf[:8 + length]
+            try:
+                if crc32c.crc32c(payload) != crc:
+                    raise DecodeError("index record checksum mismatch")
+                m = _unpack_index(payload, limits)
+                kind = m.get("k") if type(m) is dict else None
+                if has_frames:
+                    raise DecodeError("index record after the frames table")
+                if kind == "ix":
+                    index.add_ix(m)
+                elif kind == "frames":
+                    index.set_frames(m)
+                    has_frames = True
+                else:
+                    raise DecodeError(f"unknown index record kind {kind!r}")
+            except OverLimitError as exc:
+                raise _Damage(CassetteLimitError, str(exc), frame.pos) from None
+            except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+                raise _Damage(CassetteCorruptError, f"bad index: {reason(exc)}",
+                              frame.pos) from None
+    if frame.truncated:
+        raise _Damage(CassetteTruncatedError, "file ends inside the index", size)
+    if not frame.done or buf:
+        raise _Damage(CassetteCorruptError, "index frame ends inside a record", frame.pos)
+    if not has_frames:
+        raise _Damage(CassetteCorruptError, "index has no frames table", frame.pos)
+    q = frame.pos
+    expect = _TRAILER2.pack(TRAILER2_MAGIC, at, q - at, frame.crc)
+    got = frame.rest(_TRAILER2.size + 1)
+    if got[:_TRAILER2.size] == expect:
+        if len(got) > _TRAILER2.size:
+            raise _Damage(CassetteCorruptError, "bytes after the trailer", q + _TRAILER2.size)
+        return index
+    if len(got) < _TRAILER2.size and expect.startswith(got):
+        raise _Damage(CassetteTruncatedError, "file ends inside the trailer", size)
+    for lo, hi, what in ((0, 4, "bad trailer magic"), (4, 12, "trailer index offset mismatch"),
+                         (12, 20, "trailer index length mismatch")):
+        if got[lo:hi] != expect[lo:hi]:
+            raise _Damage(CassetteCorruptError, what, q + lo)
+    raise _Damage(CassetteCorruptError, "index checksum mismatch (trailer)", q + 20)
+
+
+def check_index(index: ix.Index, frames: list[tuple[int, int, int]], decoder: Decoder,
+                data_start: int, data_end: int) -> None:
+    """Check the index against what a sequential read found; raise _Damage."""
+    try:
+        index.check(data_start, data_end)
+        f = index.frames
+        seen = [(off, ln) for off, ln, _ in frames]
+        if seen != list(zip(f["off"], f["len"], strict=True)):
+            raise ValueError("frame table does not match the frames")
+        if [r for _, _, r in frames[:-1]] != list(f["raw"][1:]):
+            raise ValueError("frame table's raw offsets do not match the frames")
+        if len(index) != decoder.events or len(index.bpos) != len(decoder.blobs):
+            raise ValueError(f"index holds {len(index)} events and {len(index.bpos)} blobs; "
+                             f"the file {decoder.events} and {len(decoder.blobs)}")
+        if index.cols["pos"] != decoder.event_pos:
+            raise ValueError("index event offsets do not match the events")
+    except ValueError as exc:
+        raise _Damage(CassetteCorruptError, f"bad index: {exc}", data_end) from None
+
+
+class NotPacked(Exception):
+    """The file is not a packed version 2 cassette (read it sequentially)."""
+
+
+def open_packed(path: str, limits: Limits, *, check_frames: bool) -> EventLog:
+    """The events of the packed cassette at ``path``; raise NotPacked or _Damage."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        header, hsize = _read_header(f, limits)
+        if header.version < 2 or f.read(4) != PACK_TAG or size < hsize + 4 + _TRAILER2.size:
+            raise NotPacked
+        f.seek(size - _TRAILER2.size)
+        magic, at, length, _ = _TRAILER2.unpack(f.read(_TRAILER2.size))
+        if magic != TRAILER2_MAGIC or at + length + _TRAILER2.size != size or at < hsize + 4:
+            raise NotPacked  # no trailer that fits: let the sequential reader say why
+        index = read_index(f, at, size, limits)
+        try:
+            index.check(hsize + 4, at)
+        except ValueError as exc:
+            raise _Damage(CassetteCorruptError, f"bad index: {exc}", at) from None
+        frames = index.frames
+        limit = limits.max_record_size + 2 * FRAME_RAW
+        for off, ln, crc, rl in zip(frames["off"], frames["len"], frames["crc"],
+                                    frames["rawlen"], strict=True):
+            if rl > limit:
+                raise _Damage(CassetteLimitError, f"frame of {rl} bytes decoded, over the "
+                              f"{limit} limit", off)
+            if rl > limits.max_window_size:  # a one-shot frame's window is its content
+                raise _Damage(CassetteLimitError, f"zstd window of {rl} bytes, over the "
+                              f"{limits.max_window_size} limit", off)
+            if check_frames:
+                f.seek(off)
+                if crc32c.crc32c(f.read(ln)) != crc:
+                    raise _Damage(CassetteCorruptError, "frame checksum mismatch (index)", off)
+    return EventLog(_Packed(path, header, index, limits, size))
+
+
+# -- decoding on demand ----------------------------------------------------------
+
+class _Packed:
+    """What every view of one packed file shares: the index and the caches."""
+
+    def __init__(self, path: str, header: Header, index: ix.Index, limits: Limits,
+                 size: int) -> None:
+        self.path = path
+        self.header = header
+        self.index = index
+        self.limits = limits
+        self.budget = limits.decoded_budget(size)
+        self.raw_starts = list(index.frames["raw"])
+        self.frames: dict[int, bytes] = {}
+        self.blobs: dict[int, tuple[Any, int]] = {}
+        self.blob_bytes = 0
+        self.dctx = zstandard.ZstdDecompressor(max_window_size=limits.max_window_size)
+        self.decoder = Decoder(limits.max_record_size, max_values=limits.max_record_values)
+        self.decoder._unpackb = functools.partial(  # no per-list/map hooks: C speed
+            msgpack.unpackb, raw=False, strict_map_key=False, use_list=True,
+            ext_hook=self._ext)
+        self._depth = 0
+        self._expanded = 0
+        self._at = 0  # stream offset of the record being decoded
+
+    def path_offset(self, i: int) -> int:
+        """File offset of the frame holding event ``i`` (where its damage is reported)."""
+        pos = self.index.cols["pos"][i]
+        k = bisect.bisect_right(self.raw_starts, pos) - 1
+        return int(self.index.frames["off"][k])
+
+    def frame(self, k: int) -> bytes:
+        data = self.frames.get(k)
+        if data is not None:
+            return data
+        f = self.index.frames
+        off, ln, crc, rl = f["off"][k], f["len"][k], f["crc"][k], f["rawlen"][k]
+        with open(self.path, "rb") as fh:
+            fh.seek(off)
+            z = fh.read(ln)
+        if len(z) != ln:
+            raise _Damage(CassetteTruncatedError, "file ends inside a frame", off + len(z))
+        if crc32c.crc32c(z) != crc:
+            raise _Damage(CassetteCorruptError, "frame checksum mismatch (index)", off)
+        try:
+            if zstandard.frame_content_size(z) != rl:
+                raise zstandard.ZstdError("frame content size differs from the index")
+            data = self.dctx.decompress(z, max_output_size=rl)
+        except zstandard.ZstdError as exc:
+            raise _Damage(CassetteCorruptError, str(exc), off) from None
+        if len(data) != rl:
+            raise _Damage(CassetteCorruptError, "frame decodes to the wrong size", off)
+        if len(self.frames) >= _FRAMES_CACHED:
+            del self.frames[next(iter(self.frames))]
+        self.frames[k] = data
+        return data
+
+    def record(self, pos: int) -> tuple[Any, int]:
+        """Decode the record at stream offset ``pos``: (its map, its expanded size)."""
+        k = bisect.bisect_right(self.raw_starts, pos) - 1
+        data = self.frame(k)
+        off = self.index.frames["off"][k]
+        i = pos - self.raw_starts[k]
+        try:
+            if i + 8 > len(data):
+                raise DecodeError("index points past its frame")
+            length, crc = _FRAMING.unpack_from(data, i)
+            if i + 8 + length > len(data):
+                raise DecodeError("record crosses the end of its frame")
+            payload = data[i + 8:i + 8 + length]
+            if crc32c.crc32c(payload) != crc:
+                raise DecodeError("record checksum mismatch")
+            check_values(payload, self.limits.max_record_values)
+            saved, self._at, outer = self._at, pos, self._expanded
+            self._expanded = 0
+            try:
+                m = self.decoder.unpack(payload)
+                if data.find(b"\xff", i + 8, i + 8 + length) >= 0 and \
+                        _may_hold_timestamp(data, i + 8, i + 8 + length):
+                    self.decoder._reject_foreign(m)
+                expanded = 2 * length + self._expanded
+            finally:
+                self._at, self._expanded = saved, outer
+            if expanded > self.budget:
+                raise OverLimitError(f"record expands to {expanded} decoded bytes with its "
+                                     f"blob references resolved, over the {self.budget}-byte "
+                                     "budget")
+        except OverLimitError as exc:
+            raise _Damage(CassetteLimitError, str(exc), off) from None
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            raise _Damage(CassetteCorruptError, f"bad record: {reason(exc)}", off) from None
+        if type(m) is not dict:
+            raise _Damage(CassetteCorruptError, "record is not a map", off)
+        return m, expanded
+
+    def _ext(self, code: int, data: bytes) -> Any:
+        if code != EXT_REF:
+            return self.decoder._ext(code, data)
+        ident = _ref_id(data)
+        bpos = self.index.bpos
+        if ident >= len(bpos) or bpos[ident] >= self._at:
+            raise DecodeError(f"reference to blob {ident}, which is not defined before it")
+        hit = self.blobs.get(ident)
+        if hit is None:
+            if self._depth >= MAX_REF_DEPTH:
+                raise DecodeError(f"blob references nested more than {MAX_REF_DEPTH} deep")
+            self._depth += 1
+            try:
+                m, size = self.record(bpos[ident])
+            except _Damage as d:
+                if d.cls is CassetteLimitError:
+                    raise OverLimitError(d.message) from None
+                raise DecodeError(f"blob {ident}: {d.message}") from None
+            finally:
+                self._depth -= 1
+            if m.get("k") != "blob" or m.get("id") != ident or "v" not in m or len(m) != 3:
+                raise DecodeError(f"index points at no blob {ident}")
+            hit = (m["v"], size)
+            while self.blobs and self.blob_bytes + size > _BLOB_CACHE_BYTES:
+                self.blob_bytes -= self.blobs.pop(next(iter(self.blobs)))[1]
+            self.blobs[ident] = hit
+            self.blob_bytes += size
+        self._expanded += hit[1]
+        return hit[0]
+
+
+class EventLog(Sequence[Event]):
+    """The events of a packed cassette, decoded when asked for (in file order).
+
+    Indexing or iterating decodes events (a bounded cache keeps recent ones);
+    :meth:`seq`, :meth:`channel`, :meth:`task`, :meth:`start_ns`,
+    :meth:`duration_ns`, :meth:`parent` and :meth:`flags` read the index only.
+    Damage found while decoding raises :class:`~replay.CassetteError`.
+    """
+
+    def __init__(self, packed: _Packed,
+                 transform: Callable[[Event], Event] | None = None) -> None:
+        self._p = packed
+        self._cols = packed.index.cols
+        self._transform = transform
+        self._cache: dict[int, Event] = {}
+
+    @property
+    def path(self) -> str:
+        """The cassette file."""
+        return self._p.path
+
+    @property
+    def header(self) -> Header:
+        """The cassette's header."""
+        return self._p.header
+
+    def __len__(self) -> int:
+        return len(self._cols["seq"])
+
+    @overload
+    def __getitem__(self, i: int) -> Event: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Event]: ...
+
+    def __getitem__(self, i: int | slice) -> Event | Sequence[Event]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("event index out of range")
+        ev = self._cache.get(i)
+        if ev is None:
+            ev = self._decode(i)
+            if len(self._cache) >= _EVENTS_CACHED:
+                del self._cache[next(iter(self._cache))]
+            self._cache[i] = ev
+        return ev
+
+    def __iter__(self) -> Iterator[Event]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same events (a tuple of them, say)."""
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other,
+                                                                       strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<EventLog of {len(self)} events from {self.path!r}>"
+
+    def _decode(self, i: int) -> Event:
+        p = self._p
+        try:
+            m, _ = p.record(self._cols["pos"][i])
+            if m.get("k") != "ev":
+                raise _Damage(CassetteCorruptError, "index points at no event", p.path_offset(i))
+            try:
+                ev = Event.from_map(m)
+            except ValueError as exc:
+                raise _Damage(CassetteCorruptError, f"bad record: {reason(exc)}",
+                              p.path_offset(i)) from None
+            if ev.seq != self._cols["seq"][i]:
+                raise _Damage(CassetteCorruptError, "index disagrees with the event's seq",
+                              p.path_offset(i))
+        except _Damage as d:
+            raise d.cls(d.message, offset=d.offset, events_read=i, path=p.path) from None
+        return ev if self._transform is None else self._transform(ev)
+
+    def map(self, transform: Callable[[Event], Event]) -> EventLog:
+        """A view of the same events with ``transform`` applied to each as it is decoded."""
+        prior = self._transform
+        fn = transform if prior is None else (lambda ev: transform(prior(ev)))
+        return EventLog(self._p, fn)
+
+    # --- the index -----------------------------------------------------------------
+
+    def seq(self, i: int) -> int:
+        """``seq`` of event ``i``, from the index."""
+        return self._cols["seq"][i]
+
+    def channel(self, i: int) -> str:
+        """``channel`` of event ``i``, from the index."""
+        return self._p.index.channels[self._cols["chan"][i]]
+
+    def task(self, i: int) -> str:
+        """``task`` of event ``i``, from the index."""
+        return self._p.index.tasks[self._cols["task"][i]]
+
+    def start_ns(self, i: int) -> int:
+        """``start_ns`` of event ``i``, from the index."""
+        return self._cols["start"][i]
+
+    def duration_ns(self, i: int) -> int:
+        """``duration_ns`` of event ``i``, from the index."""
+        return self._cols["dur"][i]
+
+    def parent(self, i: int) -> int | None:
+        """``parent`` of event ``i`` (None when it has none), from the index."""
+        p = self._cols["parent"][i]
+        return None if p == ix.NO_PARENT else p
+
+    def flags(self, i: int) -> int:
+        """Flag bits of event ``i``: 1 raised, 2 HTTP status >= 400, 4 streamed,
+        8 returned a value (docs/cassette-format.md, "Index records")."""
+        return self._cols["flags"][i]
+
+    def seqs(self) -> Sequence[int]:
+        """The ``seq`` column (file order)."""
+        return self._cols["seq"]
+
+    def channel_ids(self) -> tuple[Sequence[int], Sequence[str]]:
+        """(channel id of each event, the channel names by id)."""
+        return self._cols["chan"], self._p.index.channels
+
+    def flag_column(self) -> Sequence[int]:
+        """The ``flags`` column (file order)."""
+        return self._cols["flags"]
+
+    def parent_column(self) -> Sequence[int]:
+        """The ``parent`` column (file order; -1 for none)."""
+        return self._cols["parent"]
+
+    def seq_order(self) -> Sequence[int]:
+        """Event indexes in ``seq`` order (a range when the file is already in it)."""
+        s = self._cols["seq"]
+        if all(a <= b for a, b in itertools.pairwise(s)):
+            return range(len(s))
+        return sorted(range(len(s)), key=s.__getitem__)
+

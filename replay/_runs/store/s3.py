@@ -80,6 +80,27 @@ _T = TypeVar("_T")
 _URL = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?$")
 
 
+class RowCache(RunIndex):
+    """The local SQLite index of rows read from the bucket, with the two bulk
+    operations a listing needs."""
+
+    def ids(self) -> set[str]:
+        """Every cached run id (without decoding the rows)."""
+        return {str(i) for (i,) in self._db().execute("SELECT id FROM runs")}
+
+    def add_all(self, rows: Iterable[RunRow]) -> None:
+        """Add many rows in one transaction."""
+        db = self._db()
+        db.execute("BEGIN")
+        try:
+            for row in rows:
+                self.add(row)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
 def parse_url(url: str) -> tuple[str, str]:
     """(bucket, prefix without slashes at either end) of ``s3://bucket/prefix``."""
     m = _URL.match(url)
@@ -123,7 +144,7 @@ class S3Store(Store):
         except OSError as exc:
             raise StoreError(f"cannot create the cache of {url} at {self.cache_dir}: "
                              f"{exc.strerror or exc}") from None
-        self.cache = RunIndex(os.path.join(self.cache_dir, "index.sqlite"))
+        self.cache = RowCache(os.path.join(self.cache_dir, "index.sqlite"))
         """Rows already read from the bucket."""
         self.spool = Spool(spool_root)
         """Where this process records runs before uploading them."""
@@ -240,20 +261,19 @@ class S3Store(Store):
         """Bring the row cache up to the bucket: read new index objects, forget
         removed ones. How many rows the bucket lists."""
         listed = self._list("index", ".json")
-        cached = {r.id for r in self.cache.query()}
+        cached = self.cache.ids()
         gone = cached - listed.keys()
         if gone:
             self.cache.remove(gone)
         missing = listed.keys() - cached
         if len(missing) > SNAPSHOT_AFTER:  # a new reader: start from a snapshot
-            for known in self._read_snapshot(missing):
-                self.cache.add(known)
-                missing.discard(known.id)
+            known = self._read_snapshot(missing)
+            self.cache.add_all(known)
+            missing.difference_update(r.id for r in known)
         if missing:
             with ThreadPoolExecutor(READERS) as pool:
-                for row in pool.map(self._read_row, [listed[i] for i in sorted(missing)]):
-                    if row is not None:
-                        self.cache.add(row)
+                rows = pool.map(self._read_row, [listed[i] for i in sorted(missing)])
+                self.cache.add_all(r for r in rows if r is not None)
             if len(missing) > SNAPSHOT_AFTER:
                 self._write_snapshot(listed.keys())
         return len(listed)
@@ -397,7 +417,7 @@ class S3Store(Store):
         if not ids:
             return 0
         self.sync()
-        known = {r.id for r in self.cache.query()}
+        known = self.cache.ids()
         # the index object first: a run is never listed without its cassette
         for kind in (self._row_key, self._run_key):
             keys = [kind(i) for i in ids]

@@ -1,0 +1,217 @@
+"""A recorded agent service under load: FastAPI on uvicorn, 50 concurrent clients.
+
+The endpoint (bench/_service_app.py) makes one chat call to the LLM emulator
+(its own process, ``--latency-ms`` per answer) through the openai SDK; one
+request in ``--fail-every`` answers 500. The service runs on uvicorn (one
+worker process) with recording
+
+* off: no middleware (the baseline, measured in the same run);
+* keep all: ``replay.RecordingMiddleware(keep="all")``, every request a run in
+  a local store;
+* keep failed: ``keep="failed"``, every request recorded, only the 500s kept
+  (the others cost a file delete).
+
+``--clients`` httpx.AsyncClient workers (one process) send ``--requests``
+requests per round after a warm-up; the modes are interleaved over
+``--rounds`` rounds, a fresh server each. Throughput is requests per second
+of wall time; latency is per request at the client. Medians over rounds.
+
+    python bench/bench_service.py [--requests 2000] [--clients 50] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import httpx  # noqa: E402
+from _goals import goal  # noqa: E402
+
+import replay  # noqa: E402
+
+MODES = ("off", "all", "failed")
+LABEL = {"off": "recording off", "all": "on, keep all", "failed": "on, keep failed"}
+
+
+@dataclass
+class Round:
+    mode: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    kept: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_emulator(folder: str, latency_ms: int) -> tuple[subprocess.Popen[str], str]:
+    script = os.path.join(folder, "script.json")
+    with open(script, "w", encoding="utf-8") as f:
+        json.dump({"latency_ms": latency_ms, "turns": [
+            {"text": "It is fine.", "repeat": True,
+             "usage": {"input_tokens": 20, "output_tokens": 4}}]}, f)
+    proc = subprocess.Popen([sys.executable, "-m", "fixtures.emulator", "--script", script],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise RuntimeError(f"the emulator did not start: {line!r}")
+    return proc, line.split()[-1]
+
+
+def start_service(mode: str, llm: str, store: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": ROOT, "BENCH_RECORDING": mode,
+           "BENCH_LLM_URL": llm + "/v1", "REPLAY_STORE": store}
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench._service_app:app",
+                             "--host", "127.0.0.1", "--port", str(port), "--log-level",
+                             "warning", "--no-access-log"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"uvicorn exited ({mode}): {err[-2000:]}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("uvicorn did not answer within 60 s")
+
+
+async def load(url: str, requests: int, clients: int, fail_every: int) -> tuple[
+        float, list[float], int]:
+    """(wall seconds, per-request latencies, unexpected answers) of ``requests``
+    requests sent by ``clients`` concurrent workers."""
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(requests))
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+        async def worker() -> None:
+            nonlocal errors
+            for i in counter:
+                boom = fail_every > 0 and i % fail_every == 0
+                question = f"boom {i}" if boom else f"question {i}"
+                t0 = time.perf_counter()
+                try:
+                    r = await http.post("/ask", json={"question": question})
+                except httpx.HTTPError:
+                    errors += 1
+                    continue
+                latencies.append(time.perf_counter() - t0)
+                if r.status_code != (500 if boom else 200):
+                    errors += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        wall = time.perf_counter() - t0
+    return wall, latencies, errors
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * len(s)) - 1))]
+
+
+def kept_runs(store: str) -> int:
+    index = os.path.join(store, "index.sqlite")
+    if not os.path.exists(index):
+        return 0
+    import sqlite3
+
+    with sqlite3.connect(index) as db:
+        return int(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--latency-ms", type=int, default=20)
+    ap.add_argument("--fail-every", type=int, default=100)
+    args = ap.parse_args()
+    modes = MODES if hasattr(replay, "RecordingMiddleware") else ("off",)
+    work = tempfile.mkdtemp(prefix="bench-service-")
+    emu, llm = start_emulator(work, args.latency_ms)
+    results: list[Round] = []
+    try:
+        for r in range(args.rounds):
+            for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
+                store = os.path.join(work, f"store-{mode}-{r}")
+                proc, url = start_service(mode, llm, store)
+                try:
+                    asyncio.run(load(url, args.warmup, args.clients, args.fail_every))
+                    before = kept_runs(store)
+                    wall, lat, errors = asyncio.run(
+                        load(url, args.requests, args.clients, args.fail_every))
+                    time.sleep(0.5)  # let the last stores land
+                    results.append(Round(mode, args.requests / wall, pct(lat, 0.5) * 1e3,
+                                         pct(lat, 0.99) * 1e3, errors,
+                                         kept_runs(store) - before))
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
+    finally:
+        emu.terminate()
+        emu.wait(30)
+
+    print(f"{args.requests:,} requests per round, {args.clients} concurrent clients, "
+          f"{args.rounds} rounds (medians), emulator answering in {args.latency_ms} ms, "
+          f"1 in {args.fail_every} requests answering 500; uvicorn, 1 worker\n")
+    print(f"{'mode':18} {'req/s':>8} {'vs off':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'p99 +ms':>8} {'runs kept':>10} {'errors':>7}")
+    med: dict[str, Round] = {}
+    for mode in modes:
+        rs = [x for x in results if x.mode == mode]
+        med[mode] = Round(mode, statistics.median(x.rps for x in rs),
+                          statistics.median(x.p50_ms for x in rs),
+                          statistics.median(x.p99_ms for x in rs),
+                          sum(x.errors for x in rs), int(statistics.median(x.kept for x in rs)))
+    base = med["off"]
+    for mode in modes:
+        m = med[mode]
+        print(f"{LABEL[mode]:18} {m.rps:8.0f} {m.rps / base.rps:8.3f} {m.p50_ms:8.1f} "
+              f"{m.p99_ms:8.1f} {m.p99_ms - base.p99_ms:+8.1f} {m.kept:10,} {m.errors:7}")
+    if "failed" not in med:
+        print("\n(replay.RecordingMiddleware is not in this checkout: recording not measured)")
+        return
+    f = med["failed"]
+    loss = (1 - f.rps / base.rps) * 100
+    goal("service.keep_failed_throughput", loss, 5, "<=", unit="%",
+         what="throughput lost with recording on, keep failed (vs off, same run)",
+         detail=f"{f.rps:.0f} vs {base.rps:.0f} req/s, {args.clients} clients")
+    goal("service.keep_failed_p99", f.p99_ms - base.p99_ms, 2, "<=", unit="ms",
+         what="p99 latency added with recording on, keep failed",
+         detail=f"p99 {f.p99_ms:.1f} vs {base.p99_ms:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

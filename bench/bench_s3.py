@@ -130,6 +130,7 @@ def main() -> None:
 
             # the floor: one bare put_object per run, same bytes, same threads
             client = server.client()
+            client.put_object(Bucket=bucket, Key="warm-up", Body=b"x")  # volumes allocated
             body = open(src, "rb").read()  # noqa: SIM115
             with ThreadPoolExecutor(args.threads) as pool:
                 raw_s, _ = timed(lambda: list(pool.map(

@@ -47,6 +47,9 @@ QUICK_ARGS = {
     "bench_http.py": ["--n", "20", "40", "--vcr-sample", "10", "--rounds", "1",
                       "--stream-runs", "3", "--vcr-stream-runs", "1"],
     "bench_tui.py": ["--sizes", "300", "--no-tmux"],
+    "bench_s3.py": ["--runs", "40", "--threads", "4"],
+    "bench_service.py": ["--requests", "60", "--rounds", "1", "--warmup", "10",
+                         "--clients", "10"],
     "profile_paths.py": ["--repeat", "1", "--calls", "500", "--requests", "50"],
 }
 PROFILE = os.path.join(HERE, "profile_paths.py")

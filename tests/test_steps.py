@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +136,29 @@ def test_tool_results_link_across_a_multi_step_run(tmp_path: Path,
     assert ctx is not None and ctx.previous_seq == got[1].seq
     assert [c.role for c in ctx.added] == ["assistant", "tool"]
     assert json.loads(ctx.added[1].text)["alerts"] == []
+
+
+def test_responses_previous_response_id_carries_the_context(
+        tmp_path: Path, emulator: Callable[..., Emulator]) -> None:
+    import openai
+    emu = emulator(Turn(tool_calls=[ToolCall("steps_weather", {"city": "Rome"})]),
+                   Turn(text="Sunny."))
+    client = openai.OpenAI(base_url=emu.openai_base_url, api_key="sk-test", max_retries=0)
+    tools: Any = [{"type": "function", "name": "steps_weather", "parameters": {}}]
+    path = tmp_path / "chained.replay"
+    with replay.record(path):
+        first = client.responses.create(model="gpt-4.1", input=QUESTION, tools=tools,
+                                        instructions=SYSTEM)
+        [call] = [o for o in first.output if o.type == "function_call"]
+        client.responses.create(model="gpt-4.1", previous_response_id=first.id, tools=tools,
+                                instructions=SYSTEM, input=[{
+                                    "type": "function_call_output", "call_id": call.call_id,
+                                    "output": '{"forecast": "sun"}'}])
+    one, two = replay.steps(path)
+    assert one.call is not None and one.call.response_id == first.id
+    assert one.tools[0].result_seq == two.seq and two.conversation == one.conversation
+    ctx = replay.context_diff(path, two.seq)
+    # The second call sent only the tool result; it read the first call's context and answer.
+    assert ctx is not None and ctx.previous_seq == one.seq and ctx.kept == 2
+    assert [(c.role, c.text) for c in ctx.added] == [
+        ("assistant", '-> steps_weather({"city":"Rome"})'), ("tool", '{"forecast": "sun"}')]

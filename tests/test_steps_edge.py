@@ -112,3 +112,48 @@ def test_show_steps_on_a_damaged_or_foreign_file(tmp_path: Path,
     code = main(["show", str(cut), "--steps"])
     out, err = capsys.readouterr()
     assert code == 1 and "setup" in out and "cassette damaged" in err
+
+
+def test_context_report_of_changed_truncated_and_removed_messages() -> None:
+    from replay._analysis.stepview import context_text
+    q = {"role": "user", "content": "the question"}
+    events = [
+        chat(0, [{"role": "system", "content": "Be brief."}, q,
+                 {"role": "tool", "content": "line one\nline two\nline three"},
+                 {"role": "assistant", "content": "an aside"},
+                 {"role": "user", "content": "first try"}], {"choices": []}),
+        chat(1, [{"role": "system", "content": "Be very brief."}, q,
+                 {"role": "tool", "content": "line one\nline two"},
+                 {"role": "user", "content": "second try"},
+                 {"role": "user", "content": "and more"}], {"choices": []}),
+    ]
+    ctx = replay.context_diff(events, 1)
+    assert ctx is not None
+    assert context_text(ctx, "openai chat gpt-4o") == """\
+context of #1 (openai chat gpt-4o): conversation 1, against previous call #0
+5 messages: 1 kept, 1 added, 2 changed, 1 removed, 1 truncated
+characters 66 -> 61 (-5); prompt tokens not reported
+~ [0] system changed, 9 -> 14 chars (+5)
+    --- #0 [0] system
+    +++ #1 [0] system
+    @@ -1 +1 @@
+    -Be brief.
+    +Be very brief.
+< [2] tool truncated, 28 -> 17 chars (-11)
+    --- #0 [2] tool
+    +++ #1 [2] tool
+    @@ -1,3 +1,2 @@
+     line one
+     line two
+    -line three
+- [was 3] assistant removed, 8 chars
+    an aside
+~ [3] user changed (was [4]), 9 -> 10 chars (+1)
+    --- #0 [4] user
+    +++ #1 [3] user
+    @@ -1 +1 @@
+    -first try
+    +second try
++ [4] user added, 8 chars
+    and more
+"""

@@ -2,7 +2,9 @@
 
 A model call's *context* is what it sent: the system prompt (as a ``system``
 message) and the conversation's messages, as :class:`~replay._analysis.usage.ModelCall`
-reads them for every API (tool calls as ``-> name(args)``, results as text).
+reads them for every API (tool calls as ``-> name(args)``, results as text). An
+OpenAI Responses call that names a ``previous_response_id`` (the server keeps
+the conversation) read that call's context and answer before what it sent.
 
 Calls are grouped into *conversations*: a call that carries back a tool result
 continues the call whose answer asked for that tool (by call id); else, by
@@ -150,6 +152,29 @@ def context_of(call: ModelCall) -> list[Message]:
     return out + list(call.messages)
 
 
+def contexts(calls: Iterable[tuple[Event, ModelCall]]) -> dict[int, list[Message]]:
+    """Every call's context as the model read it, by event number: what it sent; for a
+    Responses call that names a ``previous_response_id`` (the server keeps the rest),
+    the earlier call's context and answer, then what it sent."""
+    out: dict[int, list[Message]] = {}
+    by_id: dict[str, int] = {}
+    answers: dict[int, str] = {}
+    for ev, call in sorted(calls, key=lambda p: p[0].seq):
+        own = context_of(call)
+        prev = call.params.get("previous_response_id")
+        if isinstance(prev, str) and prev in by_id:
+            seq = by_id[prev]
+            _, earlier = _split(out[seq])
+            said = [("assistant", answers[seq])] if answers[seq] else []
+            system, mine = _split(own)
+            own = ([("system", system)] if system is not None else []) + earlier + said + mine
+        out[ev.seq] = own
+        answers[ev.seq] = call.output
+        if call.response_id is not None:
+            by_id[call.response_id] = ev.seq
+    return out
+
+
 def _prefix(a: Sequence[Message], b: Sequence[Message]) -> int:
     n = 0
     for x, y in zip(a, b, strict=False):
@@ -192,10 +217,16 @@ def conversations(calls: Iterable[tuple[Event, ModelCall]]) -> dict[int, tuple[i
     asked: dict[str, int] = {}  # tool call id -> seq of the call whose answer asked it
     conv: dict[int, int] = {}
     out: dict[int, tuple[int, int | None]] = {}
-    for ev, call in sorted(calls, key=lambda p: p[0].seq):
-        system, msgs = _split(context_of(call))
+    ordered = sorted(calls, key=lambda p: p[0].seq)
+    read = contexts(ordered)
+    answered: dict[str, int] = {}  # response id -> seq
+    for ev, call in ordered:
+        system, msgs = _split(read[ev.seq])
         best: tuple[int, bool, int] | None = None  # (prefix length, same system, seq)
         linked = [asked[r.id] for r in call.tool_results if r.id is not None and r.id in asked]
+        prev_id = call.params.get("previous_response_id")
+        if isinstance(prev_id, str) and prev_id in answered:
+            linked.append(answered[prev_id])
         if linked:  # it carries results of tool calls an earlier answer asked for
             best = (0, True, max(linked))
         keys = _keys(msgs)
@@ -216,6 +247,8 @@ def conversations(calls: Iterable[tuple[Event, ModelCall]]) -> dict[int, tuple[i
         if keys:
             whole.setdefault(keys[-1], []).append((ev.seq, system, msgs))
         asked.update((t.id, ev.seq) for t in call.tool_calls if t.id is not None)
+        if call.response_id is not None:
+            answered[call.response_id] = ev.seq
         if best is None:
             conv[ev.seq] = len(set(conv.values())) + 1
             out[ev.seq] = (conv[ev.seq], None)
@@ -232,10 +265,13 @@ def _shortened(old: str, new: str) -> bool:
 
 
 def diff_contexts(seq: int, call: ModelCall, previous_seq: int | None,
-                  previous: ModelCall | None, conversation: int) -> ContextDiff:
-    """The context diff of ``call`` (event ``seq``) against ``previous`` (None: a first call)."""
-    new = context_of(call)
-    old = context_of(previous) if previous is not None else []
+                  previous: ModelCall | None, conversation: int,
+                  read: dict[int, list[Message]] | None = None) -> ContextDiff:
+    """The context diff of ``call`` (event ``seq``) against ``previous`` (None: a first call);
+    ``read``: the contexts :func:`contexts` gives, by seq (else what each call sent)."""
+    new = read[seq] if read is not None else context_of(call)
+    old = ((read[previous_seq] if read is not None and previous_seq is not None
+            else context_of(previous)) if previous is not None else [])
     pairs = lcs(old, new)
     changes: list[tuple[float, MessageChange]] = []
     pi = pj = 0
@@ -255,16 +291,18 @@ def diff_contexts(seq: int, call: ModelCall, previous_seq: int | None,
 def _gap(old: Sequence[Message], new: Sequence[Message], alo: int, ahi: int, blo: int, bhi: int,
          seq: int, previous_seq: int | None) -> list[tuple[float, MessageChange]]:
     """Changes in one gap, each with a sort key (its place in the new context; a removed
-    message just before the new message that follows it)."""
+    message just after where the old message before it went)."""
     out: list[tuple[float, MessageChange]] = []
     rest_new = list(range(blo, bhi))
+    last = blo - 1.0  # where the previous old message went in the new context
     for i in range(alo, ahi):
         role, text = old[i]
         j = next((j for j in rest_new if new[j][0] == role), None)
         if j is None:
-            out.append((blo - 0.5 + (i - alo) / (ahi - alo + 1) * 0.5, MessageChange(
-                MessageStatus.REMOVED, role, None, i, "", text)))
+            last += 1 / (2 * (ahi - alo + 1))
+            out.append((last, MessageChange(MessageStatus.REMOVED, role, None, i, "", text)))
             continue
+        last = j
         rest_new.remove(j)
         now = new[j][1]
         status = MessageStatus.TRUNCATED if _shortened(text, now) else MessageStatus.CHANGED
@@ -282,11 +320,12 @@ def context_diffs(calls: Iterable[tuple[Event, ModelCall]]) -> dict[int, Context
     ordered = sorted(calls, key=lambda p: p[0].seq)
     by_seq = {ev.seq: call for ev, call in ordered}
     convs = conversations(ordered)
+    read = contexts(ordered)
     out: dict[int, ContextDiff] = {}
     for ev, call in ordered:
         conv, prev = convs[ev.seq]
         out[ev.seq] = diff_contexts(ev.seq, call, prev, by_seq.get(prev) if prev is not None
-                                    else None, conv)
+                                    else None, conv, read)
     return out
 
 

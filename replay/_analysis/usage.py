@@ -126,6 +126,9 @@ class ModelCall:
     """The tool calls the answer asked for, in order (with their call ids)."""
     tool_results: tuple[ToolResult, ...] = ()
     """The tool results the request carries back to the model, in order."""
+    response_id: str | None = None
+    """The answer's id (OpenAI ``id``, Anthropic ``id``, Gemini ``responseId``): what a
+    later Responses call names as its ``previous_response_id``."""
 
     def transcript(self) -> str:
         """The prompt as text, one block per message: what a prompt diff compares."""
@@ -307,7 +310,9 @@ def model_call(ev: Event, prices: Prices | None = None) -> ModelCall | None:
         system=system, messages=tuple(messages), tools=tools, params=params,
         output=output, usage=usage, streamed=stream is not None,
         status=status if type(status) is int else None,
-        tool_calls=requested(answer, api), tool_results=results(body, api))
+        tool_calls=requested(answer, api), tool_results=results(body, api),
+        response_id=rid if isinstance(rid := answer.get("id", answer.get("responseId")), str)
+        else None)
 
 
 def iter_calls(events: Iterable[Event]) -> Iterator[tuple[Event, ModelCall]]:

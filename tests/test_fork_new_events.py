@@ -86,7 +86,7 @@ def test_a_changed_run_goes_live_where_it_differs(tmp_path: Path) -> None:
     assert [e.seq for e in events] == list(range(len(events)))
     tools = [e.request["args"]["key"] for e in events  # type: ignore[index, call-overload]
              if e.channel == "tool:lookup"]
-    assert tools == ["a", "x", "c", "b"]  # this run in its order, then what it left unused
+    assert tools == ["a", "x", "c"]  # this run in its order; the unused "b" is left out
     # new events went through the writer: the key-shaped token is redacted
     x = next(e for e in events if e.channel == "tool:lookup" and e.request == {
         "args": {"key": "x"}})
@@ -95,13 +95,13 @@ def test_a_changed_run_goes_live_where_it_differs(tmp_path: Path) -> None:
     assert all(e.parent is not None and events[e.parent].channel == "tool:lookup"
                for e in events if e.channel == "random")
 
-    # the new cassette replays the new run strictly; the old call is left unused
+    # the new cassette replays the new run strictly, nothing left unused
     calls.clear()
-    with replay.play(path, unused="ignore") as again:
+    with replay.play(path, unused="fail") as again:
         third = plain(agent(["a", "x", "c"]))
     assert calls == [] and third == second
     assert again.result is not None and again.result.divergences == ()
-    assert len(again.result.unconsumed) == 1
+    assert again.result.unconsumed == ()
 
 
 def test_sleeps_are_skipped_while_served_and_real_once_live(

@@ -336,11 +336,6 @@ class Matcher:
             self._copied.update(ev.seq for ev in out)
         return tuple(sorted(out, key=lambda e: e.seq))
 
-    def leftovers(self) -> tuple[Event, ...]:
-        """Every recorded event never handed out by :meth:`bundle`, in order."""
-        with self._lock:
-            return tuple(ev for ev in self._all if ev.seq not in self._copied)
-
     def has_queued(self, task: str) -> bool:
         """Whether ``task`` still has recorded events to be asked for."""
         return bool(self._queues.get(task))

@@ -260,16 +260,19 @@ class Run:
         if matcher is not None:
             session.divergences.extend(matcher.settle())
         if self._writer is not None:
-            if matcher is not None and self.at is None:  # new-events keeps what went unused
-                session.carry(matcher.leftovers())
+            # The output is the run as it happened, so it replays strictly: recorded
+            # events this run did not ask for (a path an edit or the live world
+            # turned away from) are left out; ``unconsumed`` still lists them.
             self._writer.close()
         unconsumed = matcher.unconsumed() if matcher is not None else ()
         divergences = list(session.divergences)
         # After a divergence the run stopped early, so recorded events are left
         # over as a consequence: they stay in ``unconsumed`` but are not reported
-        # as a second divergence.
+        # as a second divergence. A run that went live took another path on
+        # purpose: what it left of the recording is not a divergence either.
+        went_live = session.recording and session.live_events > 0
         report_unused = (bool(unconsumed) and self.unused is not Unused.IGNORE
-                         and not session.divergences)
+                         and not session.divergences and not went_live)
         if report_unused:
             task = unconsumed[0].task
             divergences.append(Divergence(Grade.UNUSED, unconsumed[0].channel, task,

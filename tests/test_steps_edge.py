@@ -157,3 +157,14 @@ characters 66 -> 61 (-5); prompt tokens not reported
 + [4] user added, 8 chars
     and more
 """
+
+
+def test_a_step_says_what_raised() -> None:
+    from replay._analysis.stepview import step_header, steps_json
+    boom = replay.RecordedError("builtins.ValueError", "no such order")
+    events = [chat(0, USER, asked(("c1", "f", {"x": 1}))),
+              replay.Event(1, "tool:f", {"args": {"x": 1}}, None, error=boom)]
+    [step] = replay.steps(events)
+    assert step.errors == (events[1],) and step.tools[0].event is events[1]
+    assert step_header(step).endswith("|  1 raised")
+    assert steps_json([step])["steps"][0]["errors"] == [1]

@@ -113,6 +113,11 @@ class Step:
         return tuple(t.event for t in self.tools if t.event is not None)
 
     @property
+    def errors(self) -> tuple[Event, ...]:
+        """The step's events that raised (a failed model call, a tool's exception)."""
+        return tuple(e for e in self.events if e.error is not None)
+
+    @property
     def top(self) -> tuple[Event, ...]:
         """The step's events not nested in another event of the step."""
         seqs = {e.seq for e in self.events}

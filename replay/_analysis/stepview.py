@@ -65,6 +65,8 @@ def step_header(step: Step) -> str:
         parts.append(f"tokens {_tokens(step.usage)}, {_cost(step.usage.cost_usd)}")
     if step.total.calls:
         parts.append(f"total {step.total.total_tokens:,} tokens, {_cost(step.total.cost_usd)}")
+    if step.errors:
+        parts.append(f"{len(step.errors)} raised")
     return "  |  ".join(parts)
 
 
@@ -131,6 +133,7 @@ def step_json(step: Step) -> dict[str, Any]:
                     "ok": e.error is None, "summary": summarize(e, 120)}
                    for e in step.events],
         "usage": _usage_json(step.usage), "total": _usage_json(step.total),
+        "errors": [e.seq for e in step.errors],
     }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from replay._analysis.context import ContextDiff, MessageChange, MessageStatus
+from replay._analysis.context import ContextDiff, MessageChange, MessageStatus, context_diffs
 from replay._analysis.steps import Step
 from replay._analysis.summary import summarize
 from replay._analysis.usage import Usage
@@ -83,11 +83,16 @@ def steps_text(steps: list[Step], *, width: int = 90) -> str:
     if total.calls:
         head += f"; tokens {total.total_tokens:,} ({_tokens(total)}), {_cost(total.cost_usd)}"
     lines = [head]
+    read = context_diffs([(s.event, s.call) for s in steps
+                          if s.event is not None and s.call is not None])
     for step in steps:
         lines += ["", step_header(step)]
         if step.call is not None:
             lines.append(f"  model: {_model(step)}"
                          + (f", conversation {step.conversation}" if step.conversation else ""))
+            ctx = read.get(step.seq)
+            if ctx is not None:
+                lines.append(f"  read: {context_line(ctx)}")
         tools = {t.event.seq: t for t in step.tools if t.event is not None}
         by_seq = {e.seq: e for e in step.events}
         for ev in step.events:
@@ -99,9 +104,9 @@ def steps_text(steps: list[Step], *, width: int = 90) -> str:
             lines.append(line)
         for t in step.tools:
             if t.event is None:
-                read = f", result read by #{t.result_seq}" if t.result_seq is not None else ""
+                back = f", result read by #{t.result_seq}" if t.result_seq is not None else ""
                 lines.append(f"  (asked for {t.call.name}({_clip(t.call.arguments, 60)}), "
-                             f"not recorded as a tool event{read})")
+                             f"not recorded as a tool event{back})")
     return "\n".join(lines) + "\n"
 
 
@@ -166,6 +171,18 @@ def _change_lines(c: MessageChange) -> list[str]:
     if c.previous_index != c.index:
         head += f" (was [{c.previous_index}])"
     return [f"{head}, {sizes}", *_body(c.diff.rstrip("\n"), "    ")]
+
+
+def context_line(d: ContextDiff) -> str:
+    """What a call read, in one line: new and changed messages, characters, tokens."""
+    counts = [f"{len(getattr(d, s.value))} {s.value}" for s in MessageStatus
+              if getattr(d, s.value)]
+    where = f"since #{d.previous_seq}" if d.previous_seq is not None else "(a new conversation)"
+    line = f"{d.messages} messages; {', '.join(counts) or 'nothing new'} {where}; "
+    line += f"{_signed(d.chars_delta)} chars"
+    if d.tokens_delta is not None:
+        line += f", {_signed(d.tokens_delta)} prompt tokens"
+    return line
 
 
 def context_text(d: ContextDiff, call_label: str = "") -> str:

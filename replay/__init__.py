@@ -31,6 +31,7 @@ from replay._capture.tools import ToolInfo, capture, registered_tools, tool
 from replay._cassette import (
     EXTENSION,
     Cassette,
+    EventLog,
     Header,
     Limits,
     VerifyReport,
@@ -81,6 +82,7 @@ __all__ = [
     "DriftReport",
     "EditError",
     "Event",
+    "EventLog",
     "Finding",
     "Fingerprint",
     "Grade",

@@ -208,8 +208,13 @@ def write(path: str | os.PathLike[str], events: list[replay.Event]) -> str:
 
 
 def damaged(path: str | os.PathLike[str], events: list[replay.Event], cut: int = 200) -> str:
-    """A cassette whose last ``cut`` bytes are gone (like a killed recording)."""
-    write(path, events)
+    """A cassette whose last ``cut`` bytes are gone: what a killed recording leaves (the
+    journal, never packed), torn."""
+    w = CassetteWriter(path, HEADER)
+    for ev in events:
+        w.write(ev)
+    w.abort()
+    os.replace(w.partial_path, path)
     size = os.path.getsize(path)
     with open(path, "r+b") as f:
         f.truncate(size - cut)

@@ -296,5 +296,7 @@ def _shown(cassette: replay.Cassette) -> replay.Cassette:
         return cassette
     h = cassette.header
     header = dataclasses.replace(h, argv=_REDACTOR.argv(h.argv), meta=_REDACTOR.meta(h.meta))
+    events = cassette.events
     return dataclasses.replace(cassette, header=header,
-                               events=tuple(_REDACTOR(e) for e in cassette.events))
+                               events=events.map(_REDACTOR) if isinstance(events, replay.EventLog)
+                               else tuple(_REDACTOR(e) for e in events))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import overload
 
 import replay
 from tui.render import int_text, jsonable_key
@@ -85,6 +86,45 @@ def _strings(value: object, put: Callable[[str], None]) -> None:
         put(str(value))
 
 
+class _Identity(Mapping[int, int]):
+    """``index_of`` when seqs are exactly 0..n-1 in order: no million-entry dict."""
+
+    def __init__(self, n: int) -> None:
+        self._n = n
+
+    def __getitem__(self, seq: int) -> int:
+        if type(seq) is int and 0 <= seq < self._n:
+            return seq
+        raise KeyError(seq)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self._n))
+
+    def __len__(self) -> int:
+        return self._n
+
+
+class _Ordered(Sequence[replay.Event]):
+    """A packed run's events in ``seq`` order (``order``: file indexes), decoded on demand."""
+
+    def __init__(self, log: replay.EventLog, order: Sequence[int]) -> None:
+        self._log = log
+        self._order = order
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @overload
+    def __getitem__(self, i: int) -> replay.Event: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[replay.Event]: ...
+
+    def __getitem__(self, i: int | slice) -> replay.Event | Sequence[replay.Event]:
+        if isinstance(i, slice):
+            return [self._log[j] for j in self._order[i]]
+        return self._log[self._order[i]]
+
+
 class RunModel:
     """Events sorted by ``seq`` with their flags, the current filter and its rows.
 
@@ -94,23 +134,34 @@ class RunModel:
 
     def __init__(self, events: Iterable[replay.Event],
                  flags: Mapping[int, Iterable[str]] | None = None) -> None:
-        evs = list(events)
-        if any(evs[k].seq > evs[k + 1].seq for k in range(len(evs) - 1)):
-            evs.sort(key=lambda e: e.seq)
-        self.events: Sequence[replay.Event] = evs
-        """Every event, in ``seq`` order."""
-        self.index_of: dict[int, int] = {ev.seq: i for i, ev in enumerate(evs)}
-        """Event index by ``seq``."""
         self.flags: dict[int, set[str]] = {}
         """Flags by event index (only flagged events are present)."""
-        self.channels: Counter[str] = Counter(ev.channel for ev in evs)
-        """Events per channel."""
-        self.children: Counter[int] = Counter(ev.parent for ev in evs if ev.parent is not None)
-        """Number of nested events by parent ``seq``."""
         self._by_flag: dict[str, list[int]] = {}
-        for i, ev in enumerate(evs):
-            for f in auto_flags(ev):
-                self._flag(i, f)
+        self.events: Sequence[replay.Event]
+        """Every event, in ``seq`` order."""
+        self.index_of: Mapping[int, int]
+        """Event index by ``seq``."""
+        self.channels: Counter[str]
+        """Events per channel."""
+        self.children: Counter[int]
+        """Number of nested events by parent ``seq``."""
+        self.last_start_ns = 0
+        """The latest ``start_ns`` of any event (the timeline sizes its time column by it)."""
+        if isinstance(events, replay.EventLog):
+            self._from_index(events)
+        else:
+            evs = list(events)
+            if any(evs[k].seq > evs[k + 1].seq for k in range(len(evs) - 1)):
+                evs.sort(key=lambda e: e.seq)
+            self.events = evs
+            self.index_of = {ev.seq: i for i, ev in enumerate(evs)}
+            self.channels = Counter(ev.channel for ev in evs)
+            self.children = Counter(ev.parent for ev in evs if ev.parent is not None)
+            self.last_start_ns = max((ev.start_ns for ev in evs), default=0)
+            for i, ev in enumerate(evs):
+                for f in auto_flags(ev):
+                    self._flag(i, f)
+        evs = self.events
         if flags:
             self.add_flags(flags)
         self.channel_filter: frozenset[str] = frozenset()
@@ -123,6 +174,34 @@ class RunModel:
 
     def __len__(self) -> int:
         return len(self.events)
+
+    def _from_index(self, log: replay.EventLog) -> None:
+        """Everything but the events themselves from a packed cassette's index: nothing
+        is decoded until a row shows it (a million events open in well under a second)."""
+        order = log.seq_order()
+        seqs = log.seqs()
+        if isinstance(order, range):
+            self.events = log
+            n = len(seqs)
+            if n == 0 or (seqs[0] == 0 and seqs[n - 1] == n - 1):  # sorted, so 0..n-1
+                self.index_of = _Identity(n)
+            else:
+                self.index_of = {s: i for i, s in enumerate(seqs)}
+        else:
+            self.events = _Ordered(log, order)
+            self.index_of = {seqs[j]: i for i, j in enumerate(order)}
+        ids, names = log.channel_ids()
+        self.channels = Counter({names[k]: c for k, c in Counter(ids).items()})
+        self.children = Counter(p for p in log.parent_column() if p >= 0)
+        self.last_start_ns = max(log.start_column(), default=0)
+        bits = log.flag_column()
+        raised = replay.EventLog.RAISED | replay.EventLog.HTTP_ERROR
+        file_order = (range(len(bits)) if isinstance(order, range) else order)
+        self._by_flag = {}
+        errors = [i for i, j in enumerate(file_order) if bits[j] & raised]
+        if errors:
+            self._by_flag[ERROR] = errors
+            self.flags = {i: {ERROR} for i in errors}
 
     # --- flags -----------------------------------------------------------------------
 

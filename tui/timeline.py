@@ -63,7 +63,7 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         self.model = model
         evs = model.events
         longest = max(model.channels, key=len, default="")
-        last = max((ev.start_ns for ev in evs), default=0)
+        last = model.last_start_ns
         self._widths = (len(str(evs[-1].seq)) if evs else 1,
                         len(f"+{last / 1e9:.3f}s"), min(max(len(longest), 5), 14))
         self.reset_rows(index)

@@ -15,6 +15,7 @@ here (the file API), plus the record types in ``events``, ``errors``,
 
 from __future__ import annotations
 
+from replay._cassette.eventlog import EventLog
 from replay._cassette.layout import (
     EXTENSION,
     FORMAT_VERSION,
@@ -34,6 +35,7 @@ __all__ = [
     "MAGIC",
     "Cassette",
     "CassetteWriter",
+    "EventLog",
     "Header",
     "Limits",
     "PathArg",

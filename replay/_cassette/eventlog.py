@@ -331,6 +331,15 @@ class EventLog(Sequence[Event]):
     Damage found while decoding raises :class:`~replay.CassetteError`.
     """
 
+    RAISED = ix.FLAG_ERROR
+    """Flag bit: the call raised."""
+    HTTP_ERROR = ix.FLAG_HTTP_ERROR
+    """Flag bit: an ``http`` event answered with a status of 400 or more."""
+    STREAMED = ix.FLAG_CHUNKS
+    """Flag bit: a streamed response (``chunks``)."""
+    RETURNED = ix.FLAG_RESPONSE
+    """Flag bit: the call returned a value."""
+
     def __init__(self, packed: _Packed,
                  transform: Callable[[Event], Event] | None = None) -> None:
         self._p = packed
@@ -455,6 +464,10 @@ class EventLog(Sequence[Event]):
     def flag_column(self) -> Sequence[int]:
         """The ``flags`` column (file order)."""
         return self._cols["flags"]
+
+    def start_column(self) -> Sequence[int]:
+        """The ``start_ns`` column (file order)."""
+        return self._cols["start"]
 
     def parent_column(self) -> Sequence[int]:
         """The ``parent`` column (file order; -1 for none)."""

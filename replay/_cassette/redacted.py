@@ -5,13 +5,14 @@ cassette calls it, so the argv and metadata, which sit uncompressed at the
 start of the file, are redacted like the events); ``shown`` is the cassette
 a person sees (``replay show``, ``replay diff``): redacted with the default
 rules whatever it was written with, at no cost when it was written under the
-current ones.
+current ones (and, for a packed file, event by event as they are decoded).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from replay._cassette.eventlog import EventLog
 from replay._cassette.layout import Cassette, Header
 from replay._cassette.redact import DEFAULT, RULES_MARK, Redactor
 
@@ -33,5 +34,7 @@ def shown(cassette: Cassette, redactor: Redactor = DEFAULT) -> Cassette:
     """``cassette`` as it may be shown: its header and every event redacted."""
     if redactor.applied(cassette.header.meta):
         return cassette
+    events = cassette.events
     return dataclasses.replace(cassette, header=header_for(cassette.header, redactor),
-                               events=tuple(redactor(e) for e in cassette.events))
+                               events=events.map(redactor) if isinstance(events, EventLog)
+                               else tuple(redactor(e) for e in events))

@@ -6,12 +6,13 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from replay._analysis.summary import summarize
 from replay._cassette import read_cassette, verify
 from replay._cassette.errors import CassetteError
+from replay._cassette.eventlog import EventLog
 from replay._cassette.events import Event
 from replay._cassette.jsonable import event_json, jsonable
 from replay._cassette.redacted import shown
@@ -44,6 +45,17 @@ def _wanted(channel: str, filters: list[str]) -> bool:
                               or channel.startswith(f) for f in filters)
 
 
+def _in_seq_order(events: Sequence[Event], channels: list[str]) -> Iterable[Event]:
+    """The events on ``channels`` in ``seq`` order: a packed file's through its index,
+    decoded one by one as they are printed (constant memory); others sorted."""
+    if isinstance(events, EventLog):
+        order = events.seq_order()
+        if channels:
+            order = [i for i in order if _wanted(events.channel(i), channels)]
+        return (events[i] for i in order)
+    return sorted((e for e in events if _wanted(e.channel, channels)), key=lambda e: e.seq)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     """``replay show``."""
     require(cassette_problem(args.cassette))
@@ -62,8 +74,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             sys.stderr.write(f"replay: cassette damaged: {cassette.damage}\n")
             return max(code, 1)
         return code
-    events = sorted((e for e in cassette.events if _wanted(e.channel, args.channel)),
-                    key=lambda e: e.seq)
+    events = _in_seq_order(cassette.events, args.channel)
     if args.json:
         h = cassette.header
         doc = {"header": jsonable({"version": h.version, "created": h.created,
@@ -74,13 +85,17 @@ def cmd_show(args: argparse.Namespace) -> int:
         json.dump(doc, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        for ev in events:
-            flags = " ERR" if ev.error is not None else ""
-            nested = f" in #{ev.parent}" if ev.parent is not None else ""
-            sys.stdout.write(
-                f"#{ev.seq:<5} {ev.start_ns / 1e6:>10.3f}ms {ev.channel:<18} "
-                f"{ev.task:<14} {summarize(ev, 90)}  ({ev.duration_ns / 1e6:.2f}ms)"
-                f"{flags}{nested}\n")
+        try:
+            for ev in events:  # a packed file streams: each line as its event is decoded
+                flags = " ERR" if ev.error is not None else ""
+                nested = f" in #{ev.parent}" if ev.parent is not None else ""
+                sys.stdout.write(
+                    f"#{ev.seq:<5} {ev.start_ns / 1e6:>10.3f}ms {ev.channel:<18} "
+                    f"{ev.task:<14} {summarize(ev, 90)}  ({ev.duration_ns / 1e6:.2f}ms)"
+                    f"{flags}{nested}\n")
+        except CassetteError as exc:
+            sys.stderr.write(f"replay: cassette damaged: {exc}\n")
+            return 1
     if cassette.damage is not None:
         sys.stderr.write(f"replay: cassette damaged: {cassette.damage}\n")
         return 1

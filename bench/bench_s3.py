@@ -10,10 +10,12 @@ stored N times under fresh run ids, as N finished runs of a fleet would be:
   service's workers would; against the floor in the same run, a bare boto3
   ``put_object`` of the same bytes (one object per run, unconditional), and
   against the local store (``LocalStore.put``: a rename and a SQLite row);
-* list: ``replay ls`` on a machine that has never read the store (cold: the
-  listing plus one GET per index object), then again (warm: the listing only,
-  rows from the local cache), in process (``store.query()``) and as the CLI
-  when ``replay ls`` exists; against ``replay ls`` of the local store.
+* list: ``replay ls`` on the first machine that ever reads the store (the
+  listing plus one GET per index object; it then leaves a snapshot of the
+  rows), on a second new machine (the listing plus the snapshot), then again
+  (warm: the listing only, rows from the local cache), in process
+  (``store.query()``) and as the CLI when ``replay ls`` exists; against
+  ``replay ls`` of the local store.
 
     python bench/bench_s3.py [--runs 10000] [--threads 16]
 """
@@ -154,6 +156,10 @@ def main() -> None:
             laptop = S3Store(url, cache_dir=os.path.join(work, "laptop"))
             cold_s, listed = timed(laptop.query)
             warm_s, _ = timed(laptop.query)
+            pages_s, _ = timed(lambda: laptop._list("index", ".json"))
+            second = S3Store(url, cache_dir=os.path.join(work, "laptop2"))
+            snap_s, again = timed(second.query)
+            assert len(again) == n, (len(again), n)
             assert len(listed) == n, (len(listed), n)
             failed_s, failed = timed(lambda: laptop.query(Query(failed=True)))
             local_q_s, _ = timed(local.query)
@@ -175,8 +181,10 @@ def main() -> None:
         print(f"  one writer thread, per put: median {statistics.median(lat) * 1e3:.1f} ms, "
               f"p99 {p99 * 1e3:.1f} ms ({len(lat)} puts)\n")
         print(f"{'list (store.query(), what replay ls does)':44} {'s':>8} {'vs local':>12}")
-        for name, t in ((f"S3, cold cache (list + {n:,} GETs)", cold_s),
-                        ("S3, warm cache (list only)", warm_s),
+        for name, t in ((f"S3, first reader ever (list + {n:,} GETs)", cold_s),
+                        ("S3, next new reader (list + the snapshot)", snap_s),
+                        ("S3, warm cache (list, rows from SQLite)", warm_s),
+                        (f"  of which ListObjectsV2 ({-(-n // 1000)} pages)", pages_s),
                         (f"S3, warm, failed only ({len(failed):,} rows)", failed_s),
                         ("local store (SQLite)", local_q_s)):
             print(f"  {name:42} {t:8.3f} {t / local_q_s:11.1f}x")

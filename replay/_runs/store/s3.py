@@ -122,8 +122,7 @@ class S3Store(Store):
     """Runs in an S3 bucket under a prefix; see the module docstring for the layout."""
 
     def __init__(self, url: str, *, caps: Caps | None = None, cache_dir: str | None = None,
-                 spool_dir: str | None = None, evict_every: float = 60.0,
-                 client: Any = None) -> None:
+                 spool_dir: str | None = None, evict_every: float = 60.0) -> None:
         self.url = url
         self.caps = caps or Caps()
         self.bucket, self.prefix = parse_url(url)
@@ -150,7 +149,7 @@ class S3Store(Store):
         """Where this process records runs before uploading them."""
         self.evict_every = evict_every
         """Seconds between the evictions :meth:`put` starts (each lists the index)."""
-        self._given_client = client
+        self._conditional = True
         self._client: Any = None
         self._client_pid = -1
         self._lock = threading.Lock()
@@ -169,8 +168,6 @@ class S3Store(Store):
     @property
     def client(self) -> Any:
         """The boto3 S3 client (one per process: clients do not survive a fork)."""
-        if self._given_client is not None:
-            return self._given_client
         with self._lock:
             if self._client is None or self._client_pid != os.getpid():
                 from botocore.config import Config  # type: ignore[import-untyped]
@@ -216,12 +213,21 @@ class S3Store(Store):
         """Put ``key`` only if it does not exist; False when it does."""
         from botocore.exceptions import ClientError
 
+        extra = {"IfNoneMatch": "*"} if self._conditional else {}
         try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*",
-                                   ContentType=content_type)
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                   ContentType=content_type, **extra)
         except ClientError as exc:
-            if self._code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            code = self._code(exc)
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
                 return False
+            if code in ("NotImplemented", "501") and self._conditional:
+                # a server without conditional writes: ids (a second and 32 random
+                # bits) are then the only guard against two writers' collisions
+                self._conditional = False
+                if hasattr(body, "seek"):
+                    body.seek(0)
+                return self._create(key, body, content_type)
             raise
         return True
 

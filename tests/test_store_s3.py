@@ -293,3 +293,17 @@ def test_a_new_reader_starts_from_a_snapshot(url: str, tmp_path: Path, seaweed: 
                  Body=b"\x28\xb5\x2f\xfd" + b"\x00" * 64)
     third = S3Store(url, cache_dir=str(tmp_path / "third"))
     assert [r.id for r in third.query()] == [late, *ids[:1:-1]]
+
+
+def test_store_traffic_made_while_a_run_records_is_not_in_that_run(url: str,
+                                                                    tmp_path: Path) -> None:
+    store = S3Store(url, cache_dir=str(tmp_path / "c"))
+    earlier = new_run_id(T0)
+    path = _record(store, earlier)
+    with replay.record(tmp_path / "busy.replay"):
+        time.time()  # the run's own event
+        store.put(path, _row(earlier, T0))  # e.g. a finished request stored meanwhile
+        assert [r.id for r in store.query()] == [earlier]
+        store.fetch(earlier)
+    events = replay.read_cassette(tmp_path / "busy.replay").events
+    assert [e.channel for e in events] == ["clock"]

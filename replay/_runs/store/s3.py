@@ -28,8 +28,11 @@ Credentials, region and endpoint come from boto3's standard chain
 ``AWS_REGION``, ``AWS_PROFILE``, ``~/.aws/config`` and ``credentials``, instance
 roles); nothing of them is written anywhere by this module.
 
-May import: ``replay._cassette`` (errors), ``replay._runs.store`` and, lazily,
-boto3 (the ``s3`` extra).
+Its S3 calls run with the capture layer's ``BUSY`` set, so a put or a listing
+made while a run is being recorded never becomes an event of that run.
+
+May import: ``replay._cassette`` (errors), ``replay._capture.session`` (BUSY),
+``replay._runs.store`` and, lazily, boto3 (the ``s3`` extra).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from replay._capture.session import BUSY
 from replay._cassette.errors import StoreError
 from replay._runs.store.base import (
     EXTENSION,
@@ -188,6 +192,7 @@ class S3Store(Store):
             ClientError,
         )
 
+        token = BUSY.set(True)  # S3 traffic is never an event of a run being recorded
         try:
             return fn()
         except ClientError as exc:
@@ -202,6 +207,8 @@ class S3Store(Store):
                              f"{err.get('Message', exc)}{hint}") from None
         except BotoCoreError as exc:
             raise StoreError(f"{self.url}: {what} failed: {exc}") from None
+        finally:
+            BUSY.reset(token)
 
     @staticmethod
     def _code(exc: BaseException) -> str:
@@ -311,6 +318,7 @@ class S3Store(Store):
         import zstandard
 
         rows: list[RunRow] = []
+        token = BUSY.set(True)
         try:
             body = self.client.get_object(Bucket=self.bucket,
                                           Key=snaps[max(snaps)])["Body"]
@@ -331,6 +339,8 @@ class S3Store(Store):
                         rows.append(row)
         except Exception:  # gone meanwhile, damaged, foreign: read the index objects
             return rows
+        finally:
+            BUSY.reset(token)
         return rows
 
     def _write_snapshot(self, listed: Iterable[str]) -> None:
@@ -359,6 +369,7 @@ class S3Store(Store):
         """The row stored at ``key``; None when it vanished meanwhile or is not a row."""
         from botocore.exceptions import ClientError
 
+        token = BUSY.set(True)  # a pool thread: not an event of a run being recorded
         try:
             obj = self.client.get_object(Bucket=self.bucket, Key=key)
             data = obj["Body"].read(MAX_ROW_BYTES + 1)
@@ -366,6 +377,8 @@ class S3Store(Store):
             if self._code(exc) in ("NoSuchKey", "404"):
                 return None  # evicted by another process since the listing
             raise
+        finally:
+            BUSY.reset(token)
         if len(data) > MAX_ROW_BYTES:
             return None
         row = _row_from(data)

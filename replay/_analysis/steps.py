@@ -41,6 +41,9 @@ from replay._analysis.toolcalls import ToolUse
 from replay._analysis.usage import ZERO, ModelCall, Prices, Usage, model_call
 from replay._cassette.events import Event
 
+TOOL_WINDOW = 64
+"""Steps still waiting for a tool event that a tool event is looked for in (the latest)."""
+
 
 class StepKind(enum.Enum):
     """What a step is."""
@@ -200,14 +203,14 @@ def _sdk_reads(events: Sequence[Event], by_seq: dict[int, Event], made: dict[int
     return out
 
 
-def _take_tool(opened: list[_Open], ev: Event) -> _Open | None:
-    """Link tool event ``ev`` to the latest step that asked for it; that step."""
+def _take_tool(waiting: list[_Open], ev: Event) -> _Open | None:
+    """Link tool event ``ev`` to the latest step that asked for it (among the last
+    :data:`TOOL_WINDOW` steps with a tool call not yet linked); that step."""
     name = ev.channel.split(":", 1)[1]
     best: tuple[int, int, int] | None = None  # (score, step index, tool index)
+    opened = waiting[-TOOL_WINDOW:]
     for si in range(len(opened) - 1, -1, -1):
         step = opened[si]
-        if step.event is None:
-            continue
         for ti, t in enumerate(step.tools):
             same_args = _args_equal(ev, t.call)
             # by name; a tool registered under another name than the model's by arguments
@@ -222,14 +225,20 @@ def _take_tool(opened: list[_Open], ev: Event) -> _Open | None:
     _, si, ti = best
     step = opened[si]
     step.tools[ti] = StepTool(step.tools[ti].call, ev)
+    if all(t.event is not None for t in step.tools):
+        waiting.remove(step)
     return step
 
 
-def _owner(opened: list[_Open], ev: Event) -> _Open | None:
-    for step in reversed(opened):
-        if step.event is not None and _in_lineage(ev.task, step.task):
-            return step
-    return next((s for s in reversed(opened) if s.event is not None), None)
+def _owner(latest: dict[str, _Open], opened: list[_Open], ev: Event) -> _Open | None:
+    """The latest step of ``ev``'s task or an ancestor task (``latest``: the latest step
+    by task), else the latest step."""
+    parts = ev.task.split("/")
+    found = [latest[t] for t in ("/".join(parts[:n]) for n in range(len(parts), 0, -1))
+             if t in latest]
+    if found:
+        return max(found, key=lambda s: s.event.seq if s.event is not None else -1)
+    return opened[-1] if opened[-1].event is not None else None
 
 
 def _link_results(opened: list[_Open]) -> None:
@@ -289,6 +298,9 @@ def group(events: Sequence[Event], read: Callable[[Event], ModelCall | None]) ->
     setup = _Open(None, None)
     opened: list[_Open] = [setup]
     owner: dict[int, _Open] = {}
+    latest: dict[str, _Open] = {}  # the latest step by its model call's task
+    waiting: list[_Open] = []  # steps with a tool call no tool event is linked to yet
+    seen: set[int] = set()
     nested: list[Event] = []
     for ev in events:
         step: _Open | None
@@ -297,11 +309,15 @@ def group(events: Sequence[Event], read: Callable[[Event], ModelCall | None]) ->
             continue
         if ev.seq in made or ev.seq in early:
             step = made[early.get(ev.seq, ev.seq)]
-            if not any(o is step for o in opened):
+            if id(step) not in seen:
+                seen.add(id(step))
                 opened.append(step)
+                latest[step.task] = step
+                if step.tools:
+                    waiting.append(step)
         else:
-            step = _take_tool(opened, ev) if ev.channel.startswith("tool:") else None
-            step = step or _owner(opened, ev) or setup
+            step = _take_tool(waiting, ev) if ev.channel.startswith("tool:") else None
+            step = step or _owner(latest, opened, ev) or setup
         step.events.append(ev)
         owner[ev.seq] = step
     for ev in nested:

@@ -99,8 +99,9 @@ def _total(ctx: _Ctx, events: Sequence[Event]) -> Usage:
     total = ZERO
     for ev in events:
         call = ctx.call(ev)
-        if call is not None and call.usage is not None:
-            total = total + call.usage
+        if call is not None:  # a call that reports no usage still counts as a call
+            total = total + (call.usage if call.usage is not None
+                             else Usage(calls=1, cost_usd=0.0))
     return total
 
 

@@ -200,6 +200,8 @@ def sleep(secs: float) -> None:
     if s.serving():
         if _really(s, sys._getframe(1)):
             return _sleep(secs)
+        if s.speed is not None:  # replay at a pace: the sleep takes its time / speed
+            _sleep(secs / s.speed)
         return None
     pending = s.begin("sleep", {"fn": "time.sleep", "seconds": secs})
     _sleep(secs)
@@ -216,7 +218,7 @@ async def async_sleep(delay: float, result: Any = None) -> Any:
     if s.serving():
         if _really(s, sys._getframe(1)):
             return await _asyncio_sleep(delay, result)
-        await _asyncio_sleep(0)
+        await _asyncio_sleep(delay / s.speed if s.speed is not None else 0)
         return result
     pending = s.begin("sleep", {"fn": "asyncio.sleep", "seconds": delay})
     await _asyncio_sleep(delay)

@@ -200,6 +200,9 @@ class Session:
         ``pending.seq`` is its number in this run's log."""
         self.on_stop: list[Callable[[], None]] = []
         """Called when the run stops, before its result is made."""
+        self.speed: float | None = None
+        """Replay pace: None serves recorded sleeps (and streams) at once; else at the
+        recorded pace times this factor (2.0: twice as fast)."""
         self.normalize: Callable[[Value], Value] | None = None
         """Applied to live requests before matching (the redactor: recorded
         requests were redacted, so redacted fields never decide a match)."""

@@ -49,9 +49,45 @@ def register(sub: Any) -> None:
                       "cassette exists, else record), new-events (replay what matches, run "
                       "and record the rest), record")
     play.add_argument("--live", action="store_true", help="the same as --mode new-events")
+    play.add_argument("--pace", type=pace, default=None, metavar="PACE",
+                      help="instant (default: recorded sleeps and streams at once), "
+                      "recorded (at the recorded pace), or a speed factor (2: twice as "
+                      "fast, 0.5: half as fast)")
     play.add_argument("-o", "--output", help="where a recording mode writes (default: the "
                       "cassette itself)")
     play.set_defaults(func=cmd_play)
+
+
+def pace(text: str) -> float | None:
+    """``--pace``: ``instant`` (None), ``recorded`` (1.0) or a speed factor > 0."""
+    word = text.strip().lower()
+    if word == "instant":
+        return None
+    if word == "recorded":
+        return 1.0
+    try:
+        factor = float(word.rstrip("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a pace: {text!r} (instant, recorded, or a speed factor such as 2 or 0.5)"
+        ) from None
+    if not factor > 0 or factor == float("inf"):
+        raise argparse.ArgumentTypeError(f"a speed factor is > 0, not {text!r}")
+    return factor
+
+
+def timing(result: dict[str, Any]) -> str:
+    """`` in 0.41 s, 5.2x faster than the recorded 2.16 s`` (empty without figures)."""
+    took, recorded = result.get("elapsed_ns"), result.get("recorded_ns")
+    if not isinstance(took, int) or not isinstance(recorded, int) or took <= 0:
+        return ""
+    out = f" in {took / 1e9:.2f} s"
+    if recorded <= 0:
+        return out
+    ratio = recorded / took
+    how = (f"{ratio:.1f}x faster than" if ratio >= 1.05 else
+           f"{1 / ratio:.1f}x slower than" if ratio <= 1 / 1.05 else "as fast as")
+    return out + f", {how} the recorded {recorded / 1e9:.2f} s"
 
 
 def _died(code: int) -> str | None:
@@ -101,6 +137,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         extra.update(play_options(args))
     elif args.break_at:
         raise SystemExit(f"replay: --break needs the cassette, and {args.cassette} is missing")
+    if args.pace is not None:
+        extra.setdefault("options", {})["speed"] = args.pace
     code, result = run_child(mode.value, args.cassette, command, extra=extra)
     return report_child(code, result)
 
@@ -112,7 +150,7 @@ def report_child(code: int, result: dict[str, Any]) -> int:
                          f"(exit {code})\n")
         return code if code != 0 else 1
     divergences = result.get("divergences") or []
-    line = (f"replay: served {result.get('consumed', 0)} events, "
+    line = (f"replay: served {result.get('consumed', 0)} events{timing(result)}; "
             f"{result.get('unconsumed', 0)} unused, {len(divergences)} divergence(s)")
     if result.get("error"):
         line += " (reported above)"

@@ -20,6 +20,7 @@ import enum
 import functools
 import inspect
 import os
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -86,6 +87,10 @@ class ReplayResult:
     """Events run live (record: all; new-events / fork: those the recording lacked)."""
     output: str | None = None
     """The cassette written (record, new-events, fork); None for a replay."""
+    elapsed_ns: int = 0
+    """Wall time this run took, from its start to its end."""
+    recorded_ns: int = 0
+    """How long the recorded run took (the end of its last event); 0 when recording."""
 
     @property
     def ok(self) -> bool:
@@ -142,6 +147,8 @@ class Run:
         self.options: dict[str, Any] = {}
         """Extra settings read by session hooks (break_at, speed, allow_hosts...)."""
         self._writer: CassetteWriter | None = None
+        self._started = 0
+        self._recorded_ns = 0
         self._token: Any = None
 
     def _config(self) -> dict[str, Any]:
@@ -171,8 +178,11 @@ class Run:
             session = Session(mode, sink=self._writer.write)
         else:
             session = self._mixed_session()
-        for hook in SESSION_HOOKS:
+        speed = self.options.get("speed")
+        session.speed = float(speed) if speed else None
+        for hook in SESSION_HOOKS:  # the HTTP hook validates ``speed``
             hook(session, self)
+        self._started = time.perf_counter_ns()
         activate(session)
         self.session = session
         try:
@@ -208,7 +218,10 @@ class Run:
             require(output_problem(self.output))
 
     def _source(self) -> Cassette:
-        return read_cassette(self.path, strict=not self.allow_damaged)
+        cassette = read_cassette(self.path, strict=not self.allow_damaged)
+        self._recorded_ns = max((e.start_ns + e.duration_ns for e in cassette.events),
+                                default=0)
+        return cassette
 
     def _replay_session(self) -> Session:
         cassette = self._source()
@@ -283,7 +296,8 @@ class Run:
             unconsumed=unconsumed, divergences=tuple(divergences),
             reordered=matcher.reordered if matcher is not None else 0,
             live=session.live_events if session.recording else 0,
-            output=self.output if session.recording else None)
+            output=self.output if session.recording else None,
+            elapsed_ns=time.perf_counter_ns() - self._started, recorded_ns=self._recorded_ns)
         if exc is None:
             if session.divergences:
                 raise DivergenceError(session.divergences[0])
@@ -354,8 +368,9 @@ def play(path: str | os.PathLike[str], *, unused: Unused | str = Unused.WARN,
 
     A request the recording cannot answer raises :class:`DivergenceError`;
     recorded events never asked for are reported per ``unused``. HTTP options
-    (docs/http.md): ``speed`` replays streams at the recorded pace times this
-    factor (default: at once); ``match_on`` names the request fields that must
+    (docs/http.md): ``speed`` replays streams and sleeps at the recorded pace
+    times this factor (default: at once; clock reads are the recorded ones either
+    way); ``match_on`` names the request fields that must
     match (default ``("method", "url", "body")``) or is ``fn(recorded, actual)``;
     ``allow_hosts`` may still be connected to. ``break_at`` opens the debugger
     when the run asks for those event numbers (docs/breakpoints.md).

@@ -114,6 +114,7 @@ def _finish(run: Run, result_path: str | None) -> None:
         out.update(recorded=res.recorded, consumed=res.consumed,
                    unconsumed=len(res.unconsumed), live=res.live, reordered=res.reordered,
                    output=res.output, grades=[d.grade.value for d in res.divergences],
+                   elapsed_ns=res.elapsed_ns, recorded_ns=res.recorded_ns,
                    divergences=[d.report() for d in res.divergences])
     if result_path:
         with open(result_path, "w", encoding="utf-8") as f:

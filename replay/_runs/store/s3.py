@@ -73,6 +73,8 @@ MAX_ROW_BYTES = 1 << 20
 READERS = 16
 """Index objects read in parallel when a listing finds new runs."""
 ID_RETRIES = 5
+LIST_SPLIT = 1000
+"""Keys per range when a listing is split into ranges listed in parallel."""
 SNAPSHOT_AFTER = 100
 """A sync that reads more index objects than this one by one writes a snapshot:
 every row in one compressed object (``PREFIX/snapshots/``), which the next
@@ -273,8 +275,8 @@ class S3Store(Store):
     def sync(self) -> int:
         """Bring the row cache up to the bucket: read new index objects, forget
         removed ones. How many rows the bucket lists."""
-        listed = self._list("index", ".json")
         cached = self.cache.ids()
+        listed = self._list("index", ".json", cached)
         gone = cached - listed.keys()
         if gone:
             self.cache.remove(gone)
@@ -291,23 +293,47 @@ class S3Store(Store):
                 self._write_snapshot(listed.keys())
         return len(listed)
 
-    def _list(self, kind: str, suffix: str) -> dict[str, str]:
-        """Run id (or snapshot name) -> key of every ``PREFIX/KIND/*SUFFIX`` object."""
-        found: dict[str, str] = {}
+    def _list(self, kind: str, suffix: str, known: Iterable[str] = ()) -> dict[str, str]:
+        """Run id (or snapshot name) -> key of every ``PREFIX/KIND/*SUFFIX`` object.
 
-        def list_all() -> None:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self._key(kind, ""))
-            for page in pages:
-                for obj in page.get("Contents", ()):
-                    key = str(obj["Key"])
-                    name = key.rsplit("/", 1)[-1]
-                    stem = name.removesuffix(suffix)
-                    if name.endswith(suffix) and (kind != "index" or is_run_id(stem)):
-                        found[stem] = key
+        ``known``: ids seen before; their spread splits the key space into ranges
+        of about :data:`LIST_SPLIT` keys that are listed in parallel (a listing is
+        a chain of pages otherwise, each waiting for the last key of the one before).
+        """
+        ids = sorted(known)
+        bounds = [self._key(kind, i + suffix) for i in ids[LIST_SPLIT::LIST_SPLIT]]
+        ranges = list(zip([None, *bounds], [*bounds, None], strict=True))
 
-        self._call(f"listing {kind}", list_all)
-        return found
+        def list_range(lo: str | None, hi: str | None) -> dict[str, str]:
+            found: dict[str, str] = {}
+            token = BUSY.set(True)  # a pool thread: not an event of a run being recorded
+            try:
+                args = {"Bucket": self.bucket, "Prefix": self._key(kind, "")}
+                if lo is not None:
+                    args["StartAfter"] = lo  # keys after lo, up to and with hi
+                for page in self.client.get_paginator("list_objects_v2").paginate(**args):
+                    for obj in page.get("Contents", ()):
+                        key = str(obj["Key"])
+                        if hi is not None and key > hi:
+                            return found
+                        name = key.rsplit("/", 1)[-1]
+                        stem = name.removesuffix(suffix)
+                        if name.endswith(suffix) and (kind != "index" or is_run_id(stem)):
+                            found[stem] = key
+            finally:
+                BUSY.reset(token)
+            return found
+
+        def list_all() -> dict[str, str]:
+            if len(ranges) == 1:
+                return list_range(None, None)
+            found: dict[str, str] = {}
+            with ThreadPoolExecutor(min(READERS, len(ranges))) as pool:
+                for part in pool.map(lambda r: list_range(*r), ranges):
+                    found.update(part)
+            return found
+
+        return self._call(f"listing {kind}", list_all)
 
     def _read_snapshot(self, wanted: set[str]) -> list[RunRow]:
         """Rows of ``wanted`` runs from the newest snapshot (none when there is none,

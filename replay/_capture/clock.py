@@ -238,11 +238,16 @@ def patches() -> _patch.PatchList:
         (_date, "today", classmethod(today)),
         (asyncio, "sleep", async_sleep), (asyncio.tasks, "sleep", async_sleep),
     ]
-    anyio_backend = sys.modules.get("anyio._backends._asyncio")
-    backend_cls = getattr(anyio_backend, "AsyncIOBackend", None)
-    if backend_cls is not None and "sleep" in vars(backend_cls):
-        out.append((backend_cls, "sleep", classmethod(lambda cls, delay: async_sleep(delay))))
     return out
 
 
+def _anyio_patches(module: Any) -> _patch.PatchList:
+    """anyio's asyncio backend sleep (patched at install when loaded, else at its import)."""
+    backend_cls = getattr(module, "AsyncIOBackend", None)
+    if backend_cls is None or "sleep" not in vars(backend_cls):
+        return []
+    return [(backend_cls, "sleep", classmethod(lambda cls, delay: async_sleep(delay)))]
+
+
 _patch.register(patches)
+_patch.register_module("anyio._backends._asyncio", _anyio_patches)

@@ -21,8 +21,10 @@ import time``, ``from uuid_utils.compat import uuid7``): every loaded module is
 scanned once for such bindings (later installs scan only modules new since).
 A capture point for a module that may be imported during the run
 (``register_module``) is applied when that import finishes. Every replacement
-checks for an active session first and calls the original when there is none,
-so a reference kept past the session is harmless.
+checks for the running code's session first and calls the original when there
+is none, so a reference kept past the session, or a call made outside every
+run while other runs record, is harmless. The patches stay in place while any
+session is open (``install`` and ``uninstall`` count their holders).
 """
 
 from __future__ import annotations
@@ -198,27 +200,46 @@ class _ImportWatcher(importlib.abc.MetaPathFinder):
 _WATCHER = _ImportWatcher()
 
 
+_users = 0
+"""Open sessions (and other holders) that asked for the patches: the first
+:func:`install` puts them in place, the last :func:`uninstall` takes them out."""
+
+
 def install() -> None:
-    """Put every patch in place (idempotent while installed)."""
+    """Put every patch in place for one more holder (the first one installs them)."""
+    global _users
     with _LOCK:
+        _users += 1
         if _saved:
             return
-        patches: PatchList = []
-        for provider in _PROVIDERS:
-            patches.extend(provider())
-        for name, providers in _MODULE_PROVIDERS.items():
-            module = sys.modules.get(name)
-            if module is not None:
-                for module_provider in providers:
-                    patches.extend(module_provider(module))
-        patches.extend(_by_name(patches))
-        _apply(patches)
-        sys.meta_path.insert(0, _WATCHER)
+        try:
+            _install()
+        except BaseException:
+            _users -= 1
+            raise
+
+
+def _install() -> None:
+    patches: PatchList = []
+    for provider in _PROVIDERS:
+        patches.extend(provider())
+    for name, providers in _MODULE_PROVIDERS.items():
+        module = sys.modules.get(name)
+        if module is not None:
+            for module_provider in providers:
+                patches.extend(module_provider(module))
+    patches.extend(_by_name(patches))
+    _apply(patches)
+    sys.meta_path.insert(0, _WATCHER)
 
 
 def uninstall() -> None:
-    """Put every original back."""
+    """One holder is done with the patches; the last one puts every original back."""
+    global _users
     with _LOCK:
+        _users = max(0, _users - 1)
+        if _users:
+            return
         if _WATCHER in sys.meta_path:
             sys.meta_path.remove(_WATCHER)
         while _saved:

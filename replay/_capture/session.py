@@ -8,8 +8,13 @@ both (new-events, fork) answers what the recording can and runs the rest
 live; it writes a new cassette of the run as it happened: the recorded events
 it served, renumbered in this run's order, and the live ones.
 
-One session is active per process at a time (patching is process-wide);
-``current()`` is the interceptors' fast check.
+A session belongs to the context that opened it, not to the process: the
+logical task state in :data:`replay._capture.tasks.CURRENT` names it, and
+asyncio tasks, threads and executor work started inside inherit it (see
+``taskhooks``). Any number of sessions record and replay at once, each into
+its own cassette; the patches are installed while any is open and each
+intercepted call finds its own run through ``current()``, the interceptors'
+fast check, or passes straight through when it belongs to none.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any, Protocol, TypeVar
 
 from replay._capture import callsite as _callsite
@@ -73,9 +78,6 @@ class RecordMode(enum.Enum):
             raise ValueError(f"unknown record mode {value!r}; use one of: {names}") from None
 
 
-_ACTIVE: Session | None = None
-
-
 class RunSettings(Protocol):
     """What a session hook may read of the run that opens the session."""
 
@@ -88,36 +90,72 @@ SESSION_HOOKS: list[Callable[[Session, RunSettings], None]] = []
 """Called with each new session and its run before it starts (HTTP settings,
 breakpoints, drift probes). Layers above register here."""
 
-_ACTIVE_LOCK = threading.Lock()
-
 BUSY: ContextVar[bool] = ContextVar("agent_replay_busy", default=False)
 """True while an interceptor runs the real call: nested calls pass through."""
 PARENT: ContextVar[int | None] = ContextVar("agent_replay_parent", default=None)
 """``seq`` of the tool/capture whose body is running (its events are nested)."""
 
+_get_state = _tasks.CURRENT.get
+
 
 def current() -> Session | None:
-    """The active session, or None."""
-    return _ACTIVE
+    """The open session the running code belongs to, or None (outside every run)."""
+    state = _get_state()
+    if state is None:
+        return None
+    session: Session = state.session
+    return session if session.active else None
 
 
-def activate(session: Session) -> None:
-    """Make ``session`` the process's active session (one at a time)."""
-    global _ACTIVE
-    with _ACTIVE_LOCK:
-        if _ACTIVE is not None:
-            from replay._cassette.errors import SessionError
-            raise SessionError("a record/play session is already active in this process; "
-                               "sessions cannot be nested")
-        _ACTIVE = session
+_OPEN: dict[int, Session] = {}
+_OPEN_LOCK = threading.Lock()
 
 
-def deactivate(session: Session) -> None:
-    """End ``session``'s turn as the active session."""
-    global _ACTIVE
-    with _ACTIVE_LOCK:
-        if _ACTIVE is session:
-            _ACTIVE = None
+def open_sessions() -> tuple[Session, ...]:
+    """Every session open in the process now, in whichever context."""
+    with _OPEN_LOCK:
+        return tuple(_OPEN.values())
+
+
+def require_no_session() -> None:
+    """Raise :class:`SessionError` when the running context belongs to an open session."""
+    outer = current()
+    if outer is not None:
+        from replay._cassette.errors import SessionError
+        raise SessionError(
+            f"a {outer.mode.value} session is already active in this context (this task "
+            "or thread, or the one that started it); sessions cannot be nested. Runs "
+            "that happen at the same time each open their own session in their own "
+            "asyncio task or thread (see docs/concurrency.md)")
+
+
+def activate(session: Session) -> Token[TaskState | None]:
+    """Open ``session`` in the running context: this task or thread, and everything
+    it starts from now on, belong to its run (logical task ``main``).
+
+    Raises :class:`SessionError` when the context already belongs to an open
+    session (sessions do not nest); concurrent sessions are opened side by side,
+    each in its own task or thread. Returns the token :func:`deactivate` takes.
+    """
+    require_no_session()
+    session.active = True
+    with _OPEN_LOCK:
+        _OPEN[id(session)] = session
+    return _tasks.CURRENT.set(TaskState("main", session))
+
+
+def deactivate(session: Session, token: Token[TaskState | None] | None = None) -> None:
+    """Close ``session``: code of its run still running (a task or thread it started
+    that outlives it) passes through from now on. ``token`` (from :func:`activate`)
+    gives the opening context its previous state back."""
+    session.active = False
+    with _OPEN_LOCK:
+        _OPEN.pop(id(session), None)
+    if token is not None:
+        try:
+            _tasks.CURRENT.reset(token)
+        except ValueError:  # reset from another context (a decorator on a generator)
+            _tasks.CURRENT.set(None)
 
 
 class Pending:
@@ -206,6 +244,8 @@ class Session:
         self.normalize: Callable[[Value], Value] | None = None
         """Applied to live requests before matching (the redactor: recorded
         requests were redacted, so redacted fields never decide a match)."""
+        self.active = False
+        """True from :func:`activate` to :func:`deactivate`."""
 
     @property
     def replaying(self) -> bool:
@@ -250,6 +290,9 @@ class Session:
         """
         state = _tasks.state()
         if state is None or BUSY.get():
+            return None
+        owner: object = state.session
+        if owner is not self:  # a call of another run, through an object of this one
             return None
         infra, site, library = _callsite.find(sys._getframe(1))
         if infra:

@@ -1,7 +1,9 @@
 """Logical task hooks: every asyncio task, thread and executor work item of a run
 gets a stable id (see :mod:`replay._capture.tasks`) when it is made.
 
-Patched while a session is active: ``BaseEventLoop.create_task`` (every task a
+Patched while any session is open; a task, thread or work item belongs to the
+run of the code that made it (none when that code is outside every run).
+Patched: ``BaseEventLoop.create_task`` (every task a
 loop makes; the task itself stays the loop's real ``asyncio.Task``),
 ``threading.Thread.start`` and
 ``concurrent.futures.ThreadPoolExecutor.submit``. A pool's own worker threads
@@ -23,7 +25,6 @@ from typing import Any
 
 from replay._capture import patch as _patch
 from replay._capture import tasks as _tasks
-from replay._capture.session import current
 
 _create_task = asyncio.base_events.BaseEventLoop.create_task
 _thread_start = threading.Thread.start
@@ -37,26 +38,25 @@ def create_task(self: asyncio.base_events.BaseEventLoop, coro: Any, **kwargs: An
     """``BaseEventLoop.create_task`` (behind ``asyncio.create_task``, ``ensure_future``,
     ``gather``, ``TaskGroup``): the new task runs in a copy of the context that
     holds its own logical task id. The task is the loop's usual ``asyncio.Task``."""
-    if current() is not None:
-        context: contextvars.Context | None = kwargs.get("context")
-        parent = context.get(_tasks.CURRENT) if context is not None else _tasks.state()
-        if parent is not None:
-            try:
-                running: Any = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            root = running is not self
-            site = "loop" if root else _tasks.creation_site(sys._getframe(1))
-            ctx = context.copy() if context is not None else contextvars.copy_context()
-            ctx.run(_tasks.CURRENT.set, parent.child("", site))
-            kwargs["context"] = ctx
+    context: contextvars.Context | None = kwargs.get("context")
+    parent = context.get(_tasks.CURRENT) if context is not None else _tasks.state()
+    if parent is not None and parent.session.active:
+        try:
+            running: Any = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        root = running is not self
+        site = "loop" if root else _tasks.creation_site(sys._getframe(1))
+        ctx = context.copy() if context is not None else contextvars.copy_context()
+        ctx.run(_tasks.CURRENT.set, parent.child("", site))
+        kwargs["context"] = ctx
     return _create_task(self, coro, **kwargs)
 
 
 def thread_start(self: threading.Thread) -> None:
     """``Thread.start``: a thread started in the run becomes a child logical task."""
     parent = _tasks.state()
-    if current() is not None and parent is not None:
+    if parent is not None and parent.session.active:
         target = getattr(self, "_target", None)
         owner = getattr(target, "__module__", None) or type(self).__module__
         if owner not in _POOL_WORKERS:
@@ -79,7 +79,7 @@ def submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], 
            *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
     """``ThreadPoolExecutor.submit``: each work item is a child logical task."""
     parent = _tasks.state()
-    if current() is not None and parent is not None:
+    if parent is not None and parent.session.active:
         child = parent.child("t", _tasks.creation_site(sys._getframe(1)))
         seen = _tasks.CURRENT.get()  # what a context copied here will name
         fn = functools.partial(contextvars.copy_context().run, _tasks.run_as, seen, child, fn)

@@ -22,7 +22,10 @@ the same ids. Such tasks count under ``loop``: ``main/loop#0``.
 The current task's :class:`TaskState` lives in a context variable: asyncio
 copies it into child tasks (the hooks in ``taskhooks`` give each child its
 own), threads and executor work items get theirs from the hooks too. A thread
-or task with no state was not started by the recorded run and is not recorded.
+or task with no state was not started by a recorded run and is not recorded.
+Each state names the session its run belongs to, so the same context variable
+says which of the process's concurrent runs the running code is part of, and
+each run numbers its own tasks from its own ``main``.
 """
 
 from __future__ import annotations
@@ -41,12 +44,15 @@ T = TypeVar("T")
 
 
 class TaskState:
-    """One logical task: its id and counters for the children it creates."""
+    """One logical task of one run: its id, its run's session and counters for the
+    children it creates."""
 
-    __slots__ = ("_counts", "_lock", "background", "id")
+    __slots__ = ("_counts", "_lock", "background", "id", "session")
 
-    def __init__(self, task_id: str, *, background: bool = False) -> None:
+    def __init__(self, task_id: str, session: Any, *, background: bool = False) -> None:
         self.id = task_id
+        self.session = session
+        """The :class:`~replay._capture.session.Session` of the run the task belongs to."""
         self.background = background
         """A library's own background worker (a daemon thread a library started, and
         what it starts): its events are bookkeeping, replayed leniently."""
@@ -61,12 +67,15 @@ class TaskState:
         with self._lock:
             n = self._counts.get(key, 0)
             self._counts[key] = n + 1
-        return TaskState(f"{self.id}/{site}#{kind}{n}", background=background or self.background)
+        return TaskState(f"{self.id}/{site}#{kind}{n}", self.session,
+                         background=background or self.background)
 
 
 CURRENT: ContextVar[TaskState | None] = ContextVar("agent_replay_task", default=None)
 """The logical task of the running code; None outside a recorded run. Read it
-through :func:`state`."""
+through :func:`state` (or ``get_current()`` where only its session matters)."""
+get_current = CURRENT.get
+"""``CURRENT.get``, bound once: the interceptors' first look on every call."""
 
 
 class _Work(threading.local):

@@ -29,9 +29,15 @@ from typing import Any, TypeVar
 
 from replay._capture import patch as _patch
 from replay._capture import points as _points  # noqa: F401 - registers every capture point
-from replay._capture import tasks as _tasks
 from replay._capture.matcher import Matcher, OnMiss
-from replay._capture.session import SESSION_HOOKS, RecordMode, Session, activate, deactivate
+from replay._capture.session import (
+    SESSION_HOOKS,
+    RecordMode,
+    Session,
+    activate,
+    deactivate,
+    require_no_session,
+)
 from replay._cassette import Cassette, CassetteWriter, Header, read_cassette
 from replay._cassette.divergence import Divergence, Grade
 from replay._cassette.errors import DivergenceError, SessionError
@@ -163,6 +169,7 @@ class Run:
         """Begin the run (what ``__enter__`` does)."""
         if self.session is not None:
             raise SessionError("this run has already started; make a new one")
+        require_no_session()  # before a cassette is read or a new one opened
         mode = self.mode
         exists = os.path.exists(self.path)
         if mode is RecordMode.AUTO:
@@ -183,13 +190,13 @@ class Run:
         for hook in SESSION_HOOKS:  # the HTTP hook validates ``speed``
             hook(session, self)
         self._started = time.perf_counter_ns()
-        activate(session)
+        self._token = activate(session)
         self.session = session
         try:
             _patch.install()
-            self._token = _tasks.CURRENT.set(_tasks.TaskState("main"))
         except BaseException:
-            deactivate(session)
+            deactivate(session, self._token)
+            self._token = None
             raise
         return self
 
@@ -259,14 +266,11 @@ class Run:
         session = self.session
         if session is None:
             raise SessionError("this run was never started")
-        try:
-            if self._token is not None:
-                _tasks.CURRENT.reset(self._token)
-                self._token = None
-        except ValueError:  # reset from another context (a decorator on a generator)
-            _tasks.CURRENT.set(None)
+        if not session.active:
+            raise SessionError("this run has already stopped")
+        deactivate(session, self._token)
+        self._token = None
         _patch.uninstall()
-        deactivate(session)
         for hook in session.on_stop:
             hook()
         matcher = session.matcher

@@ -1,6 +1,9 @@
 """Strict replay never touches the network: raw socket connections are refused.
 
-While a replay session is installed, ``socket.socket.connect``,
+Code that belongs to a strict replay, and code that belongs to no run while a
+strict replay is open (a thread the replayed run did not start, a library's
+worker), is refused; other runs of the process, recording or replaying, keep
+their own rules: ``socket.socket.connect``,
 ``socket.socket.connect_ex`` and ``socket.create_connection`` raise
 :class:`~replay.NetworkBlockedError` naming the host and port, for any
 internet (IPv4/IPv6) address not in ``Run.options["allow_hosts"]``. Loopback
@@ -18,7 +21,7 @@ import socket
 from typing import Any
 
 from replay._capture.http.common import config_of
-from replay._capture.session import current
+from replay._capture.session import Session, current, open_sessions
 from replay._cassette.errors import NetworkBlockedError
 
 _connect = socket.socket.connect
@@ -29,11 +32,17 @@ _INET = (socket.AF_INET, socket.AF_INET6)
 
 def _check(host: Any, port: Any) -> None:
     s = current()
-    if s is None or not s.replaying:
-        return
+    if s is not None:
+        if not s.replaying:
+            return
+        judges: tuple[Session, ...] = (s,)
+    else:  # outside every run: refused while any strict replay is open
+        judges = tuple(o for o in open_sessions() if o.replaying)
+        if not judges:
+            return
     host_s = host.decode("idna") if isinstance(host, bytes) else str(host)
     port_i = int(port) if isinstance(port, int | str) and str(port).isdigit() else None
-    if not config_of(s).allows(host_s, port_i):
+    if not all(config_of(j).allows(host_s, port_i) for j in judges):
         raise NetworkBlockedError(host_s, port_i)
 
 
@@ -62,9 +71,7 @@ def create_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> so
 
 
 def patches() -> list[tuple[object, str, object]]:
-    """Socket patches, for replay sessions only (a ``_patch`` provider)."""
-    s = current()
-    if s is None or not s.replaying:
-        return []
+    """Socket patches (a ``_patch`` provider): they refuse only what code of a strict
+    replay asks for; recording runs, and code outside every run, pass through."""
     return [(socket.socket, "connect", connect), (socket.socket, "connect_ex", connect_ex),
             (socket, "create_connection", create_connection)]

@@ -12,7 +12,7 @@ unlikely case that another writer took the same id first, the run is stored
 under a fresh id instead. A run is listed once its index object exists, so a
 listed run always has its cassette. Readers list ``PREFIX/index/`` (paginated
 ListObjectsV2) and read only the index objects they have not seen: rows are
-cached in a local SQLite index (``index.RunIndex``) and fetched cassettes in
+cached in a local SQLite index (``s3rows.RowCache``) and fetched cassettes in
 a local folder (``$REPLAY_CACHE``, default ``~/.cache/agent-replay/s3/SLUG``).
 A reader that had to read many index objects one by one leaves a snapshot of
 all rows behind, so the next new reader makes one GET instead of thousands
@@ -65,11 +65,15 @@ from replay._runs.store.base import (
     is_run_id,
     new_run_id,
 )
-from replay._runs.store.index import RunIndex
+from replay._runs.store.s3rows import (
+    MAX_ROW_BYTES,
+    RowCache,
+    read_snapshot,
+    row_from,
+    snapshot_bytes,
+)
 
 INSTALL = "pip install 'agent-replay[s3]'"
-MAX_ROW_BYTES = 1 << 20
-"""An index object larger than this is not a row (hostile or foreign): skipped."""
 READERS = 16
 """Index objects read in parallel when a listing finds new runs."""
 ID_RETRIES = 5
@@ -84,27 +88,6 @@ KEEP_SNAPSHOTS = 2
 
 _T = TypeVar("_T")
 _URL = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?$")
-
-
-class RowCache(RunIndex):
-    """The local SQLite index of rows read from the bucket, with the two bulk
-    operations a listing needs."""
-
-    def ids(self) -> set[str]:
-        """Every cached run id (without decoding the rows)."""
-        return {str(i) for (i,) in self._db().execute("SELECT id FROM runs")}
-
-    def add_all(self, rows: Iterable[RunRow]) -> None:
-        """Add many rows in one transaction."""
-        db = self._db()
-        db.execute("BEGIN")
-        try:
-            for row in rows:
-                self.add(row)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
 
 def parse_url(url: str) -> tuple[str, str]:
@@ -341,48 +324,27 @@ class S3Store(Store):
         snaps = self._list("snapshots", SNAPSHOT_SUFFIX)
         if not snaps:
             return []
-        import zstandard
-
-        rows: list[RunRow] = []
         token = BUSY.set(True)
         try:
             body = self.client.get_object(Bucket=self.bucket,
                                           Key=snaps[max(snaps)])["Body"]
-            reader = zstandard.ZstdDecompressor().stream_reader(body)
-            tail = b""
-            budget = len(wanted) * (64 << 10) + (1 << 20)  # bytes: a bomb stops here
-            while len(rows) < len(wanted) and budget > 0:
-                chunk = reader.read(1 << 20)
-                if not chunk:
-                    break
-                budget -= len(chunk)
-                *lines, tail = (tail + chunk).split(b"\n")
-                if len(tail) > MAX_ROW_BYTES:
-                    break
-                for line in lines:
-                    row = _row_from(line)
-                    if row is not None and row.id in wanted:
-                        rows.append(row)
+            return read_snapshot(body, wanted)
         except Exception:  # gone meanwhile, damaged, foreign: read the index objects
-            return rows
+            return []
         finally:
             BUSY.reset(token)
-        return rows
 
     def _write_snapshot(self, listed: Iterable[str]) -> None:
         """Put every listed row in one compressed object for the next new reader, and
         keep the newest few snapshots. Best effort (a reader may not write)."""
-        import zstandard
-
         keep = set(listed)
-        lines = b"".join(json.dumps(r.to_json(), separators=(",", ":")).encode() + b"\n"
-                         for r in self.cache.query() if r.id in keep)
+        data = snapshot_bytes(r for r in self.cache.query() if r.id in keep)
         name = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
         try:
             self._call("snapshot", functools.partial(
                 self.client.put_object, Bucket=self.bucket,
                 Key=self._key("snapshots", name + SNAPSHOT_SUFFIX),
-                Body=zstandard.ZstdCompressor(level=3).compress(lines)))
+                Body=data))
             old = sorted(self._list("snapshots", SNAPSHOT_SUFFIX).items())[:-KEEP_SNAPSHOTS]
             if old:
                 self._call("snapshot clean-up", functools.partial(
@@ -407,7 +369,7 @@ class S3Store(Store):
             BUSY.reset(token)
         if len(data) > MAX_ROW_BYTES:
             return None
-        row = _row_from(data)
+        row = row_from(data)
         return row if row is not None and key.endswith("/" + row.id + ".json") else None
 
     def query(self, query: Query | None = None) -> list[RunRow]:
@@ -495,14 +457,6 @@ class S3Store(Store):
 
     def close(self) -> None:
         self.cache.close()
-
-
-def _row_from(data: bytes) -> RunRow | None:
-    """The row a JSON document holds; None when it is not one."""
-    try:
-        return RunRow.from_json(json.loads(data))
-    except (ValueError, StoreError, AttributeError, RecursionError):
-        return None
 
 
 def _user_cache() -> str:

@@ -47,6 +47,7 @@ QUICK_ARGS = {
     "bench_http.py": ["--n", "20", "40", "--vcr-sample", "10", "--rounds", "1",
                       "--stream-runs", "3", "--vcr-stream-runs", "1"],
     "bench_tui.py": ["--sizes", "300", "--no-tmux"],
+    "bench_scale.py": ["--sizes", "500"],
     "bench_s3.py": ["--runs", "40", "--threads", "4"],
     "bench_service.py": ["--requests", "60", "--rounds", "1", "--warmup", "10",
                          "--clients", "10"],
@@ -132,6 +133,29 @@ GOALS = (
          "bench_tui.py", "Textual's render and compositor pass per key."),
     Goal("diff.time", "diff of 10,000 vs 10,000 events < 2 s", "bench_diff.py",
          "Reading both cassettes and the alignment."),
+    Goal("scale.tui_rows", "1M events: replay tui shows event rows < 1 s (issue 16)",
+         "bench_scale.py", "Python and Textual start-up, then the index is read (~49 MB at "
+         "1M events) and the model built from its columns; only drawn rows are decoded."),
+    Goal("scale.tui_rss", "1M events: replay tui < 300 MB (issue 16)", "bench_scale.py",
+         "The index columns and the Textual app; events are not held."),
+    Goal("scale.show_first", "replay show X | head -1 < 0.3 s at any size (issue 16)",
+         "bench_scale.py", "Dominated by starting Python and importing replay._cli (the "
+         "'python start + import' row of the table), which the whole replay package loads; "
+         "reading the index and the first frame is the rest."),
+    Goal("scale.show_rss", "replay show streams in < 100 MB (issue 16)", "bench_scale.py",
+         "The index columns; one frame and a bounded event cache at a time."),
+    Goal("scale.verify_time", "1M events: replay verify < 5 s (issue 16)", "bench_scale.py",
+         "verify decodes every record sequentially (the bounded hostile-input decoder, "
+         "whose per-list/map hooks count values), then checks the index against them."),
+    Goal("scale.verify_rss", "1M events: replay verify < 100 MB (issue 16)",
+         "bench_scale.py", "The index, the blob types and the event offsets it checks."),
+    Goal("scale.load_time", "1M events: replay.load < 3 s (issue 16)", "bench_scale.py",
+         "A packed (format 2) cassette is opened through its index: the trailer, the index "
+         "(about 49 bytes an event) and the frame checksums; events are decoded when asked "
+         "for (the table's 'then every event decoded' row)."),
+    Goal("scale.writer_rss", "the writer < 100 MB at any run length (issue 16)",
+         "bench_scale.py", "The journal is appended, not held; the de-duplication table "
+         "is bounded (65,536 digests); one batch of index rows."),
 )
 
 

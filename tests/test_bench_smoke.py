@@ -39,6 +39,7 @@ def test_quick_bench_writes_the_goals_table(tmp_path: Path) -> None:
     # the GOAL lines went into the table, not into the scripts' sections
     assert "\nGOAL {" not in page
     for script in ("bench_http.py", "bench_growth.py", "bench_e2e.py", "bench_clock.py",
-                   "bench_tui.py", "bench_diff.py", "bench_core.py", "bench_format.py"):
+                   "bench_tui.py", "bench_diff.py", "bench_core.py", "bench_format.py",
+                   "bench_scale.py"):
         assert f"## {script}" in page
     assert "agent-replay" in page and "vcrpy" in page

@@ -565,7 +565,7 @@ def _dedup_cassette(page: Page) -> list[dict[str, object]]:
 
     path = page.dir / "blobs.replay"
     big: replay.Value = {"text": "a long tool answer " * 200}
-    with CassetteWriter(str(path), replay.Header.new()) as writer:
+    with CassetteWriter(str(path), replay.Header.new(), version=1) as writer:
         for seq in range(2):
             writer.write(replay.Event(seq=seq, channel="tool:read", request={"n": seq},
                                       response=big, start_ns=seq, duration_ns=1, task="main"))
@@ -577,6 +577,32 @@ def check_layout(block: Block, page: Page) -> None:
     for name in ("magic", "version", "n", "map", "crc", "trailer", "F"):
         assert re.search(rf"\b{name}\b", block.text), f"{name} is not in the diagram"
     _sections(_example_cassette(page.dir / "layout.replay"))
+
+
+def check_layout_v2(block: Block, page: Page) -> None:
+    """docs/cassette-format.md: version 2's journal and packed layouts match written files."""
+    import replay
+    from replay._cassette import CassetteWriter
+
+    for name in ("JRNL", "PACK", "ARPX", "index", "trailer", "u64 X", "u64 L"):
+        assert name in block.text, f"{name} is not in the diagram"
+    header = replay.Header(created="2024-01-01T00:00:00Z", argv=("agent.py",),
+                           python="CPython 3.11.7", platform="Linux", meta={})
+    path = page.dir / "v2.replay"
+    w = CassetteWriter(str(path), header)
+    w.write(replay.Event(seq=0, channel="clock", request=None, response=1.5))
+    journal = Path(w.partial_path).read_bytes()
+    w.close()
+    packed = path.read_bytes()
+    (n,) = struct.unpack_from("<I", packed, 10)
+    h = 18 + n
+    assert struct.unpack_from("<H", packed, 8) == (2,)
+    assert journal[h:h + 4] == b"JRNL" and packed[h:h + 4] == b"PACK"
+    magic, x, length, crc = struct.unpack_from("<4sQQI", packed, len(packed) - 24)
+    assert magic == b"ARPX" and x + length + 24 == len(packed), "file size = X + L + 24"
+    import crc32c
+    assert crc == crc32c.crc32c(packed[x:x + length])
+    assert packed[h + 4:h + 8] == b"\x28\xb5\x2f\xfd", "the data frames follow the tag"
 
 
 def check_record_frame(block: Block, page: Page) -> None:
@@ -807,6 +833,7 @@ CHECKS: tuple[tuple[str, str, Check], ...] = (
     ("docs/concurrency.md", r"^replay diverged at event", check_skipped_report),
     ("docs/breakpoints.md", r"^\[agent-replay\] breakpoint", check_pdb_session),
     ("docs/cassette-format.md", r"^\+-+\+$", check_layout),
+    ("docs/cassette-format.md", r"^journal  \(", check_layout_v2),
     ("docs/cassette-format.md", r"^ 0  4  len", check_record_frame),
     ("docs/cassette-format.md", r'^\{"k": "(ev|blob|end)"', check_record_map),
     ("docs/cassette-format.md", r"^0000  41 47", check_hex_dump),

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from replay._capture.session import RecordMode
+from replay._pytest.rewrite import REWRITE, run_rewriting
 from replay._pytest.run import MARKER, ItemRun, Settings, drift_available, uses_replay
 from replay._pytest.summary import Summary
 from replay._runs.api import Unused
@@ -40,10 +41,11 @@ _UNUSED_CHOICES = tuple(u.value for u in Unused)
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Command-line options and their ini twins."""
     group = parser.getgroup("agent-replay", "agent-replay: record and replay agent runs")
-    modes = [m.value for m in RecordMode]
+    modes = [m.value for m in RecordMode] + [REWRITE]
     group.addoption("--replay-mode", choices=modes, default=None,
                     help="how @pytest.mark.replay tests use their cassettes "
-                         "(default: replay, never record unless asked)")
+                         "(default: replay, never record unless asked; rewrite: replay, "
+                         "and record again the tests whose cassette is missing or diverged)")
     group.addoption("--replay-dir", default=None, metavar="DIR",
                     help="keep cassettes under DIR/<module path>/ instead of a cassettes/ "
                          "folder beside each test module")
@@ -69,8 +71,10 @@ def _settings(config: pytest.Config) -> Settings:
         value = config.getoption(option)
         return str(value) if value is not None else str(config.getini(ini))
 
+    raw_mode = pick("replay_mode", "replay_mode")
+    rewrite = raw_mode.strip().lower() == REWRITE
     try:
-        mode = RecordMode.parse(pick("replay_mode", "replay_mode"))
+        mode = RecordMode.REPLAY if rewrite else RecordMode.parse(raw_mode)
     except ValueError as exc:
         raise pytest.UsageError(f"agent-replay: {exc}") from None
     unused = pick("replay_unused", "replay_unused")
@@ -89,7 +93,7 @@ def _settings(config: pytest.Config) -> Settings:
     return Settings(
         mode=mode,
         dir=(base / raw_dir).resolve() if raw_dir else None,
-        dir_from_cli=cli_dir, unused=Unused(unused), drift=drift,
+        dir_from_cli=cli_dir, unused=Unused(unused), drift=drift, rewrite=rewrite,
         allow_hosts=tuple(dict.fromkeys(hosts)),
         invocation_dir=Path(config.invocation_params.dir), rootdir=Path(config.rootpath))
 
@@ -109,6 +113,8 @@ def pytest_configure(config: pytest.Config) -> None:
                          f"yet; nothing was checked"]
     config.stash[_SUMMARY] = summary
     config.pluginmanager.register(summary, "agent-replay-summary")
+    if settings.rewrite:
+        config.pluginmanager.register(_Rewrite(), "agent-replay-rewrite")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -119,7 +125,8 @@ def pytest_report_header(config: pytest.Config) -> str:
     drift = s.drift
     if drift != "off" and not drift_available():
         drift += " (not available yet: drift detection has not landed; ignored)"
-    return (f"agent-replay: mode {s.mode.value}, cassettes in {where}, unused events "
+    return (f"agent-replay: mode {REWRITE if s.rewrite else s.mode.value}, cassettes in "
+            f"{where}, unused events "
             f"{s.unused.value}, drift {drift}{hosts}")
 
 
@@ -149,6 +156,23 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
         return (yield)
     finally:
         item.obj = original
+
+
+class _Rewrite:
+    """Registered for ``--replay-mode=rewrite`` only."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item,
+                                nextitem: pytest.Item | None) -> bool | None:
+        """A test whose replay diverged runs again, recording."""
+        if not uses_replay(item):
+            return None
+        settings = item.config.stash[_SETTINGS]
+
+        def fresh(rerecord: str | None) -> None:
+            item.stash[_ITEM_RUN] = ItemRun(item, settings, rerecord=rerecord)
+
+        return run_rewriting(item, nextitem, fresh, lambda: item.stash[_ITEM_RUN].info)
 
 
 @pytest.hookimpl(wrapper=True)

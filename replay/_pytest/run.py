@@ -62,6 +62,9 @@ class Settings:
     """Where pytest was started (commands are given relative to it)."""
     rootdir: Path
     """pytest's rootdir."""
+    rewrite: bool = False
+    """``--replay-mode=rewrite``: replay, and re-record the tests whose cassette is
+    missing, unusable or diverged (``mode`` is then ``replay``)."""
     cache: dict[str, Any] = field(default_factory=dict, compare=False)
     """Computed once per session: the live fingerprint drift compares against."""
 
@@ -150,13 +153,22 @@ def cassette_path(item: pytest.Item, settings: Settings, opts: MarkOptions) -> P
     return path if path.is_absolute() else cassette_root(item, settings) / path
 
 
-def record_command(item: pytest.Item, settings: Settings) -> str:
-    """The command that records this test's cassette, from where pytest was started."""
+def node_target(item: pytest.Item, settings: Settings) -> str:
+    """The test's node id as typed from where pytest was started."""
     rel = os.path.relpath(item.path, settings.invocation_dir)
     rest = item.nodeid.split("::", 1)[1] if "::" in item.nodeid else ""
-    target = f"{rel}::{rest}" if rest else rel
+    return f"{rel}::{rest}" if rest else rel
+
+
+def pytest_command(mode: str, targets: list[str], settings: Settings) -> str:
+    """``pytest --replay-mode=MODE [--replay-dir=...] TARGET...``, quoted for a shell."""
     extra = f" --replay-dir={shlex.quote(settings.dir_from_cli)}" if settings.dir_from_cli else ""
-    return f"pytest --replay-mode=record{extra} {shlex.quote(target)}"
+    return f"pytest --replay-mode={mode}{extra} " + " ".join(shlex.quote(t) for t in targets)
+
+
+def record_command(item: pytest.Item, settings: Settings) -> str:
+    """The command that records this test's cassette, from where pytest was started."""
+    return pytest_command("record", [node_target(item, settings)], settings)
 
 
 def drift_available() -> bool:
@@ -173,13 +185,20 @@ def shown(path: str | Path, settings: Settings) -> str:
 class ItemRun:
     """The record/replay run of one test; the ``replay_run`` fixture is its ``view``."""
 
-    def __init__(self, item: pytest.Item, settings: Settings) -> None:
+    def __init__(self, item: pytest.Item, settings: Settings, *,
+                 rerecord: str | None = None) -> None:
         self.item = item
         self.settings = settings
         self.opts = mark_options(item)
         self.path = cassette_path(item, settings, self.opts)
+        self.rerecord = rerecord
+        """``rewrite`` mode: why this test is recorded again (``missing``, ``diverged``...)."""
         mode = settings.mode
-        if mode is RecordMode.AUTO:  # resolved now, so fixtures know whether to go live
+        if settings.rewrite and not self.path.exists():
+            self.rerecord = rerecord or "missing"
+        if self.rerecord is not None:
+            mode = RecordMode.RECORD
+        elif mode is RecordMode.AUTO:  # resolved now, so fixtures know whether to go live
             mode = RecordMode.REPLAY if self.path.exists() else RecordMode.RECORD
         self.mode = mode
         self.view = LiveRun(os.fspath(self.path), mode)
@@ -193,8 +212,13 @@ class ItemRun:
             raise failed from cause
 
     def _note(self, outcome: str, run: Run | None = None) -> dict[str, Any]:
+        if outcome == "recorded" and self.rerecord is not None:
+            outcome = "rerecorded"
         info: dict[str, Any] = {"outcome": outcome, "path": os.fspath(self.path),
-                                "shown": shown(self.path, self.settings)}
+                                "shown": shown(self.path, self.settings),
+                                "target": node_target(self.item, self.settings)}
+        if self.rerecord is not None:
+            info["why"] = self.rerecord
         result = run.result if run is not None else None
         if result is not None:
             ignored = run is not None and run.unused is Unused.IGNORE

@@ -21,6 +21,7 @@ from replay._pytest.run import (
     cassette_path,
     mark_options,
     module_dir,
+    pytest_command,
     shown,
     uses_replay,
 )
@@ -109,9 +110,14 @@ class Summary:
         groups: dict[str, list[str]] = {}
         unused: list[str] = []
         drifted: list[str] = []
+        again: list[str] = []
         for info in self.by_test.values():
             outcome = str(info.get("outcome"))
             entry = str(info.get("shown"))
+            if outcome in _FAILED and info.get("target"):
+                again.append(str(info["target"]))
+            if outcome == "rerecorded" and info.get("why"):
+                entry += f" (was {info['why']})"
             if info.get("drift") and outcome == "replayed":
                 drifted.append(f"{entry}: {info['drift']} finding(s)")
             if info.get("unused") and outcome in ("replayed", "unused"):
@@ -142,11 +148,15 @@ class Summary:
             if entries:
                 out.append(f"{title}:")
                 out += [f"  {e}" for e in entries]
+        if again:
+            out.append("record the failing tests again (the others keep their cassettes):")
+            out.append("  " + pytest_command("rewrite", sorted(again), self.settings))
         return out
 
 
 _GROUPS = {
     "recorded": ("recorded", "recorded"),
+    "rerecorded": ("re-recorded", "recorded again (--replay-mode=rewrite)"),
     "replayed": ("replayed", "replayed"),
     "extended": ("extended", "extended with new events (--replay-mode=new-events)"),
     "missing": ("missing", "missing (record with --replay-mode=record)"),
@@ -156,3 +166,6 @@ _GROUPS = {
     "unused": ("failed on unused events", "failed on unused events (--replay-unused=fail)"),
 }
 """Outcome: (label in the counts line, heading of its list)."""
+
+_FAILED = frozenset({"missing", "unusable", "diverged", "unused"})
+"""Outcomes that recording the test again fixes (the summary's rewrite command)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 import string
-import struct
 import sys
 import urllib.parse
 from pathlib import Path
@@ -217,12 +216,21 @@ agent(os.environ["PLANT_URL"])
 
 # -- looking for survivors ------------------------------------------------------------------
 
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
 def raw_bytes(path: Path) -> bytes:
-    """Header plus the decompressed record stream, as on disk before compression."""
+    """The file's bytes followed by every zstd frame in it decompressed: what was on
+    disk before compression, whatever the format version lays the frames out as."""
     data = path.read_bytes()
-    n = struct.unpack_from("<8sHI", data)[2]
-    start = 14 + n + 4
-    return data[:start] + zstandard.ZstdDecompressor().decompressobj().decompress(data[start:])
+    out, at = [data], data.find(ZSTD_MAGIC)
+    while at >= 0:
+        try:
+            out.append(zstandard.ZstdDecompressor().decompressobj().decompress(data[at:]))
+        except zstandard.ZstdError:
+            pass  # four bytes that only look like a frame start
+        at = data.find(ZSTD_MAGIC, at + 1)
+    return b"".join(out)
 
 
 def survivors(needles: dict[str, str], *texts: str | bytes) -> list[str]:

@@ -14,7 +14,13 @@ Only the names in ``__all__`` are public; everything in ``_modules`` may change.
 
 from __future__ import annotations
 
-from replay._analysis.context import ContextDiff, MessageChange, MessageStatus, context_diff
+from replay._analysis.context import (
+    ContextDiff,
+    MessageChange,
+    MessageStatus,
+    context_diff,
+    run_context_diffs,
+)
 from replay._analysis.diff import diff
 from replay._analysis.drift import DriftReport, Finding, Severity, drift, findings_by_seq
 from replay._analysis.fingerprint import Fingerprint, fingerprint
@@ -134,6 +140,7 @@ __all__ = [
     "record",
     "registered_tools",
     "run",
+    "run_context_diffs",
     "step_diff",
     "steps",
     "summarize",

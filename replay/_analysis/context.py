@@ -342,3 +342,15 @@ def context_diff(source: Source, seq: int, *, prices: Prices | None = None
     if not any(ev.seq == seq for ev, _ in calls):
         return None
     return context_diffs(calls)[seq]
+
+
+def run_context_diffs(source: Source, *, prices: Prices | None = None) -> dict[int, ContextDiff]:
+    """The context diff of every model call of a run, by event number, in one pass
+    (:func:`context_diff` reads the whole run for one call; a viewer stepping through
+    every call wants them all).
+
+    ``source`` is a cassette path, a :class:`~replay.Cassette` or a list of events.
+    """
+    events = events_of(source, "run_context_diffs")
+    return context_diffs([(ev, call) for ev in events if ev.channel.startswith("http")
+                          and (call := model_call(ev, prices)) is not None])

@@ -111,6 +111,8 @@ async def in_process(path: str) -> tuple[float, float, dict[str, list[float]]]:
             if time.perf_counter() > deadline or not app.is_running:
                 raise RuntimeError("the timeline never showed")
             await asyncio.sleep(0.005)
+        while not app.settled:  # keys are timed once the background grouping into steps
+            await asyncio.sleep(0.005)  # (runs up to tui.app.STEPS_AUTO events) is done
         await pilot.pause()
         for _ in range(3):
             for key in KEYS:

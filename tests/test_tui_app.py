@@ -42,8 +42,8 @@ async def running(app: ReplayApp) -> AsyncIterator[Pilot[None]]:
 
 
 async def settle(pilot: Pilot[Any]) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    """Wait for loading (it starts after the first paint) and every worker, then a frame."""
+    await samples.until_settled(pilot)
 
 
 async def until(pilot: Pilot[Any], done: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -56,8 +56,8 @@ def flat(text: str) -> str:
 
 
 async def settle(pilot: Pilot[Any]) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    """Wait for loading (it starts after the first paint) and every worker, then a frame."""
+    await samples.until_settled(pilot)
 
 
 async def press(pilot: Pilot[Any], *keys: str) -> None:

@@ -23,8 +23,8 @@ Snap = Callable[..., bool]
 
 
 async def settle(pilot: Pilot[Any]) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    """Wait for loading (it starts after the first paint) and every worker, then a frame."""
+    await samples.until_settled(pilot)
 
 
 def keys(*names: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
@@ -88,3 +88,43 @@ def test_damaged_cassette_banner(snap_compare: Snap) -> None:
     cassette = replay.Cassette("/srv/runs/killed.replay", samples.HEADER,
                                tuple(samples.agent_run()[:18]), damage)
     assert snap_compare(ReplayApp(cassette), terminal_size=SIZE, run_before=keys("G"))
+
+
+# --- issue 15: steps, waterfall, context diff, 80x24 ------------------------------------
+
+SMALL = (80, 24)
+
+
+def context_app(**kw: Any) -> ReplayApp:
+    return ReplayApp(replay.Cassette("/srv/runs/support.replay", samples.HEADER,
+                                     tuple(samples.context_run())), **kw)
+
+
+def test_step_tree_with_waterfall(snap_compare: Snap) -> None:
+    """``t``: the run as steps, every event a bar on the run's time axis; the cursor on
+    step 1's row, its tokens, cost and running total in the detail pane."""
+    assert snap_compare(sample_app(start_at=3), terminal_size=SIZE, run_before=keys("t"))
+
+
+def test_step_tree_folded(snap_compare: Snap) -> None:
+    """``[`` folds every step: one row each, with duration, tokens, cost and Σ cost."""
+    assert snap_compare(sample_app(start_at=7), terminal_size=SIZE,
+                        run_before=keys("t", "left_square_bracket"))
+
+
+def test_context_diff_in_the_detail_pane(snap_compare: Snap) -> None:
+    """What the model read at #2 against #0: the system prompt changed (a diff), the
+    user's message truncated, the tool call and its result added."""
+    assert snap_compare(context_app(start_at=2), terminal_size=(120, 48), run_before=keys())
+
+
+def test_layout_at_80x24(snap_compare: Snap) -> None:
+    """The main screen at 80x24: no time column, short channels, the title wraps."""
+    other = replay.Cassette("/srv/runs/replayed.replay", samples.HEADER,
+                            tuple(samples.diverged_run()))
+    app = ReplayApp(samples.agent_cassette(), other, start_at=3)
+    assert snap_compare(app, terminal_size=SMALL, run_before=keys())
+
+
+def test_step_tree_at_80x24(snap_compare: Snap) -> None:
+    assert snap_compare(sample_app(start_at=3), terminal_size=SMALL, run_before=keys("t"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from typing import Any
 
 import replay
@@ -242,3 +243,59 @@ def diverged_run() -> list[replay.Event]:
             continue
         out.append(ev)
     return [dataclasses.replace(ev, seq=k) for k, ev in enumerate(out)]
+
+
+def context_run() -> list[replay.Event]:
+    """Two calls of one support conversation: the second's system prompt was edited
+    ("order total" -> "order amount"), the user's long first message truncated, and
+    the tool call and its result added; then a call of a new conversation."""
+    system = ("You are Ada, the support agent of Parcelly.\nCheck the order total "
+              "before any refund.\nNever refund more than the order total.")
+    ask = "Hi, I was charged twice for order A-1042. " + "It was a parcel of shoes. " * 6
+    call = {"id": "call_7", "type": "function",
+            "function": {"name": "lookup_order", "arguments": '{"order_id": "A-1042"}'}}
+    first = [{"role": "system", "content": system}, {"role": "user", "content": ask}]
+    second = [{"role": "system", "content": system.replace("order total", "order amount")},
+              {"role": "user", "content": ask[:60]},
+              {"role": "assistant", "content": None, "tool_calls": [call]},
+              {"role": "tool", "tool_call_id": "call_7",
+               "content": '{"order_id": "A-1042", "total": 49.9}'}]
+    evs = []
+    for n, (msgs, answer, tokens) in enumerate(
+            ((first, None, 140), (second, "Refunding 49.90 USD.", 171),
+             ([{"role": "user", "content": "Summarise the day."}], "Quiet.", 12))):
+        out = {"role": "assistant", "content": answer}
+        if answer is None:
+            out["tool_calls"] = [call]
+        req, res = _http("https://api.openai.com/v1/chat/completions",
+                         {"model": "gpt-4o-mini", "messages": msgs}, 200,
+                         {"id": f"chatcmpl-{n}", "model": "gpt-4o-mini-2024-07-18",
+                          "choices": [{"index": 0, "message": out}],
+                          "usage": {"prompt_tokens": tokens, "completion_tokens": 9,
+                                    "total_tokens": tokens + 9}})
+        evs.append(replay.Event(seq=2 * n, channel="http", request=req, response=res,
+                                start_ns=(1 + 300 * n) * MS, duration_ns=250 * MS,
+                                site=_site(40, "ask")))
+        if n == 0:
+            evs.append(replay.Event(seq=1, channel="tool:lookup_order",
+                                    request={"args": {"order_id": "A-1042"}},
+                                    response={"order_id": "A-1042", "total": 49.9},
+                                    start_ns=260 * MS, duration_ns=30 * MS,
+                                    site=_site(55, "run_tool")))
+    evs.insert(3, replay.Event(seq=3, channel="clock", request={"fn": "time.time"},
+                               response=1767323045.5, start_ns=560 * MS, duration_ns=MS // 20,
+                               site=_site(60, "report")))
+    evs[4] = dataclasses.replace(evs[4], seq=4)
+    return evs
+
+
+async def until_settled(pilot: Any, timeout: float = 60.0) -> None:
+    """Let a ``ReplayApp`` under a Textual pilot run until its loading is over
+    (``app.settled``) and its workers are done, then one more frame: a condition,
+    not a sleep (loading starts only after the first paint)."""
+    deadline = time.monotonic() + timeout
+    while not getattr(pilot.app, "settled", True):
+        assert time.monotonic() < deadline, "the app did not finish loading"
+        await pilot.pause(0.01)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()

@@ -36,6 +36,9 @@ from tui.stats import StatsScreen
 
 Source = replay.Cassette | str | os.PathLike[str]
 """A cassette, or the path of one."""
+STEPS_AUTO = 5_000
+"""Runs up to this many events are grouped into steps as soon as they are shown; a
+longer one when the step tree is first asked for (``t``)."""
 
 
 class ReplayApp(App[None]):
@@ -74,6 +77,11 @@ class ReplayApp(App[None]):
         self.other_damage: str | None = None
         """What is wrong with ``other`` when it is damaged (only its readable part is compared)."""
         self._pairs: dict[int, replay.AlignedPair] = {}
+        self.grouping = False
+        """True while the run is being grouped into steps."""
+        self.settled = False
+        """True once loading is over: the run shown (or why not), and its steps grouped
+        when that is done at load (tests and benchmarks wait for it)."""
         self.show_noise = False
         """True when differences in noise (ids, clock, random values) count as divergences."""
         self.load_error: str | None = None
@@ -125,6 +133,7 @@ class ReplayApp(App[None]):
         except (replay.CassetteError, OSError) as exc:
             self.load_error = str(exc)
             self.call_from_thread(self.main.show_failure, str(exc))
+            self.settled = True
             return
         n = len(cassette.events)
         self._say(f"indexing {n:,} events…", 0, 2)
@@ -141,6 +150,33 @@ class ReplayApp(App[None]):
         self.title_text = self._title(cassette, model)
         damage = [d for d in (self._damage_of_left(cassette), self.other_damage) if d]
         self.call_from_thread(self.main.show_run, model, self.title_text, damage, self.start_at)
+        if n <= STEPS_AUTO:
+            self._group_steps(cassette)
+        self.settled = True
+
+    def group_steps(self) -> None:
+        """Group the run into agent steps now (a long run is grouped only when asked)."""
+        if self.cassette is not None and not self.grouping:
+            self.main.notice(f"grouping {len(self.cassette.events):,} events into steps…")
+            self._steps_worker(self.cassette)
+
+    @work(thread=True, exclusive=True, group="steps")
+    def _steps_worker(self, cassette: replay.Cassette) -> None:
+        self._group_steps(cassette)
+
+    def _group_steps(self, cassette: replay.Cassette) -> None:
+        """Steps and context diffs (``replay.steps``, ``replay.run_context_diffs``), then
+        hand them to the main screen."""
+        self.grouping = True
+        try:
+            steps = replay.steps(cassette)
+            contexts = replay.run_context_diffs(cassette)
+        except (replay.ReplayError, ValueError, TypeError, KeyError) as exc:
+            self.call_from_thread(self.main.show_steps, None, {}, f"no steps: {exc}")
+            return
+        finally:
+            self.grouping = False
+        self.call_from_thread(self.main.show_steps, steps, contexts)
 
     def _damage_of_left(self, cassette: replay.Cassette | None = None) -> str | None:
         cassette = cassette or self.cassette

@@ -1,264 +1,31 @@
-"""The main screen: timeline on the left, detail / conversation / stream on the right."""
+"""The main screen: what its keys do (moving, jumps, search, filters, panes, steps,
+stream playback); what it shows is :class:`tui.main_view.MainView`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import ClassVar, Protocol, cast
+from typing import ClassVar
 
-from rich.console import RenderableType
-from rich.text import Text
-from textual import events, on, work
-from textual.app import ComposeResult
+from textual import on, work
 from textual.binding import BindingType
-from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, ProgressBar, Static, TabbedContent, TabPane
+from textual.widgets import Input, TabbedContent
 from textual.worker import get_current_worker
 
-import replay
 from tui.conversation import ConversationPane
-from tui.detail import DetailPane, pair_section
+from tui.detail import DetailPane
 from tui.keys import MAIN_KEYS
+from tui.main_view import FLAG_CYCLE, SPLIT_MAX, SPLIT_MIN, MainView, default_split
 from tui.modals import ChannelFilter
-from tui.model import DIVERGENCE, DRIFT, ERROR, GLYPHS, RunModel
 from tui.payloads import is_model_call
-from tui.render import damage_banner
+from tui.steptree import StepTree
 from tui.stream import StreamPane
-from tui.timeline import Timeline
+
+__all__ = ["FLAG_CYCLE", "MainScreen"]
 
 
-class Host(Protocol):
-    """What the main screen asks of the app that shows it (``tui.app.ReplayApp``)."""
-
-    notes: Mapping[int, Sequence[str]]
-    show_noise: bool
-    run_diff: replay.RunDiff | None
-
-    def begin_load(self) -> None: ...
-    def toggle_noise(self) -> bool: ...
-    def pair_of(self, seq: int) -> replay.AlignedPair | None: ...
-    def other_name(self) -> str: ...
-    def noise_line(self) -> str: ...
-    def open_diff(self) -> None: ...
-    def open_stats(self) -> None: ...
-    def open_help(self) -> None: ...
-
-FLAG_CYCLE: tuple[str | None, ...] = (None, ERROR, DIVERGENCE, DRIFT, "any")
-"""What ``F`` steps through: all events, then only those with each flag."""
-SPLIT_MIN, SPLIT_MAX = 25, 80
-"""Bounds of the timeline's width, in percent of the screen (``<`` / ``>``)."""
-
-
-def default_split(width: int) -> int:
-    """The timeline's share of the width: more of a wide screen, half of a narrow one."""
-    return 58 if width >= 110 else 55
-
-
-
-
-class MainScreen(Screen[None]):
+class MainScreen(MainView):
     """Timeline, detail tabs, search and filters."""
 
     BINDINGS: ClassVar[list[BindingType]] = MAIN_KEYS
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.search_query = ""
-        """The last search, "" when none."""
-        self.matches: list[int] = []
-        """Event indexes matching :attr:`search_query`, sorted."""
-        self.searching = False
-        """True while a search runs."""
-        self.message = ""
-        """The last notice shown in the status line (cleared on the next move)."""
-        self._shown: int | None = None
-        self._pane_shows: tuple[object, ...] = ()
-        self.split = 0
-        """Timeline width in percent of the screen (0: chosen by the screen's width)."""
-        self.all_headers = False
-        """True when the detail pane shows SDK boilerplate headers too."""
-
-    @property
-    def replay_app(self) -> Host:
-        """The app, seen through what this screen needs of it."""
-        return cast(Host, self.app)
-
-    @property
-    def timeline(self) -> Timeline:
-        """The timeline widget."""
-        return self.query_one(Timeline)
-
-    @property
-    def model(self) -> RunModel:
-        """The run shown."""
-        return self.timeline.model
-
-    def compose(self) -> ComposeResult:
-        yield Static(id="title")
-        yield Static(id="banner", classes="hidden")
-        with Vertical(id="loading"):
-            yield Label("Loading…", id="loading-label")
-            yield ProgressBar(id="loading-bar", show_eta=False)
-        with Horizontal(id="panes", classes="hidden"):
-            yield Timeline(id="timeline")
-            with TabbedContent(id="tabs", initial="detail"):
-                with TabPane("1 Detail", id="detail"):
-                    yield DetailPane(id="detail-pane")
-                with TabPane("2 Conversation", id="conversation"):
-                    yield ConversationPane(id="conversation-pane")
-                with TabPane("3 Stream", id="stream"):
-                    yield StreamPane(id="stream-pane")
-        yield Input(placeholder="search payloads (Enter: find, Esc: cancel)", id="search",
-                    classes="hidden")
-        yield Static(id="status")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.query_one("#tabs", TabbedContent).can_focus = False
-        for tabs in self.query("ContentTabs"):
-            tabs.can_focus = False
-        self.replay_app.begin_load()
-
-    # --- loading ---------------------------------------------------------------------
-
-    def progress(self, label: str, done: float | None = None, total: float | None = None) -> None:
-        """Show a loading stage (call from the UI thread)."""
-        self.query_one("#loading-label", Label).update(label)
-        self.query_one("#loading-bar", ProgressBar).update(total=total, progress=done or 0)
-
-    def show_run(self, model: RunModel, title: str, damage: Sequence[str],
-                 start_at: int | str | None) -> None:
-        """The run is loaded: show it, the cursor on ``start_at`` (a seq or a flag name).
-
-        ``damage``: one sentence per damaged cassette (this run's, the other run's).
-        """
-        self.query_one("#title", Static).update(Text.from_markup(title))
-        banner = self.query_one("#banner", Static)
-        if damage:
-            banner.update(damage_banner(damage))
-            banner.remove_class("hidden")
-        self.query_one("#loading").add_class("hidden")
-        self.query_one("#panes").remove_class("hidden")
-        index, missing = 0, ""
-        if isinstance(start_at, str):
-            hits = model.flagged(start_at)
-            index = hits[0] if hits else 0
-            missing = "" if hits else f"no {start_at} in this run"
-        elif start_at is not None:
-            index = model.index_of.get(start_at, 0)
-            missing = "" if start_at in model.index_of else f"no event #{start_at}"
-        self.timeline.set_model(model, index)
-        self._shown = self.timeline.index
-        self.timeline.focus()
-        if missing:
-            self.notice(missing)
-        self.update_status()
-
-    def show_failure(self, message: str) -> None:
-        """Nothing could be read at all: say why, instead of crashing."""
-        self.query_one("#loading").add_class("hidden")
-        banner = self.query_one("#banner", Static)
-        banner.update(Text(f"⚠ cannot open the cassette: {message}", style="bold"))
-        banner.remove_class("hidden")
-        self.query_one("#title", Static).update("agent-replay")
-
-    # --- selection -------------------------------------------------------------------
-
-    @on(Timeline.Highlighted)
-    def _highlighted(self, event: Timeline.Highlighted) -> None:
-        self._shown = event.index
-        self.refresh_pane()
-        self.update_status()
-
-    def on_key(self, event: events.Key) -> None:
-        """Any key is a new action: the last one's notice is stale (the action may say
-        something new; keys bubble here before the bindings run)."""
-        if self.message:
-            self.message = ""
-            self.update_status()
-
-    def on_click(self) -> None:
-        if self.message:
-            self.message = ""
-            self.update_status()
-
-    @on(TabbedContent.TabActivated)
-    def _tab_changed(self) -> None:
-        self.refresh_pane()
-        self.timeline.focus()
-
-    @property
-    def active_tab(self) -> str:
-        """``detail``, ``conversation`` or ``stream``."""
-        return self.query_one("#tabs", TabbedContent).active
-
-    def refresh_pane(self) -> None:
-        """Show the selected event in the visible tab (the others update when shown)."""
-        tl = self.timeline
-        ev, i = tl.event, tl.index
-        tab = self.active_tab
-        find = self.search_query if i is not None and i in tl.matches else ""
-        key = (tab, i, find, self.all_headers, self.replay_app.show_noise,
-               frozenset(self.model.flags_of(i)) if i is not None else None)
-        if key == self._pane_shows:
-            return
-        self._pane_shows = key
-        if tab == "detail":
-            flags = self.model.flags_of(i) if i is not None else set()
-            kids = self.model.children.get(ev.seq, 0) if ev is not None else 0
-            notes = self.replay_app.notes.get(ev.seq, []) if ev is not None else []
-            pane = self.query_one(DetailPane)
-            pane.find = find
-            pane.show_event(ev, flags, kids, notes, all_headers=self.all_headers,
-                            compare=self._vs_other(ev))
-        elif tab == "conversation":
-            conv = self.query_one(ConversationPane)
-            conv.find = find
-            conv.show_event(ev)
-        elif tab == "stream":
-            self.query_one(StreamPane).load(ev)
-
-    def _vs_other(self, ev: replay.Event | None) -> list[RenderableType]:
-        host = self.replay_app
-        pair = host.pair_of(ev.seq) if ev is not None else None
-        if pair is None or not (pair.differs or (host.show_noise and pair.is_noise)):
-            return []
-        return pair_section(pair, host.other_name(), host.show_noise)
-
-    def update_status(self) -> None:
-        """Rewrite the status line: position, filter, search, flags, notices."""
-        m, tl = self.model, self.timeline
-        ev = tl.event
-        here = f"#{ev.seq}  " if ev is not None else ""
-        parts = [f"{here}{tl.cursor + 1 if m.rows else 0}/{len(m.rows)}"]
-        if self.message:
-            parts.append(self.message)
-        if m.filtered:
-            what = []
-            if m.channel_filter:
-                what.append(",".join(sorted(m.channel_filter)))
-            if m.flag_filter:
-                what.append(f"flag={m.flag_filter}")
-            parts.append(f"filter {' '.join(what)} ({len(m)} events in all)")
-        if self.searching:
-            parts.append(f"searching {self.search_query!r}…")
-        elif self.search_query:
-            i = tl.index
-            pos = (self.matches.index(i) + 1) if i in self.matches else "-"
-            parts.append(f"/{self.search_query}: {pos}/{len(self.matches)} matches")
-        counts = m.flag_counts()
-        flags = "  ".join(f"{GLYPHS.get(f, '*')} {n} {f}" for f, n in sorted(counts.items()))
-        if flags:
-            parts.append(flags)
-        noise = self.replay_app.noise_line()
-        if noise:
-            parts.append(noise)
-        self.query_one("#status", Static).update("  │  ".join(parts), layout=False)
-
-    def notice(self, text: str) -> None:
-        """Say something in the status line until the next key."""
-        self.message = text
-        self.update_status()
 
     # --- navigation ------------------------------------------------------------------
 
@@ -269,7 +36,7 @@ class MainScreen(Screen[None]):
         self.timeline.cursor = 0
 
     def action_last(self) -> None:
-        self.timeline.cursor = len(self.model.rows) - 1
+        self.timeline.cursor = self.timeline.row_count - 1
 
     def action_page(self, direction: int) -> None:
         self.timeline.move(direction * self.timeline.page)
@@ -288,10 +55,13 @@ class MainScreen(Screen[None]):
 
     def action_model_call(self, direction: int) -> None:
         evs, rows = self.model.events, self.model.rows
-        r = self.timeline.cursor + direction
+        here = self.timeline.index
+        r = self.model.nearest_row(here) if here is not None else 0
+        r += direction if here is not None and self.model.row_of(here) is not None else (
+            0 if direction > 0 else -1)
         while 0 <= r < len(rows):
             if is_model_call(evs[rows[r]]):
-                self.timeline.cursor = r
+                self.timeline.select_index(rows[r])
                 return
             r += direction
         self.notice(f"no {'next' if direction > 0 else 'previous'} model call")
@@ -317,8 +87,9 @@ class MainScreen(Screen[None]):
         """Search every payload for ``query`` in a worker; the cursor goes to the next hit."""
         self.search_query = query
         self.matches = []
-        self.timeline.matches = set()
-        self.timeline.clear_cache()
+        for tl in self.lists:
+            tl.matches = set()
+            tl.clear_cache()
         if not query:
             self.update_status()
             return
@@ -338,8 +109,9 @@ class MainScreen(Screen[None]):
             return
         self.searching = False
         self.matches = found
-        self.timeline.matches = set(found)
-        self.timeline.clear_cache()
+        for tl in self.lists:
+            tl.matches = set(found)
+            tl.clear_cache()
         here = self.timeline.index
         if here is not None and here in self.timeline.matches:
             self.update_status()
@@ -378,7 +150,10 @@ class MainScreen(Screen[None]):
     def _refilter(self, channels: frozenset[str], flag: str | None) -> None:
         keep = self.timeline.index
         self.model.set_filter(channels, flag)
-        self.timeline.reset_rows(keep)
+        flat, tree = self.lists
+        flat.reset_rows(keep)
+        if self.steps is not None:
+            tree.refilter(keep)
         self._shown = self.timeline.index
         if not self.model.rows:
             self.notice("no event passes the filter (x clears it)")
@@ -407,14 +182,11 @@ class MainScreen(Screen[None]):
 
     def action_split(self, direction: int) -> None:
         """Move the split between the timeline and the right pane by 5% of the width."""
-        now = self.split or default_split(self.size.width)
+        now = self.split or default_split(self.size.width, self.tree_mode)
         self.split = max(SPLIT_MIN, min(SPLIT_MAX, now + 5 * direction))
-        self.timeline.styles.width = f"{self.split}%"
+        for tl in self.lists:
+            tl.styles.width = f"{self.split}%"
         self.notice(f"timeline {self.split}% of the width (< narrower, > wider)")
-
-    def on_resize(self, event: events.Resize) -> None:
-        if not self.split:
-            self.timeline.styles.width = f"{default_split(event.size.width)}%"
 
     def action_all_headers(self) -> None:
         self.all_headers = not self.all_headers
@@ -430,9 +202,23 @@ class MainScreen(Screen[None]):
             return
         shown = self.replay_app.toggle_noise()
         self._refilter(self.model.channel_filter, self.model.flag_filter)
-        self.timeline.clear_cache()
+        for tl in self.lists:
+            tl.clear_cache()
         self.notice("noise differences count as divergences (v walks them)" if shown
                     else "noise differences hidden: v walks input and behaviour changes")
+
+    # --- steps -----------------------------------------------------------------------
+
+    def action_step_fold(self, how: str) -> None:
+        tl = self.timeline
+        if not isinstance(tl, StepTree):
+            self.notice("press t for the step tree first")
+        elif how in ("open", "close"):
+            tl.toggle(how == "open")
+        elif how in ("all", "none"):
+            tl.set_all(how == "all")
+        else:
+            tl.toggle()
 
     def action_scroll_pane(self, direction: int) -> None:
         pane = {"detail": DetailPane, "conversation": ConversationPane}.get(self.active_tab)

@@ -21,7 +21,8 @@ def key_label(key: str) -> str:
              "pageup": "PgUp", "home": "Home", "end": "End", "escape": "Esc",
              "space": "Space", "enter": "Enter", "question_mark": "?", "slash": "/",
              "full_stop": ".", "comma": ",", "plus": "+", "minus": "-", "tab": "Tab",
-             "less_than_sign": "<", "greater_than_sign": ">"}
+             "less_than_sign": "<", "greater_than_sign": ">", "left_square_bracket": "[",
+             "right_square_bracket": "]"}
     out = []
     for k in key.split(","):
         k = k.strip()

@@ -42,17 +42,24 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
     class Highlighted(Message):
         """The cursor moved to another event."""
 
-        def __init__(self, index: int | None) -> None:
+        def __init__(self, timeline: Timeline, index: int | None) -> None:
+            self.timeline = timeline
+            """The list whose cursor moved."""
             self.index = index
             """Event index under the cursor (None when no row is shown)."""
             super().__init__()
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
+        @property
+        def control(self) -> Timeline:
+            """The list whose cursor moved."""
+            return self.timeline
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
         self.model = RunModel([])
         self.matches: set[int] = set()
         """Event indexes matching the current search, marked in the line."""
-        self._cache: dict[tuple[int, int], list[Segment]] = {}
+        self._cache: dict[tuple[object, int], list[Segment]] = {}
         self._widths = (1, 8, 8)
         self._base_style: Style | None = None
 
@@ -71,8 +78,8 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
     def reset_rows(self, index: int | None = None) -> None:
         """Rows changed (filter): resize and put the cursor on event ``index`` or nearest."""
         self._cache.clear()
-        self.virtual_size = Size(self.size.width, len(self.model.rows))
-        row = self.model.nearest_row(index) if index is not None else 0
+        self.virtual_size = Size(self.size.width, self.row_count)
+        row = self.nearest_row(index) if index is not None else 0
         if self.cursor == row:
             self._moved()
         else:
@@ -94,11 +101,37 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         self._cache.clear()
         self.refresh()
 
+    # --- rows (a subclass may show other rows: see tui.steptree) ------------------------
+
+    @property
+    def row_count(self) -> int:
+        """Number of rows."""
+        return len(self.model.rows)
+
+    def index_at(self, row: int) -> int:
+        """The event index a row shows (``0 <= row < row_count``)."""
+        return self.model.rows[row]
+
+    def row_for(self, i: int) -> int | None:
+        """The row showing event ``i``, or None when it is filtered out."""
+        return self.model.row_of(i)
+
+    def nearest_row(self, i: int) -> int:
+        """The row of event ``i``, or of the first shown event after it."""
+        return self.model.nearest_row(i)
+
+    def row_key(self, row: int) -> object:
+        """What a row's built line is cached under."""
+        return self.model.rows[row]
+
+    def build_row(self, row: int, width: int) -> list[Segment]:
+        """The segments of a row, ``width`` cells."""
+        return self._build(self.model.rows[row], width)
+
     @property
     def index(self) -> int | None:
         """Event index under the cursor."""
-        rows = self.model.rows
-        return rows[self.cursor] if 0 <= self.cursor < len(rows) else None
+        return self.index_at(self.cursor) if 0 <= self.cursor < self.row_count else None
 
     @property
     def event(self) -> replay.Event | None:
@@ -108,16 +141,18 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
 
     def select_index(self, i: int) -> bool:
         """Move the cursor to event ``i``; False when it is filtered out."""
-        row = self.model.row_of(i)
+        row = self.row_for(i)
         if row is None:
             return False
+        if row == self.cursor:
+            self._moved()
         self.cursor = row
         return True
 
     # --- cursor ----------------------------------------------------------------------
 
     def validate_cursor(self, value: int) -> int:
-        return max(0, min(value, len(self.model.rows) - 1))
+        return max(0, min(value, self.row_count - 1))
 
     def watch_cursor(self, old: int, new: int) -> None:
         self.refresh_line(old)
@@ -126,7 +161,7 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _moved(self) -> None:
         self._scroll_to_cursor()
-        self.post_message(self.Highlighted(self.index))
+        self.post_message(self.Highlighted(self, self.index))
 
     def _scroll_to_cursor(self) -> None:
         height = self.scrollable_content_region.height or 1
@@ -153,12 +188,12 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
 
     def on_resize(self, event: events.Resize) -> None:
         self._cache.clear()
-        self.virtual_size = Size(event.size.width, len(self.model.rows))
+        self.virtual_size = Size(event.size.width, self.row_count)
         self._scroll_to_cursor()
 
     def on_click(self, event: events.Click) -> None:
         row = round(self.scroll_y) + event.y
-        if 0 <= row < len(self.model.rows):
+        if 0 <= row < self.row_count:
             self.cursor = row
 
     # --- rendering -------------------------------------------------------------------
@@ -166,16 +201,15 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
     def render_line(self, y: int) -> Strip:
         row = round(self.scroll_y) + y
         width = self.scrollable_content_region.width
-        rows = self.model.rows
-        if row >= len(rows) or width <= 0:
+        if row >= self.row_count or width <= 0:
             return Strip.blank(width, self._base())
-        i = rows[row]
-        segments = self._cache.get((i, width))
+        key = (self.row_key(row), width)
+        segments = self._cache.get(key)
         if segments is None:
-            segments = self._build(i, width)
+            segments = self.build_row(row, width)
             if len(self._cache) > _CACHE_LIMIT:
                 self._cache.clear()
-            self._cache[(i, width)] = segments
+            self._cache[key] = segments
         if row == self.cursor:
             style = self.get_component_rich_style("timeline--cursor")
             if not self.has_focus:

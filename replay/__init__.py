@@ -65,6 +65,8 @@ from replay._runs import breakpoint as _breakpoint  # noqa: F401 - registers the
 from replay._runs.api import ReplayResult, Run, UnconsumedWarning, Unused, play, record, run
 from replay._runs.edit import EditError, edit
 from replay._runs.fork import ParentLink, fork, parent_of
+from replay._service.asgi import RecordingMiddleware
+from replay._service.recorder import flag, recorded
 
 load = read_cassette
 """Alias: ``replay.load(path)`` reads a cassette (see :func:`read_cassette`)."""
@@ -100,6 +102,7 @@ __all__ = [
     "ParentLink",
     "RecordMode",
     "RecordedError",
+    "RecordingMiddleware",
     "Redactor",
     "ReplayError",
     "ReplayResult",
@@ -129,6 +132,7 @@ __all__ = [
     "edit",
     "findings_by_seq",
     "fingerprint",
+    "flag",
     "fork",
     "httpx_transport",
     "load",
@@ -138,6 +142,7 @@ __all__ = [
     "read_cassette",
     "read_header",
     "record",
+    "recorded",
     "registered_tools",
     "run",
     "run_context_diffs",

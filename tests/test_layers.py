@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("replay._analysis", 4),
     ("replay._cli", 5),
     ("replay._pytest", 5),
+    ("replay._service", 5),
     ("replay._boot", 5),
     ("replay.pytest_plugin", 5),
     ("replay.testing", 5),
@@ -32,7 +33,7 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("tui", 5),  # a surface too; it may import only the public facade (see below)
 )
 LAYER_PACKAGES = ("replay._cassette", "replay._capture", "replay._runs", "replay._analysis",
-                  "replay._cli", "replay._pytest")
+                  "replay._cli", "replay._pytest", "replay._service")
 MAX_LINES = 500
 
 

@@ -17,6 +17,8 @@ import argparse
 import importlib
 import sys
 
+from replay._cassette.errors import StoreError
+from replay._cli.runs import add_store_option, resolve_args
 from replay._runs.child import ProgramNotRun
 from replay._runs.preflight import CassettePathError
 
@@ -29,6 +31,7 @@ COMMAND_MODULES = (
     "replay._cli.tui",
     "replay._cli.doctor",
     "replay._cli.demo",
+    "replay._cli.runs",
 )
 
 
@@ -38,9 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="replay",
         description="Record and replay AI agent runs deterministically.",
     )
+    add_store_option(parser, top=True)
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for command in sub.choices.values():
+        add_store_option(command)
     return parser
 
 
@@ -54,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.program = program
     try:
+        resolve_args(args)  # run ids and `last` wherever a cassette path goes
         code: int = args.func(args)
-    except (CassettePathError, ProgramNotRun) as exc:  # nothing was opened or run
+    except (CassettePathError, ProgramNotRun, StoreError) as exc:  # nothing was opened or run
         sys.stderr.write(f"replay: {exc}\n")
         return 2
     except KeyboardInterrupt:

@@ -21,8 +21,11 @@ import sys
 from typing import Any
 
 from replay._capture.session import RecordMode
-from replay._runs.child import command_line, run_child
-from replay._runs.preflight import require, run_problem
+from replay._cassette import read_header
+from replay._cassette.errors import CassetteError
+from replay._runs.child import command_line, run_child, run_entry
+from replay._runs.entry import EntryError, entry_of
+from replay._runs.preflight import cassette_problem, require, run_problem
 
 
 def register(sub: Any) -> None:
@@ -34,8 +37,12 @@ def register(sub: Any) -> None:
                      help="keep secrets in the cassette (redaction is on by default)")
     rec.set_defaults(func=cmd_record)
 
-    play = sub.add_parser("play", help="replay a cassette under a program",
-                          description="replay play run.replay -- python agent.py ARGS")
+    play = sub.add_parser("play", help="replay a cassette under a program (or a stored "
+                          "run through its recorded entry point)",
+                          description="replay play run.replay -- python agent.py ARGS; "
+                                      "replay play RUN (a run recorded by @replay.recorded "
+                                      "or the ASGI middleware: last, an id) calls its entry "
+                                      "point again in a fresh process")
     play.add_argument("cassette")
     play.add_argument("--unused", choices=["ignore", "warn", "fail"], default="warn",
                       help="recorded events the run never asked for (default: warn)")
@@ -122,6 +129,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_play(args: argparse.Namespace) -> int:
     """``replay play``."""
+    if not args.program:  # a stored run: its entry point is the program
+        return play_entry(args)
     command = command_line(args.program)
     mode = RecordMode.parse(args.mode)
     if args.live:
@@ -140,6 +149,24 @@ def cmd_play(args: argparse.Namespace) -> int:
     if args.pace is not None:
         extra.setdefault("options", {})["speed"] = args.pace
     code, result = run_child(mode.value, args.cassette, command, extra=extra)
+    return report_child(code, result)
+
+
+def play_entry(args: argparse.Namespace) -> int:
+    """``replay play RUN`` with no program: call the run's recorded entry point again
+    in a fresh process."""
+    require(cassette_problem(args.cassette))
+    try:
+        entry_of(read_header(args.cassette).meta, args.cassette)
+    except (EntryError, CassetteError) as exc:
+        sys.stderr.write(f"replay: {exc}\n")
+        return 2
+    if args.live or args.mode != "replay" or args.output:
+        raise SystemExit("replay: a stored run's entry point replays strictly; "
+                         "--live, --mode and -o need the program after --")
+    extra: dict[str, Any] = {"unused": args.unused, "allow_damaged": args.allow_damaged}
+    extra.update(play_options(args))
+    code, result = run_entry("replay", args.cassette, extra=extra)
     return report_child(code, result)
 
 

@@ -16,6 +16,8 @@ happened to a new cassette.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import functools
 import inspect
@@ -38,14 +40,16 @@ from replay._capture.session import (
     deactivate,
     require_no_session,
 )
-from replay._cassette import Cassette, CassetteWriter, Header, read_cassette
+from replay._cassette import Cassette, CassetteWriter, Header, read_cassette, read_header
 from replay._cassette.divergence import Divergence, Grade
 from replay._cassette.errors import DivergenceError, SessionError
 from replay._cassette.events import Event, Value
 from replay._cassette.redact import DEFAULT as DEFAULT_REDACTOR
 from replay._cassette.redact import Redactor
 from replay._cassette.redacted import header_for
+from replay._runs import entry as _entry
 from replay._runs.preflight import cassette_problem, output_problem, require
+from replay._runs.store import resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -152,6 +156,9 @@ class Run:
         self.result: ReplayResult | None = None
         self.options: dict[str, Any] = {}
         """Extra settings read by session hooks (break_at, speed, allow_hosts...)."""
+        self.discard = False
+        """Set before ``stop`` to drop the recording: its ``.partial`` is deleted
+        instead of finished (retention: a dropped run costs one unlink)."""
         self._writer: CassetteWriter | None = None
         self._started = 0
         self._recorded_ns = 0
@@ -277,10 +284,15 @@ class Run:
         if matcher is not None:
             session.divergences.extend(matcher.settle())
         if self._writer is not None:
-            # The output is the run as it happened, so it replays strictly: recorded
-            # events this run did not ask for (a path an edit or the live world
-            # turned away from) are left out; ``unconsumed`` still lists them.
-            self._writer.close()
+            if self.discard:  # retention dropped the run: one unlink, no finishing
+                self._writer.abort()
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._writer.partial_path)
+            else:
+                # The output is the run as it happened, so it replays strictly: recorded
+                # events this run did not ask for (a path an edit or the live world
+                # turned away from) are left out; ``unconsumed`` still lists them.
+                self._writer.close()
         unconsumed = matcher.unconsumed() if matcher is not None else ()
         divergences = list(session.divergences)
         # After a divergence the run stopped early, so recorded events are left
@@ -310,6 +322,29 @@ class Run:
         if report_unused and self.unused is Unused.WARN:
             warnings.warn(divergences[-1].report(), UnconsumedWarning, stacklevel=3)
         return self.result
+
+    def invoke(self) -> Any:
+        """Run the cassette's recorded entry point (``@replay.recorded`` function or
+        ASGI request) inside this run and return what it returns (an ASGI request:
+        its :class:`~replay._runs.entry.Response`); its exception propagates."""
+        entry = self._entry()
+        if entry.is_async:  # the run starts inside the new loop, as it was recorded
+            _entry.no_running_loop()
+            return asyncio.run(self.ainvoke())
+        target = _entry.load(entry)  # imports run outside the session, as when recorded
+        with self:
+            return _entry.call(entry, target)
+
+    async def ainvoke(self) -> Any:
+        """:meth:`invoke` from async code."""
+        entry = self._entry()
+        target = _entry.load(entry)
+        async with self:
+            return await _entry.acall(entry, target)
+
+    def _entry(self) -> _entry.Entry:
+        require(cassette_problem(self.path))
+        return _entry.entry_of(read_header(self.path).meta, self.path)
 
     def __enter__(self) -> Run:
         return self.start()
@@ -378,8 +413,11 @@ def play(path: str | os.PathLike[str], *, unused: Unused | str = Unused.WARN,
     match (default ``("method", "url", "body")``) or is ``fn(recorded, actual)``;
     ``allow_hosts`` may still be connected to. ``break_at`` opens the debugger
     when the run asks for those event numbers (docs/breakpoints.md).
+
+    ``path`` may name a stored run (``last``, a run id; docs/production.md):
+    ``replay.play("last").invoke()`` calls its recorded entry point again.
     """
-    run = Run(path, RecordMode.REPLAY, unused=unused, redact=redact,
+    run = Run(resolve(os.fspath(path)), RecordMode.REPLAY, unused=unused, redact=redact,
               allow_damaged=allow_damaged)
     points = [break_at] if isinstance(break_at, int) else list(break_at)
     for key, value in (("speed", speed), ("match_on", match_on), ("allow_hosts", allow_hosts),

@@ -108,6 +108,11 @@ def _finish(run: Run, result_path: str | None) -> None:
         error = str(exc)
     except ReplayError as exc:  # pragma: no cover - reported to the parent
         error = str(exc)
+    write_result(run, result_path, error)
+
+
+def write_result(run: Run, result_path: str | None, error: str | None) -> None:
+    """Write a finished run's outcome as JSON for the parent (``report_child`` reads it)."""
     res = run.result
     out: dict[str, Any] = {"mode": run.mode.value, "error": error}
     if res is not None:

@@ -106,3 +106,34 @@ def run_child(mode: str, cassette: str, command: list[str], *,
     if result.get("boot_error"):
         raise ProgramNotRun(f"the program was not run: {result['boot_error']}")
     return proc.returncode, result
+
+
+def run_entry(mode: str, cassette: str, *, extra: dict[str, Any] | None = None
+              ) -> tuple[int, dict[str, Any]]:
+    """Re-invoke a stored run's entry point in a fresh Python process under a run in
+    ``mode`` (``replay play RUN`` with no program); (exit code, the child's result).
+
+    The child imports the entry before its session starts (``entry.main``), so no
+    bootstrap is involved; the cassette is checked here first.
+    """
+    from replay._runs.entry_child import CHILD_CODE
+
+    extra = dict(extra or {})
+    require(run_problem(mode, cassette, output=extra.get("output")))
+    fd, result_path = tempfile.mkstemp(prefix="agent-replay-", suffix=".json")
+    os.close(fd)
+    spec: dict[str, Any] = {**extra, "mode": mode, "cassette": os.path.abspath(cassette),
+                            "result": result_path}
+    env = dict(os.environ)
+    env["PYTHONHASHSEED"] = _hash_seed(mode, cassette, env)
+    try:
+        proc = subprocess.run([sys.executable, "-c", CHILD_CODE, json.dumps(spec)], env=env)
+        try:
+            with open(result_path, encoding="utf-8") as f:
+                text = f.read()
+            result: dict[str, Any] = json.loads(text) if text else {}
+        except (OSError, ValueError):
+            result = {}
+    finally:
+        os.unlink(result_path)
+    return proc.returncode, result

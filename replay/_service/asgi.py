@@ -1,0 +1,149 @@
+"""The ASGI middleware: each HTTP request's handling recorded as a run.
+
+    app = FastAPI()
+    app.add_middleware(replay.RecordingMiddleware, keep="failed")
+
+Pure ASGI (no Starlette import), so it wraps any ASGI 3 app. Per request it
+reads the body first (the run's header keeps it, with the redacted headers,
+so the request can be sent again), records the handling under a
+:class:`~replay._service.recorder.Recorder`, and stores the run with the
+route template (Starlette/FastAPI set ``scope["route"]``), method, HTTP
+status and request id (the ``x-request-id`` header, else the run id). A 5xx
+answer, an exception or ``replay.flag()`` make the run failed. Lifespan and
+websocket traffic pass through unrecorded.
+
+To be replayed, the app must be importable by name: give ``app="module:attr"``
+or let the middleware find the object among loaded modules once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from replay._capture.session import current
+from replay._cassette.redact import Redactor
+from replay._runs.entry import asgi_entry
+from replay._runs.store import Store
+from replay._service.recorder import Keep, Recorder
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_SKIP = ("replay", "starlette", "fastapi", "uvicorn", "anyio", "asyncio", "pydantic",
+         "httpx", "openai", "anthropic", "_")
+
+
+def find_ref(target: Any) -> str | None:
+    """``module:attr`` of a loaded module's global that is ``target`` (an importable
+    module first, a script's ``__main__`` last); None when there is none."""
+    found: str | None = None
+    for name, module in list(sys.modules.items()):
+        if module is None or name.startswith(_SKIP):
+            continue
+        try:
+            items = list(vars(module).items())
+        except TypeError:
+            continue
+        for attr, value in items:
+            if value is target:
+                if name != "__main__":
+                    return f"{name}:{attr}"
+                found = f"{name}:{attr}"
+    return found
+
+
+class RecordingMiddleware:
+    """Records each HTTP request an ASGI app handles as a run in a store.
+
+    Options as :func:`replay.recorded`: ``store``, ``keep``, ``sample``,
+    ``tags``, ``redact``, ``max_runs``, ``max_bytes``; ``app``: the importable
+    name of the application (found by looking when not given);
+    ``request_id_header``: where the request id comes from.
+    """
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], *,
+                 store: str | Store | None = None, keep: Keep | str = Keep.ALL,
+                 sample: float | None = None, tags: Iterable[str] = (),
+                 redact: bool | Redactor = True, max_runs: int | None = None,
+                 max_bytes: int | None = None, app_ref: str | None = None,
+                 request_id_header: str = "x-request-id") -> None:
+        self.app = app
+        self.recorder = Recorder(store, keep=keep, sample=sample, tags=tags, redact=redact,
+                                 max_runs=max_runs, max_bytes=max_bytes)
+        """Begins and ends the runs."""
+        self.app_ref = app_ref
+        self._looked = app_ref is not None
+        self._id_header = request_id_header.lower().encode("latin-1")
+
+    def _ref(self, scope: Scope) -> str | None:
+        if not self._looked:
+            self._looked = True
+            self.app_ref = find_ref(scope.get("app", self)) or find_ref(self)
+        return self.app_ref
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http" or current() is not None:
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        replayed = False
+
+        async def receive_again() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        method = str(scope.get("method", "GET"))
+        path = str(scope.get("path", "/"))
+        request_id = next((bytes(v).decode("latin-1") for k, v in scope.get("headers") or ()
+                           if bytes(k).lower() == self._id_header), None)
+        attrs = {"method": method, "path": path}
+        active = self.recorder.begin(f"{method} {path}",
+                                     asgi_entry(self._ref(scope), scope, body), attrs)
+        if active is None:
+            await self.app(scope, receive_again, send)
+            return
+        status: int | None = None
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message.get("type") == "http.response.start":
+                status = int(message.get("status", 0))
+            await send(message)
+
+        error: BaseException | None = None
+        try:
+            await self.app(scope, receive_again, send_status)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            done = {"request_id": request_id or active.state.run_id}
+            if isinstance(route, str):
+                done["route"] = route
+            commit = self.recorder.end(
+                active, error, http_status=status if status is not None else
+                (500 if error is not None else None),
+                entry=f"{method} {route}" if isinstance(route, str) else None, attrs=done)
+            if commit is not None:
+                await asyncio.get_running_loop().run_in_executor(None, commit)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The request body, read whole before the app sees it (up to a disconnect)."""
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        if message.get("type") != "http.request":
+            return b"".join(parts)
+        parts.append(bytes(message.get("body") or b""))
+        if not message.get("more_body"):
+            return b"".join(parts)

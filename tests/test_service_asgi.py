@@ -1,0 +1,147 @@
+"""The ASGI middleware on a real FastAPI app served by uvicorn on 127.0.0.1, calling
+the LLM emulator through the openai SDK: each request a stored run, replayed from
+the store alone (issue 17)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import replay
+from fixtures.emulator import Emulator, Turn
+from replay._runs.entry import Response
+from replay._runs.store import Query, RunRow, RunStatus, open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Service:
+    """``fixtures.service.app`` on uvicorn in a child process."""
+
+    def __init__(self, llm: str, store: str, keep: str) -> None:
+        self.port = _port()
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "AGENT_LLM_URL": llm,
+               "REPLAY_STORE": store, "AGENT_KEEP": keep}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "fixtures.service.app:app", "--host",
+             "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            env=env, cwd=str(ROOT))
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                httpx.get(self.url + "/health", timeout=2)
+                return
+            except httpx.TransportError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("the service did not start") from None
+                time.sleep(0.1)
+
+    def ask(self, user: str, question: str, request_id: str | None = None) -> httpx.Response:
+        headers = {"x-request-id": request_id} if request_id else {}
+        return httpx.post(f"{self.url}/ask/{user}", json={"question": question},
+                          headers=headers, timeout=180)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def _rows(root: Path, n: int, query: Query | None = None) -> list[RunRow]:
+    """The store's rows once it holds ``n`` (a run is stored after its response is sent)."""
+    store = open_store(str(root))
+    deadline = time.monotonic() + 120
+    while len(rows := store.query(query)) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return rows
+
+
+@pytest.fixture
+def service(tmp_path: Path, emulator: Callable[..., Emulator],
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Service]]:
+    llm = emulator(Turn(text="Here is your answer.", repeat=True))
+    monkeypatch.setenv("AGENT_LLM_URL", llm.openai_base_url)  # the replays read it too
+    monkeypatch.setenv("REPLAY_STORE", str(tmp_path / "runs"))
+    monkeypatch.syspath_prepend(str(ROOT))
+    started: list[Service] = []
+
+    def start(keep: str) -> Service:
+        svc = Service(llm.openai_base_url, str(tmp_path / "runs"), keep)
+        started.append(svc)
+        return svc
+    yield start
+    for svc in started:
+        svc.stop()
+
+
+def test_each_request_is_a_run_with_route_method_status_and_request_id(
+        service: Callable[[str], Service], tmp_path: Path) -> None:
+    svc = service("all")
+    ok = svc.ask("ada", "what now?", request_id="req-1")
+    boom = svc.ask("bob", "boom please", request_id="req-2")
+    crash = svc.ask("cy", "crash please")
+    flagged = svc.ask("di", "flag this")
+    assert (ok.status_code, boom.status_code, crash.status_code, flagged.status_code) == (
+        200, 500, 500, 200)
+    assert svc.ask("ada", "x").status_code == 200
+    assert httpx.get(svc.url + "/health", timeout=180).is_success
+    assert len(_rows(tmp_path / "runs", 6)) == 6  # /health too: every request is a run
+    rows = {r.attrs.get("request_id"): r for r in _rows(tmp_path / "runs", 5, Query(entry="POST"))}
+    first = rows["req-1"]
+    assert first.entry == "POST /ask/{user}" and first.status is RunStatus.OK
+    assert first.attrs["route"] == "/ask/{user}" and first.attrs["method"] == "POST"
+    assert first.attrs["path"] == "/ask/ada" and first.attrs["http_status"] == "200"
+    assert first.models == ("gpt-4o-mini",) and first.tools == ("lookup",)
+    assert first.tags == ("service",) and first.tokens > 0
+    assert rows["req-2"].status is RunStatus.FAILED and rows["req-2"].error == "HTTP 500"
+    crashed = next(r for r in rows.values() if r.attrs["path"] == "/ask/cy")
+    assert crashed.status is RunStatus.FAILED
+    assert crashed.error is not None and crashed.error.startswith("RuntimeError: crashed")
+    assert crashed.attrs["request_id"] == crashed.id  # no header: the run id
+    flag = next(r for r in rows.values() if r.attrs["path"] == "/ask/di")
+    assert flag.status is RunStatus.FAILED and flag.attrs["flag"] == "flagged by the handler"
+
+
+def test_a_stored_request_replays_in_process_from_the_store_alone(
+        service: Callable[[str], Service], tmp_path: Path) -> None:
+    svc = service("all")
+    live = svc.ask("ada", "what now?", request_id="req-9")
+    [row] = _rows(tmp_path / "runs", 1, Query(entry="POST"))
+    assert row.attrs["request_id"] == "req-9"
+    svc.stop()
+    for _ in range(2):
+        run = replay.play(row.id, unused="fail")
+        again = run.invoke()
+        assert isinstance(again, Response)
+        assert again.status == 200 and again.body == live.content  # same tier, same trace
+        assert run.result is not None and run.result.ok
+
+
+def test_keep_failed_stores_only_failures_and_leaves_no_files(
+        service: Callable[[str], Service], tmp_path: Path) -> None:
+    svc = service("failed")
+    for i in range(4):
+        assert svc.ask(f"u{i}", "fine").status_code == 200
+    assert svc.ask("z", "boom").status_code == 500
+    [row] = _rows(tmp_path / "runs", 1)
+    assert row.attrs["path"] == "/ask/z" and row.status is RunStatus.FAILED
+    spool = tmp_path / "runs" / ".spool"
+    leftovers = [p for p in spool.rglob("*") if p.is_file() and p.name != ".lock"]
+    assert leftovers == []  # dropped runs were deleted, not kept half-written
+    cassettes = sorted(p.name for p in (tmp_path / "runs").glob("*.replay"))
+    assert cassettes == [f"{row.id}.replay"]

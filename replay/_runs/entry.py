@@ -190,7 +190,9 @@ def call(entry: Entry, target: Any = None) -> Any:
         no_running_loop()
 
         async def root() -> Any:
-            _tasks.CURRENT.set(_tasks.TaskState("main"))
+            state = _tasks.CURRENT.get()
+            if state is not None:
+                _tasks.CURRENT.set(_tasks.TaskState("main", state.session))
             return await acall(entry, target)
         return asyncio.run(root())
     return target(*entry.args, **dict(entry.kwargs))

@@ -52,8 +52,8 @@ from replay._cassette.sections import _Damage, _Frame, _read_header
 MAX_REF_DEPTH = 64
 """Blob references resolved one inside another, at most (each is a nested decode)."""
 _FRAMES_CACHED = 4
-_EVENTS_CACHED = 2048
-_BLOB_CACHE_BYTES = 32 * 1024 * 1024
+_EVENTS_CACHED = 512
+_BLOB_CACHE_BYTES = 8 * 1024 * 1024
 
 
 # -- the index section ---------------------------------------------------------

@@ -15,6 +15,7 @@ from replay._cassette.errors import CassetteError
 from replay._cassette.eventlog import EventLog
 from replay._cassette.events import Event
 from replay._cassette.jsonable import event_json, jsonable
+from replay._cassette.reader import open_events
 from replay._cassette.redacted import shown
 from replay._runs.preflight import cassette_problem, require
 
@@ -60,7 +61,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     """``replay show``."""
     require(cassette_problem(args.cassette))
     try:
-        cassette = read_cassette(args.cassette, strict=False)
+        # a packed file opens through its index (each frame's checksum is checked as it is
+        # decoded, so nothing reads the whole file before the first line)
+        cassette = open_events(args.cassette) or read_cassette(args.cassette, strict=False)
     except CassetteError as exc:
         sys.stderr.write(f"replay: {exc}\n")
         return 1

@@ -720,6 +720,16 @@ def check_http_event(block: Block, page: Page) -> None:
     assert isinstance(at_ns, int) and at_ns >= ev["meta"]["head_ns"], ev["chunks"][0]
 
 
+def check_show_model_call(block: Block, page: Page) -> None:
+    """docs/cli.md: every key of the documented ``model_call`` and ``usage`` is in
+    ``replay show --json`` of a run with model calls."""
+    doc = json.loads(page.cli("replay show run.replay --json").stdout)
+    calls = [e["model_call"] for e in doc["events"] if "model_call" in e]
+    assert calls and doc["usage"]["calls"] == len(calls), doc["usage"]
+    missing = _keys(block.text) - _all_keys({"model_call": calls, "usage": doc["usage"]})
+    assert not missing, f"documented but not in the real output: {sorted(missing)}"
+
+
 SUMMARY_TESTS = '''\
 import os
 import pytest
@@ -829,6 +839,7 @@ def check_tui_screen(block: Block, page: Page) -> None:
 
 CHECKS: tuple[tuple[str, str, Check], ...] = (
     ("docs/cli.md", r"^#\d+ ", check_show_line),
+    ("docs/cli.md", r'^"model_call"', check_show_model_call),
     ("docs/recording.md", r"^replay diverged at event", check_changed_report),
     ("docs/concurrency.md", r"^replay diverged at event", check_skipped_report),
     ("docs/breakpoints.md", r"^\[agent-replay\] breakpoint", check_pdb_session),
@@ -851,7 +862,7 @@ CHECKS: tuple[tuple[str, str, Check], ...] = (
 
 STANDALONE = (check_hex_dump, check_layout, check_record_frame, check_record_map,
               check_skipped_report, check_pytest_summary, check_scan_output, check_tui_screen,
-              check_script_schema, check_script_example)
+              check_script_schema, check_script_example, check_show_model_call)
 """Checks that use only the assets, not what the page's earlier samples wrote."""
 
 

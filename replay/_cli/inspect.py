@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from replay._analysis.export.calls import call_json, calls_of, total_json
 from replay._analysis.summary import summarize
 from replay._cassette import read_cassette, verify
 from replay._cassette.errors import CassetteError
@@ -80,10 +81,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     events = _in_seq_order(cassette.events, args.channel)
     if args.json:
         h = cassette.header
+        calls = calls_of(events)
+        rows = []
+        for ev in events:
+            row = event_json(ev)
+            if ev.seq in calls:
+                row["model_call"] = jsonable(call_json(ev, calls[ev.seq]))
+            rows.append(row)
         doc = {"header": jsonable({"version": h.version, "created": h.created,
                                    "argv": list(h.argv), "python": h.python,
                                    "platform": h.platform, "meta": dict(h.meta)}),
-               "events": [event_json(e) for e in events],
+               "events": rows,
+               "usage": total_json(calls.values()),
                "damage": str(cassette.damage) if cassette.damage else None}
         json.dump(doc, sys.stdout, indent=1)
         sys.stdout.write("\n")

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from replay._analysis.export.calls import call_json, calls_of, total_json
+from replay._analysis.export.textconv import textconv
 from replay._analysis.summary import summarize
 from replay._cassette import read_cassette, verify
 from replay._cassette.errors import CassetteError
@@ -34,6 +35,9 @@ def register(sub: Any) -> None:
     show.add_argument("--context", type=int, metavar="N",
                       help="what model call #N read: its messages against the previous call "
                            "of its conversation (added, changed, removed, truncated)")
+    show.add_argument("--textconv", action="store_true",
+                      help="stable text for `git diff` (noise marked, times left out); "
+                           "see docs/pytest.md")
     show.set_defaults(func=cmd_show)
 
     ver = sub.add_parser("verify", help="check a cassette's integrity (exit 1 when damaged)")
@@ -72,6 +76,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         sys.stderr.write(f"replay: {exc}\n")
         return 1
     cassette = shown(cassette)  # redacted with the default rules, whatever it was written with
+    if args.textconv:  # for git: what could be read, damage named in the text, exit 0
+        out = sys.stdout
+        for line in textconv(cassette):
+            out.write(line + "\n")
+        return 0
     if args.steps or args.context is not None:
         code = _show_steps(args, cassette.events)
         if cassette.damage is not None:

@@ -23,6 +23,8 @@ from replay._analysis.context import (
 )
 from replay._analysis.diff import diff
 from replay._analysis.drift import DriftReport, Finding, Severity, drift, findings_by_seq
+from replay._analysis.export.jsonl import write_jsonl as export_jsonl
+from replay._analysis.export.otlp import export_otlp
 from replay._analysis.fingerprint import Fingerprint, fingerprint
 from replay._analysis.rundiff import AlignedPair, DiffStatus, RunDiff
 from replay._analysis.stepdiff import StepDiff, StepPair, step_diff
@@ -53,6 +55,7 @@ from replay._cassette.errors import (
     CassetteTruncatedError,
     CassetteVersionError,
     DivergenceError,
+    ExportError,
     NetworkBlockedError,
     ReplayError,
     SessionError,
@@ -91,6 +94,7 @@ __all__ = [
     "EditError",
     "Event",
     "EventLog",
+    "ExportError",
     "Finding",
     "Fingerprint",
     "Grade",
@@ -130,6 +134,8 @@ __all__ = [
     "diff",
     "drift",
     "edit",
+    "export_jsonl",
+    "export_otlp",
     "findings_by_seq",
     "fingerprint",
     "flag",

@@ -262,7 +262,19 @@ def make_assets(assets: Path, env: dict[str, str]) -> None:
 
 @contextlib.contextmanager
 def page_env(page: str, world: World) -> Iterator[dict[str, str]]:
-    """The environment of one page's commands (README.md: plus the support emulator)."""
+    """The environment of one page's commands (README.md: plus the support emulator;
+    docs/export.md: plus an OTLP receiver, which must have received spans)."""
+    if page == "docs/export.md":
+        from tests._otlp_receiver import Receiver
+        receiver = Receiver()
+        try:
+            yield dict(world.env, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url)
+        finally:
+            receiver.stop()
+        spans = receiver.spans()
+        assert len(receiver.requests) >= 2 and any(s.name.startswith("chat ") for s in spans), (
+            "docs/export.md's exports did not reach the receiver")
+        return
     if page != "README.md":
         yield world.env
         return
@@ -730,6 +742,16 @@ def check_show_model_call(block: Block, page: Page) -> None:
     assert not missing, f"documented but not in the real output: {sorted(missing)}"
 
 
+def check_jsonl_lines(block: Block, page: Page) -> None:
+    """docs/export.md: every key the JSON Lines sample shows is in the real export."""
+    rows = [json.loads(line) for line in page.cli("replay export jsonl run.replay")
+            .stdout.splitlines()]
+    assert [r["type"] for r in rows[:1]] == ["run"] and {r["type"] for r in rows} == {
+        "run", "step", "event"}
+    missing = _keys(block.text) - _all_keys(rows)
+    assert not missing, f"documented but not in the real output: {sorted(missing)}"
+
+
 SUMMARY_TESTS = '''\
 import os
 import pytest
@@ -851,6 +873,7 @@ CHECKS: tuple[tuple[str, str, Check], ...] = (
     ("docs/diff.md", r"^\{$", check_diff_json),
     ("docs/drift.md", r"^\{$", check_drift_json),
     ("docs/emulator.md", r'^\{$', check_script_schema),
+    ("docs/export.md", r'^\{"type": "run"', check_jsonl_lines),
     ("docs/fork-and-edit.md", r'^\{"sha256"', check_parent_link),
     ("docs/http.md", r"^request\s+\{", check_http_event),
     ("docs/pytest.md", r"^-+ agent-replay -+$", check_pytest_summary),

@@ -12,6 +12,7 @@
      +-- UnrecordableValueError         a value cannot be stored in a cassette
      +-- SessionError                   record/play used wrongly (nesting, state)
      +-- StoreError                     a run store cannot be opened or has no such run
+     +-- ExportError                    a run could not be exported (extra, receiver)
 
 Every :class:`CassetteError` carries ``offset``: the byte offset in the file at
 which reading failed (for data inside the compressed stream, the file position
@@ -119,3 +120,8 @@ class SessionError(ReplayError, RuntimeError):
 
 class StoreError(ReplayError):
     """A run store cannot be opened or used, or holds no run by that id."""
+
+
+class ExportError(ReplayError):
+    """A run could not be exported: an optional extra is missing, or the receiver
+    (an OTLP endpoint) refused or could not be reached."""

@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "replay._cli.doctor",
     "replay._cli.demo",
     "replay._cli.runs",
+    "replay._cli.export",
 )
 
 

@@ -1,0 +1,105 @@
+"""``replay export jsonl|otlp`` and ``replay report``: a run leaves for other tools.
+
+RUN is a cassette path or a run of the store (``last``, an id); everything is
+redacted with the default rules before it is written or sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from replay._analysis.export.jsonl import load_shown, write_jsonl
+from replay._cassette.errors import CassetteError, ExportError, StoreError
+from replay._runs.preflight import cassette_problem, require
+from replay._runs.store import resolve
+
+
+def register(sub: Any) -> None:
+    """Add ``export`` (``jsonl``, ``otlp``)."""
+    exp = sub.add_parser("export", help="write a run as JSON Lines or send it as "
+                                        "OpenTelemetry spans (docs/export.md)")
+    kinds = exp.add_subparsers(dest="format", metavar="FORMAT", required=True)
+    js = kinds.add_parser("jsonl", help="one JSON object per line: the run, its steps, "
+                                        "its events")
+    js.add_argument("run", metavar="RUN", help="a cassette, or a run id of the store")
+    js.add_argument("-o", "--output", help="write here instead of standard output")
+    js.set_defaults(func=cmd_jsonl)
+    ot = kinds.add_parser("otlp", help="send the run as OpenTelemetry GenAI spans over "
+                                       "OTLP/HTTP (needs agent-replay[otel])")
+    ot.add_argument("run", metavar="RUN", help="a cassette, or a run id of the store")
+    ot.add_argument("--endpoint", help="the receiver's base URL (http://host:4318) or its "
+                                       "/v1/traces URL; default: $OTEL_EXPORTER_OTLP_ENDPOINT")
+    ot.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
+                    help="a request header (an API key for a hosted backend); repeatable")
+    ot.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    ot.add_argument("--service-name", help="the resource's service.name (default: the "
+                                           "run's entry point)")
+    ot.add_argument("--no-content", action="store_true",
+                    help="leave prompts, answers, tool arguments and results out")
+    ot.set_defaults(func=cmd_otlp)
+
+
+def run_path(arg: str) -> str:
+    """The cassette ``arg`` names (a path, or a run of the store), checked."""
+    path = resolve(arg)
+    require(cassette_problem(path))
+    return path
+
+
+def _fail(exc: Exception) -> int:
+    sys.stderr.write(f"replay: {exc}\n")
+    return 1 if isinstance(exc, ExportError | CassetteError | OSError) else 2
+
+
+def cmd_jsonl(args: argparse.Namespace) -> int:
+    """``replay export jsonl``."""
+    try:
+        path = run_path(args.run)
+        if args.output:
+            out_dir = os.path.dirname(os.path.abspath(args.output))
+            if not os.path.isdir(out_dir):
+                raise ExportError(f"cannot write {args.output}: the directory "
+                                  f"{os.path.dirname(args.output) or '.'} does not exist")
+            tmp = args.output + ".partial"
+            with open(tmp, "w", encoding="utf-8") as f:
+                write_jsonl(path, f)
+            os.replace(tmp, args.output)
+        else:
+            write_jsonl(path, sys.stdout)
+    except StoreError as exc:
+        sys.stderr.write(f"replay: {exc}\n")
+        return 2
+    except (ExportError, CassetteError, OSError) as exc:
+        return _fail(exc)
+    return 0
+
+
+def _headers(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, eq, value = pair.partition("=")
+        if not eq or not name.strip():
+            raise ExportError(f"--header takes NAME=VALUE, not {pair!r}")
+        out[name.strip()] = value
+    return out
+
+
+def cmd_otlp(args: argparse.Namespace) -> int:
+    """``replay export otlp``."""
+    from replay._analysis.export.otlp import export_otlp
+
+    try:
+        path = run_path(args.run)
+        sent = export_otlp(load_shown(path), args.endpoint, headers=_headers(args.header),
+                           timeout=args.timeout, content=not args.no_content,
+                           service_name=args.service_name)
+    except StoreError as exc:
+        sys.stderr.write(f"replay: {exc}\n")
+        return 2
+    except (ExportError, CassetteError, OSError) as exc:
+        return _fail(exc)
+    sys.stdout.write(f"sent {sent} spans of {os.path.basename(path)}\n")
+    return 0

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench clean tmux frameworks-doc
+.PHONY: demo test lint bench clean tmux chromium frameworks-doc
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "agent-replay needs Python 3.11+")'
@@ -42,7 +42,18 @@ tmux:
 	  elif command -v brew >/dev/null 2>&1; then brew install tmux; fi; } || true
 	@command -v tmux >/dev/null 2>&1 || echo "note: no tmux; the TUI smoke test will be skipped"
 
-test: lint tmux
+# The HTML report tests (tests/test_report.py) load the report in Debian's headless
+# chromium: install it when missing and we can (apt-get as root or with passwordless
+# sudo); the tests are skipped otherwise. No browser is downloaded at test time.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	  fi; } || true
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || echo "note: no chromium; the HTML report browser tests will be skipped"
+
+test: lint tmux chromium
 	$(BIN)/pytest -n 2 -q
 
 # Re-run the framework conformance suite and rewrite docs/frameworks.md's matrix.

@@ -30,6 +30,17 @@ def test_demo_without_terminal_prints_summary_naming_the_first_bad_event(
     assert bad.response["total"] == 4990.0  # type: ignore[index]
     assert "refunded 4990.00 USD again" in text
     assert f"replay tui {os.path.relpath(out_dir / 'run-3.replay', ROOT)}" in text
+    # the report command for the failing run (against the good one) works as printed
+    report = re.search(r"^  (replay report \S+ \S+ -o report\.html)", text, re.M)
+    assert report, text
+    words = report.group(1).split()
+    assert words[3] == os.path.relpath(out_dir / "run-3.replay", ROOT)
+    page = out_dir / "report.html"
+    made = subprocess.run([sys.executable, "-m", "replay._cli", *words[1:4], "-o", str(page)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=180,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert made.returncode == 0, made.stderr
+    assert "tool:lookup_order" in page.read_text()
     # No key in any cassette: the SDK sent a fake sk-demo-... key in a header.
     for cassette in out_dir.glob("*.replay"):
         for ev in replay.load(cassette).events:

@@ -147,6 +147,7 @@ def run_demo(out_dir: str, *, runs: int = 4, out: TextIO = sys.stdout) -> DemoRe
         f"  replay tui {rel} {rel_good} --at {bad.seq}   # step through, 'c' for the diff\n"
         f"  replay show {rel}\n"
         f"  replay diff {rel_good} {rel}\n"
+        f"  replay report {rel_good} {rel} -o report.html   # one HTML file to share\n"
         f"  replay play {rel} -- python -m fixtures.agents.support_agent "
         f"--base-url {base_url}\n")
     return DemoResult(tuple(outcomes), failing, good, bad.seq, summary,

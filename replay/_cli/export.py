@@ -40,6 +40,7 @@ def register(sub: Any) -> None:
     ot.add_argument("--no-content", action="store_true",
                     help="leave prompts, answers, tool arguments and results out")
     ot.set_defaults(func=cmd_otlp)
+    register_report(sub)
 
 
 def run_path(arg: str) -> str:
@@ -102,4 +103,40 @@ def cmd_otlp(args: argparse.Namespace) -> int:
     except (ExportError, CassetteError, OSError) as exc:
         return _fail(exc)
     sys.stdout.write(f"sent {sent} spans of {os.path.basename(path)}\n")
+    return 0
+
+
+def register_report(sub: Any) -> None:
+    """Add ``report``."""
+    rep = sub.add_parser("report", help="one self-contained HTML file: steps, waterfall, "
+                                        "conversation, payloads; with OTHER, the step diff")
+    rep.add_argument("run", metavar="RUN", help="a cassette, or a run id of the store")
+    rep.add_argument("other", metavar="OTHER", nargs="?",
+                     help="a second run: the report adds the step-aligned diff against it")
+    rep.add_argument("-o", "--output", default="report.html",
+                     help="the file to write (default report.html)")
+    rep.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``replay report``."""
+    from replay._analysis.export.report import write_report
+
+    try:
+        left = run_path(args.run)
+        right = run_path(args.other) if args.other else None
+        out_dir = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(out_dir):
+            raise ExportError(f"cannot write {args.output}: the directory "
+                              f"{os.path.dirname(args.output) or '.'} does not exist")
+        size = write_report(args.output, load_shown(left),
+                            load_shown(right) if right else None,
+                            left_name=os.path.basename(left),
+                            right_name=os.path.basename(right) if right else "other")
+    except StoreError as exc:
+        sys.stderr.write(f"replay: {exc}\n")
+        return 2
+    except (ExportError, CassetteError, OSError) as exc:
+        return _fail(exc)
+    sys.stdout.write(f"wrote {args.output} ({size / 1e6:.1f} MB): open it in a browser\n")
     return 0

@@ -90,6 +90,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     events = _in_seq_order(cassette.events, args.channel)
     if args.json:
         h = cassette.header
+        events = list(events)
         calls = calls_of(events)
         rows = []
         for ev in events:

@@ -140,6 +140,8 @@ def test_spans_reach_a_real_receiver_with_tree_timing_and_genai_attributes(
     # the failing tool: status ERROR with the exception as an event
     assert notify.status.code == 2 and "mail server down" in notify.status.message
     assert [e.name for e in notify.events] == ["exception"]
+    assert steps[1].status.code == 2 and "tool:notify" in steps[1].status.message
+    assert steps[0].status.code != 2 and root.status.code != 2
     # timing: each event span starts and lasts as recorded, on the run's wall clock
     cassette = replay.load(path)
     base = epoch_ns(cassette)

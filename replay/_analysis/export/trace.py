@@ -262,8 +262,15 @@ def step_node(step: Step) -> SpanNode:
     attrs["replay.total.tokens"] = step.total.total_tokens
     if step.total.cost_usd is not None:
         attrs["replay.total.cost_usd"] = step.total.cost_usd
-    return SpanNode(f"step {step.index}: {step.name}", "step", step.start_ns, step.end_ns,
+    node = SpanNode(f"step {step.index}: {step.name}", "step", step.start_ns, step.end_ns,
                     attributes=attrs)
+    failed = step.errors
+    if failed:  # the step's status says one of its events raised
+        attrs["replay.step.errors"] = len(failed)
+        first = failed[0].error
+        assert first is not None
+        node.error = (first.type, f"#{failed[0].seq} {failed[0].channel}: {first.message}")
+    return node
 
 
 def span_tree(cassette: Cassette, *, content: bool = True, name: str | None = None,

@@ -58,6 +58,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     dest="replay_allow_host",
                     help="a host replayed tests may still reach (repeatable), "
                          "e.g. a local database")
+    group.addoption("--replay-store", default=None, metavar="STORE",
+                    help="collect one test per run in this run store (a folder or "
+                         "s3://bucket/prefix), replayed through its entry point")
+    group.addoption("--replay-filter", action="append", default=[], metavar="FILTER",
+                    help="with --replay-store: failed, entry=TEXT, model=PREFIX, tool=NAME, "
+                         "tag=TAG, since=WHEN (2h, 7d, a date), limit=N; repeatable")
     parser.addini("replay_mode", "default --replay-mode", default="replay")
     parser.addini("replay_dir", "default --replay-dir (relative to the rootdir)", default="")
     parser.addini("replay_unused", "default --replay-unused", default="warn")
@@ -115,6 +121,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(summary, "agent-replay-summary")
     if settings.rewrite:
         config.pluginmanager.register(_Rewrite(), "agent-replay-rewrite")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                   items: list[pytest.Item]) -> None:
+    """``--replay-store``: add one test per stored run the filters select."""
+    url = config.getoption("replay_store")
+    if not url:
+        return
+    from replay._pytest.store import collector
+    s = config.stash[_SETTINGS]
+    runs = collector(session, url, list(config.getoption("replay_filter") or []), s.unused,
+                     s.drift)
+    items.extend(runs.collect())
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -8,9 +8,7 @@ its unique start instead (resolved in :func:`resolve_args`).
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import re
 import sys
 import time
 from typing import Any
@@ -18,13 +16,11 @@ from typing import Any
 from replay._cassette.errors import StoreError
 from replay._cassette.redact import DEFAULT
 from replay._runs.store import Query, RunRow, open_store, resolve
-from replay._runs.store.base import rows_json
+from replay._runs.store.base import parse_since, rows_json
 
 RUN_ARGS = ("cassette", "left", "right", "other")
 """The argument names that hold a cassette in some command."""
 
-_SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def register(sub: Any) -> None:
@@ -60,21 +56,6 @@ def add_store_option(parser: argparse.ArgumentParser, *, top: bool = False) -> N
     parser.add_argument("--store", metavar="STORE", default=None if top else argparse.SUPPRESS,
                         help="run store for ls/pull and run ids (a folder or s3://bucket/"
                              "prefix; default $REPLAY_STORE or .replay/runs)")
-
-
-def parse_since(text: str, now: float | None = None) -> float:
-    """``--since``: a span back from now (``30m``, ``2h``, ``7d``) or a UTC ISO date/time."""
-    m = _SPAN.match(text.strip())
-    if m:
-        return (time.time() if now is None else now) - float(m.group(1)) * _UNITS[m.group(2)]
-    try:
-        when = datetime.datetime.fromisoformat(text.strip().removesuffix("Z"))
-    except ValueError:
-        raise ValueError(f"--since takes a span (30m, 2h, 7d) or a date/time "
-                         f"(2026-12-03T10:00), not {text!r}") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    return when.timestamp()
 
 
 def query_of(args: argparse.Namespace) -> Query:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import datetime
 import enum
 import fcntl
 import json
@@ -384,6 +385,48 @@ class Store(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for backends without resources
         """Release connections (the store stays usable: they reopen on demand)."""
+
+
+_SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """A span back from now (``30m``, ``2h``, ``7d``) or a UTC ISO date/time, as
+    seconds since the epoch; ValueError otherwise."""
+    m = _SPAN.match(text.strip())
+    if m:
+        return (time.time() if now is None else now) - float(m.group(1)) * _UNITS[m.group(2)]
+    try:
+        when = datetime.datetime.fromisoformat(text.strip().removesuffix("Z"))
+    except ValueError:
+        raise ValueError(f"since takes a span (30m, 2h, 7d) or a date/time "
+                         f"(2026-12-03T10:00), not {text!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()
+
+
+def parse_filter(words: Iterable[str]) -> Query:
+    """A :class:`Query` from ``failed``, ``entry=TEXT``, ``model=PREFIX``, ``tool=NAME``,
+    ``tag=TAG``, ``since=WHEN``, ``limit=N`` (``pytest --replay-filter``); ValueError."""
+    fields: dict[str, Any] = {"tags": ()}
+    for word in (w for text in words for w in text.replace(",", " ").split()):
+        key, eq, value = word.partition("=")
+        if word == "failed":
+            fields["failed"] = True
+        elif eq and key in ("entry", "model", "tool"):
+            fields[key] = value
+        elif eq and key == "tag":
+            fields["tags"] = (*fields["tags"], value)
+        elif eq and key == "since":
+            fields["since"] = parse_since(value)
+        elif eq and key == "limit" and value.isdigit():
+            fields["limit"] = int(value)
+        else:
+            raise ValueError(f"unknown run filter {word!r}: use failed, entry=TEXT, "
+                             "model=PREFIX, tool=NAME, tag=TAG, since=WHEN or limit=N")
+    return Query(**fields)
 
 
 def rows_json(rows: Iterable[RunRow]) -> str:

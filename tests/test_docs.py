@@ -931,6 +931,20 @@ def test_markers_are_rare_and_honest() -> None:
                                     "runs replay demo",
         ("docs/architecture.md", "replay/"): "tests/test_layers.py checks this tree "
                                              "against replay/",
+        ("docs/production.md", "replay ls --failed --since 1d"):
+            "a service and its store; tests/test_service_asgi.py, test_service_recorded.py "
+            "and test_cli_runs.py run these steps",
+        ("docs/production.md", 'run = replay.play("last")'):
+            "needs a stored run; tests/test_service_recorded.py runs it",
+        ("docs/production.md", "pytest --replay-store .replay/runs --replay-filter failed "
+                               "--replay-filter since=7d -n auto"):
+            "needs a store; tests/test_pytest_store.py runs pytest this way",
+        ("docs/production.md", "pip install 'agent-replay[s3]'"):
+            "needs an S3 server; tests/test_store_s3.py and test_store_s3_service.py run "
+            "these steps against SeaweedFS",
+        ("docs/production.md", "export REPLAY_STORE=s3://acme-agent-runs/prod/support-bot"):
+            "needs an S3 server; tests/test_store_s3_service.py runs these commands "
+            "against SeaweedFS",
     }
 
 

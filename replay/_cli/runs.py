@@ -18,7 +18,7 @@ from replay._cassette.redact import DEFAULT
 from replay._runs.store import Query, RunRow, open_store, resolve
 from replay._runs.store.base import parse_since, rows_json
 
-RUN_ARGS = ("cassette", "left", "right", "other")
+RUN_ARGS = ("cassette", "left", "right", "other", "run")
 """The argument names that hold a cassette in some command."""
 
 
@@ -45,7 +45,7 @@ def register(sub: Any) -> None:
     pull = sub.add_parser("pull", help="copy a stored run's cassette out of the store",
                           description="replay pull RUN [-o PATH]: RUN is last, last~N, a "
                                       "run id or its unique start")
-    pull.add_argument("run")
+    pull.add_argument("ref", metavar="RUN")
     pull.add_argument("-o", "--output", default=None,
                       help="file or folder to write (default: ./ID.replay)")
     pull.set_defaults(func=cmd_pull)
@@ -109,7 +109,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     """``replay pull``."""
     store = open_store(args.store, create=False)
-    row = store.get(args.run)
+    row = store.get(args.ref)
     dest = args.output or os.path.join(os.curdir, row.id + ".replay")
     if os.path.exists(os.path.dirname(os.path.abspath(dest))) is False:
         raise StoreError(f"cannot write {dest}: its folder does not exist")

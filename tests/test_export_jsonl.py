@@ -68,3 +68,32 @@ def test_jsonl_lines_for_run_steps_and_events(tmp_path: Path,
     buf = io.StringIO()
     assert replay.export_jsonl(path, buf) == len(rows)
     assert buf.getvalue() == text
+
+
+def test_run_ids_of_a_store_work_as_run(tmp_path: Path) -> None:
+    from replay._runs.store import LocalStore, RunRow, RunStatus, new_run_id
+
+    store = LocalStore(str(tmp_path / "runs"))
+    rid = new_run_id(1_780_000_000.0)
+    path = store.new_run(rid)
+    with replay.record(path, metadata={"which": "stored"}):
+        replay.tool(lambda: 1, name="one")()
+    store.put(path, RunRow(id=rid, start=1_780_000_000.0, entry="svc:agent", duration=0.1,
+                           status=RunStatus.OK))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for args in (["export", "jsonl", "last", "--store", str(tmp_path / "runs")],
+                 ["report", "last", "last", "-o", str(tmp_path / "r.html"),
+                  "--store", str(tmp_path / "runs")]):
+        res = subprocess.run([sys.executable, "-m", "replay._cli", *args], capture_output=True,
+                             text=True, cwd=tmp_path, env=env, timeout=120)
+        assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in subprocess.run(
+        [sys.executable, "-m", "replay._cli", "export", "jsonl", "last", "--store",
+         str(tmp_path / "runs")], capture_output=True, text=True, cwd=tmp_path, env=env,
+        timeout=120).stdout.splitlines()]
+    assert rows[0]["meta"]["which"] == "stored"
+    assert any(r.get("channel") == "tool:one" for r in rows)
+    missing = subprocess.run([sys.executable, "-m", "replay._cli", "export", "jsonl", "last~5",
+                              "--store", str(tmp_path / "runs")], capture_output=True,
+                             text=True, cwd=tmp_path, env=env, timeout=120)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr

@@ -13,6 +13,7 @@ from typing import Any
 
 from replay._analysis.export.jsonl import load_shown, write_jsonl
 from replay._cassette.errors import CassetteError, ExportError, StoreError
+from replay._cli.runs import add_store_option
 from replay._runs.preflight import cassette_problem, require
 from replay._runs.store import resolve
 
@@ -40,12 +41,14 @@ def register(sub: Any) -> None:
     ot.add_argument("--no-content", action="store_true",
                     help="leave prompts, answers, tool arguments and results out")
     ot.set_defaults(func=cmd_otlp)
+    for kind in (js, ot):  # `replay export jsonl last --store DIR` as for other commands
+        add_store_option(kind)
     register_report(sub)
 
 
-def run_path(arg: str) -> str:
-    """The cassette ``arg`` names (a path, or a run of the store), checked."""
-    path = resolve(arg)
+def run_path(arg: str, store: str | None = None) -> str:
+    """The cassette ``arg`` names (a path, or a run of ``store``), checked."""
+    path = resolve(arg, store)
     require(cassette_problem(path))
     return path
 
@@ -58,7 +61,7 @@ def _fail(exc: Exception) -> int:
 def cmd_jsonl(args: argparse.Namespace) -> int:
     """``replay export jsonl``."""
     try:
-        path = run_path(args.run)
+        path = run_path(args.run, getattr(args, "store", None))
         if args.output:
             out_dir = os.path.dirname(os.path.abspath(args.output))
             if not os.path.isdir(out_dir):
@@ -93,7 +96,7 @@ def cmd_otlp(args: argparse.Namespace) -> int:
     from replay._analysis.export.otlp import export_otlp
 
     try:
-        path = run_path(args.run)
+        path = run_path(args.run, getattr(args, "store", None))
         sent = export_otlp(load_shown(path), args.endpoint, headers=_headers(args.header),
                            timeout=args.timeout, content=not args.no_content,
                            service_name=args.service_name)
@@ -123,8 +126,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from replay._analysis.export.report import write_report
 
     try:
-        left = run_path(args.run)
-        right = run_path(args.other) if args.other else None
+        left = run_path(args.run, getattr(args, "store", None))
+        right = run_path(args.other) if args.other else None  # resolved by _cli
         out_dir = os.path.dirname(os.path.abspath(args.output))
         if not os.path.isdir(out_dir):
             raise ExportError(f"cannot write {args.output}: the directory "

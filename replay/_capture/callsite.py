@@ -69,17 +69,19 @@ BOUNDARIES = frozenset({asyncio.events.Handle._run.__code__})
 """Where the event loop calls into a task: frames past it belong to whoever runs the
 loop (``asyncio.run(main())``'s line), not to the task's creator or caller."""
 
-_cache: dict[CodeType, int] = {}
+_cache: dict[int, tuple[CodeType, int]] = {}
+"""Kinds by code object identity (equal code in two files is two entries)."""
 _IMPORT_FILES = frozenset({"<frozen importlib._bootstrap>",
                            "<frozen importlib._bootstrap_external>"})
 
 
 def classify(code: CodeType) -> int:
     """The category of a code object (cached)."""
-    kind = _cache.get(code)
-    if kind is None:
-        kind = _classify_file(code.co_filename)
-        _cache[code] = kind
+    hit = _cache.get(id(code))
+    if hit is not None and hit[0] is code:
+        return hit[1]
+    kind = _classify_file(code.co_filename)
+    _cache[id(code)] = (code, kind)
     return kind
 
 
@@ -138,22 +140,29 @@ def find(frame: FrameType | None) -> tuple[bool, CallSite | None, str | None]:
     first frame that is user or library code (standard-library frames are
     plumbing: ``random.choice`` reads on behalf of its caller) is a library's;
     it is that frame's portable ``path:line`` (see :func:`portable`).
+
+    On the recorder's path for every event: the common case, a user frame
+    right above agent-replay's own, costs two dictionary lookups (code kinds
+    and call sites are cached by code object and line).
     """
+    while frame is not None:  # agent-replay's own frames
+        kind = classify(frame.f_code)
+        if kind != OURS:
+            break
+        frame = frame.f_back
+    else:
+        return False, None, "?"
+    if kind == USER:
+        return False, site_of(frame), None
+    if kind == INFRA:
+        return True, None, None
     fallback: FrameType | None = None
     library: str | None = None
-    first = True
     while frame is not None:
         code = frame.f_code
         kind = classify(code)
-        if kind == OURS:
-            frame = frame.f_back
-            continue
-        if first:
-            if kind == INFRA:
-                return True, None, None
-            first = False
         if kind == USER:
-            return False, _site(frame), library
+            return False, site_of(frame), library
         if code.co_filename in _IMPORT_FILES:
             # A library module is being imported: its import-time reads happen
             # once per process, so a replay whose process already imported it
@@ -165,12 +174,26 @@ def find(frame: FrameType | None) -> tuple[bool, CallSite | None, str | None]:
         if code in BOUNDARIES:
             break
         frame = frame.f_back
-    return False, _site(fallback) if fallback is not None else None, library or "?"
+    return False, site_of(fallback) if fallback is not None else None, library or "?"
 
 
-def _site(frame: FrameType) -> CallSite:
+_sites: dict[tuple[int, int], tuple[CodeType, CallSite]] = {}
+"""By code object *identity* and line: code objects compare equal across files
+(the file name takes no part), so they are keyed by id and kept alive here."""
+
+
+def site_of(frame: FrameType) -> CallSite:
+    """The call site of ``frame`` (one shared object per code object and line)."""
     code = frame.f_code
-    return CallSite(code.co_filename, frame.f_lineno or code.co_firstlineno, code.co_name)
+    line = frame.f_lineno or code.co_firstlineno
+    hit = _sites.get((id(code), line))
+    if hit is not None and hit[0] is code:
+        return hit[1]
+    if len(_sites) > 100_000:  # code made at run time (exec, lambdas in a loop)
+        _sites.clear()
+    site = CallSite(code.co_filename, line, code.co_name)
+    _sites[(id(code), line)] = (code, site)
+    return site
 
 
 def user_frame(frame: FrameType | None) -> FrameType | None:

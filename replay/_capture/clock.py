@@ -48,24 +48,32 @@ _date_today: Any = vars(_date)["today"]  # classmethod descriptors of the real t
 _datetime_now: Any = vars(_datetime)["now"]
 _datetime_utcnow: Any = vars(_datetime)["utcnow"]
 
+_outside = _tasks.get_current
+"""The running code's logical task, None outside every run (read before ``current()``
+on the hottest paths: a C call instead of a Python one)."""
+_now_real = _datetime_now.__get__(None, _datetime)  # outside every run: no binding per call
 _REQ_TIME = {"fn": "time.time"}
 _REQ_TIME_NS = {"fn": "time.time_ns"}
 
 
 def time() -> float:
     """``time.time`` under a session."""
+    if _outside() is None:  # the common case outside every run: one look, no call
+        return _time()
     s = current()
     if s is None:
         return _time()
-    return s.call("clock", _REQ_TIME, _time, decode=float)
+    return s.call("clock", _REQ_TIME, _time, decode=float, leaf=True)
 
 
 def time_ns() -> int:
     """``time.time_ns`` under a session."""
+    if _outside() is None:
+        return _time_ns()
     s = current()
     if s is None:
         return _time_ns()
-    return s.call("clock", _REQ_TIME_NS, _time_ns, decode=int)
+    return s.call("clock", _REQ_TIME_NS, _time_ns, decode=int, leaf=True)
 
 
 def _now_secs(secs: float | None) -> float | None:
@@ -136,9 +144,11 @@ def _real(descriptor: Any, cls: type[Any]) -> Any:
 
 def now(cls: type[Any], tz: Any = None) -> Any:
     """``datetime.datetime.now`` (and its subclasses'): reads the clock channel."""
+    if _outside() is None:
+        return _now_real(tz) if cls is _datetime else _datetime_now.__get__(None, cls)(tz)
     s = current()
     if s is None:
-        return _datetime_now.__get__(None, cls)(tz)
+        return _now_real(tz) if cls is _datetime else _datetime_now.__get__(None, cls)(tz)
     live = _real(_datetime_now, cls)
     return s.call("clock", {"fn": "datetime.now", "tz": None if tz is None else str(tz)},
                   lambda: live(tz), encode=_dt_encode, decode=_dt_decoder(cls, tz))
@@ -146,6 +156,8 @@ def now(cls: type[Any], tz: Any = None) -> Any:
 
 def utcnow(cls: type[Any]) -> Any:
     """``datetime.datetime.utcnow``: reads the clock channel."""
+    if _outside() is None:
+        return _datetime_utcnow.__get__(None, cls)()
     s = current()
     if s is None:
         return _datetime_utcnow.__get__(None, cls)()
@@ -160,6 +172,8 @@ def today(cls: type[Any]) -> Any:
     The C method reads ``time.time()`` itself; it runs with nested reads passed
     through, so the event is the ``today`` call, as the user wrote it.
     """
+    if _outside() is None:
+        return _date_today.__get__(None, cls)()
     s = current()
     if s is None:
         return _date_today.__get__(None, cls)()

@@ -151,6 +151,7 @@ class Matcher:
         self._extra: dict[int, list[Event]] = {}
         self._index(self._all)
         self._matchers = dict(matchers or {})
+        self._prefixes = tuple(self._matchers)
         self._lock = threading.Lock()
         self._skips: dict[str, _Skip] = {}
         self._copied: set[int] = set()
@@ -186,13 +187,15 @@ class Matcher:
     def set_matcher(self, channel_prefix: str, fn: RequestMatcher) -> None:
         """Compare requests on channels starting with ``channel_prefix`` with ``fn``."""
         self._matchers[channel_prefix] = fn
+        self._prefixes = tuple(self._matchers)
 
     def _same(self, recorded: Event, channel: str, request: Value) -> bool:
         if recorded.channel != channel:
             return False
-        for prefix, fn in self._matchers.items():
-            if channel.startswith(prefix):
-                return fn(recorded.request, request)
+        if channel.startswith(self._prefixes):
+            for prefix, fn in self._matchers.items():
+                if channel.startswith(prefix):
+                    return fn(recorded.request, request)
         return bool(recorded.request == request)
 
     def _find(self, q: deque[Event] | None, channel: str, request: Value) -> int | None:
@@ -245,12 +248,11 @@ class Matcher:
     def _elsewhere(self, recorded: Event, channel: str, site: CallSite | None) -> bool:
         """Whether a value read asked at ``site`` is not ``recorded``'s read: both sites
         are known and differ, and no custom matcher decides what matches."""
+        there = recorded.site
         if (channel not in VALUE_CHANNELS or recorded.channel != channel or site is None
-                or recorded.site is None):
+                or there is None or channel.startswith(self._prefixes)):
             return False
-        if any(channel.startswith(prefix) for prefix in self._matchers):
-            return False
-        return site_key(recorded.site) != site_key(site)
+        return there.line != site.line or there.function != site.function  # site_key
 
     def _misplaced(self, q: deque[Event], task: str, channel: str, request: Value,
                    site: CallSite | None) -> Event | Divergence:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from replay._capture import patch as _patch
+from replay._capture import tasks as _tasks
 from replay._capture.session import current
 
 _inst: Any = getattr(_random_mod, "_inst")  # noqa: B009 - private shared generator
@@ -29,18 +30,23 @@ _uuid4 = _uuid_mod.uuid4
 _uuid1 = _uuid_mod.uuid1
 
 _REQ_RANDOM = {"fn": "random"}
+_outside = _tasks.get_current
 
 
 def random() -> float:
     """The shared generator's ``random()``."""
+    if _outside() is None:  # the common case outside every run: one look, no call
+        return _inst_random()
     s = current()
     if s is None:
         return _inst_random()
-    return s.call("random", _REQ_RANDOM, _inst_random, decode=float)
+    return s.call("random", _REQ_RANDOM, _inst_random, decode=float, leaf=True)
 
 
 def getrandbits(k: int) -> int:
     """The shared generator's ``getrandbits(k)``."""
+    if _outside() is None:
+        return _inst_getrandbits(k)
     s = current()
     if s is None:
         return _inst_getrandbits(k)
@@ -50,6 +56,8 @@ def getrandbits(k: int) -> int:
 
 def randbytes(n: int) -> bytes:
     """The shared generator's ``randbytes(n)``."""
+    if _outside() is None:
+        return _inst_randbytes(n)
     s = current()
     if s is None:
         return _inst_randbytes(n)
@@ -68,6 +76,8 @@ def seed(self: _random_mod.Random, a: Any = None, version: int = 2) -> None:
 
 def urandom(n: int) -> bytes:
     """``os.urandom`` (also the ``random``/``secrets`` system generator)."""
+    if _outside() is None:
+        return _urandom(n)
     s = current()
     if s is None:
         return _urandom(n)
@@ -76,6 +86,8 @@ def urandom(n: int) -> bytes:
 
 def uuid4() -> _uuid_mod.UUID:
     """``uuid.uuid4``."""
+    if _outside() is None:
+        return _uuid4()
     s = current()
     if s is None:
         return _uuid4()
@@ -84,6 +96,8 @@ def uuid4() -> _uuid_mod.UUID:
 
 def uuid1(node: int | None = None, clock_seq: int | None = None) -> _uuid_mod.UUID:
     """``uuid.uuid1``."""
+    if _outside() is None:
+        return _uuid1(node, clock_seq)
     s = current()
     if s is None:
         return _uuid1(node, clock_seq)

@@ -36,7 +36,7 @@ from replay._capture.matcher import Matcher
 from replay._capture.tasks import TaskState
 from replay._cassette.divergence import Divergence
 from replay._cassette.errors import DivergenceError
-from replay._cassette.events import CallSite, Chunk, Event, Value
+from replay._cassette.events import CallSite, Chunk, Event, RecordedError, Value
 from replay._cassette.redact import GENERATED_CHANNELS
 
 T = TypeVar("T")
@@ -158,6 +158,56 @@ def deactivate(session: Session, token: Token[TaskState | None] | None = None) -
             _tasks.CURRENT.set(None)
 
 
+_NO_META: dict[str, Value] = {}
+_EVENT_FIELDS = ("seq", "channel", "request", "response", "error", "start_ns", "duration_ns",
+                 "task", "site", "chunks", "parent", "meta")
+
+
+def _event_maker() -> Callable[..., Event]:
+    """``Event(...)`` by position, built the fast way when the model allows it.
+
+    A frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``; calling the slots' own setters is about twice as
+    fast, and this runs once per recorded event. Any other shape of
+    :class:`Event` (fields added, a ``__post_init__``) gets the normal
+    constructor.
+    """
+    names = tuple(f.name for f in dataclasses.fields(Event))
+    slots = getattr(Event, "__slots__", ())
+    if names != _EVENT_FIELDS or set(slots) != set(names) or hasattr(Event, "__post_init__"):
+        def slow(*values: Any) -> Event:
+            return Event(**dict(zip(_EVENT_FIELDS, values, strict=True)))
+        return slow
+    new = object.__new__
+    (s_seq, s_channel, s_request, s_response, s_error, s_start, s_duration, s_task, s_site,
+     s_chunks, s_parent, s_meta) = (getattr(Event, n).__set__ for n in names)
+
+    def fast(seq: int, channel: str, request: Value, response: Value,
+             error: RecordedError | None, start_ns: int, duration_ns: int, task: str,
+             site: CallSite | None, chunks: tuple[Chunk, ...], parent: int | None,
+             meta: dict[str, Value]) -> Event:
+        ev = new(Event)
+        s_seq(ev, seq)
+        s_channel(ev, channel)
+        s_request(ev, request)
+        s_response(ev, response)
+        s_error(ev, error)
+        s_start(ev, start_ns)
+        s_duration(ev, duration_ns)
+        s_task(ev, task)
+        s_site(ev, site)
+        s_chunks(ev, chunks)
+        s_parent(ev, parent)
+        s_meta(ev, meta)
+        return ev
+    return fast
+
+
+new_event = _event_maker()
+"""``new_event(seq, channel, request, response, error, start_ns, duration_ns, task,
+site, chunks, parent, meta)``: a new :class:`Event`."""
+
+
 class Pending:
     """An event that has been asked for and not yet completed."""
 
@@ -198,16 +248,15 @@ class Pending:
 
     def _complete(self, response: Value, exc: BaseException | None,
                   chunks: tuple[Chunk, ...], meta: dict[str, Value] | None) -> Event:
-        merged = dict(self.meta or {})
-        if meta:
-            merged.update(meta)
-        event = Event(
-            seq=self.seq, channel=self.channel, request=self.request, response=response,
-            error=_exc.to_record(exc) if exc is not None else None,
-            start_ns=self.start_ns, duration_ns=self.elapsed_ns(), task=self.task,
-            site=self.site, chunks=chunks, parent=self.parent, meta=merged,
-        )
-        self.session.emit(event)
+        own = self.meta
+        merged = {**own, **meta} if own and meta else dict(own or meta or _NO_META)
+        session = self.session
+        event = new_event(
+            self.seq, self.channel, self.request, response,
+            _exc.to_record(exc) if exc is not None else None,
+            self.start_ns, _perf_ns() - session.t0 - self.start_ns, self.task,
+            self.site, chunks, self.parent, merged)
+        session.emit(event)
         return event
 
 
@@ -382,8 +431,12 @@ class Session:
 
     def call(self, channel: str, request: Any, live: Callable[[], T], *,
              encode: Callable[[T], Any] | None = None,
-             decode: Callable[[Any], T] | None = None) -> T:
-        """Run ``live`` recorded, or answer from the recording: the common interceptor."""
+             decode: Callable[[Any], T] | None = None, leaf: bool = False) -> T:
+        """Run ``live`` recorded, or answer from the recording: the common interceptor.
+
+        ``leaf``: ``live`` is a C function that calls nothing patched (``time.time``),
+        so the nested-call guard (:data:`BUSY`) is not set around it.
+        """
         pending = self.begin(channel, request)
         if pending is None:
             return live()
@@ -393,6 +446,14 @@ class Session:
                 raise _exc.rebuild(recorded.error, recorded.seq)
             value: Any = recorded.response
             return decode(value) if decode is not None else value
+        if leaf:
+            try:
+                result = live()
+            except Exception as exc:
+                pending.fail(exc)
+                raise
+            pending.finish(encode(result) if encode is not None else result)  # type: ignore[arg-type]
+            return result
         token = BUSY.set(True)
         try:
             result = live()

@@ -85,6 +85,10 @@ class _Work(threading.local):
 
 
 _WORK = _Work()
+_items = [0]
+"""How many work items run now, in all threads (:func:`state` looks at the
+thread's work item only when some do)."""
+_items_lock = threading.Lock()
 
 
 def state() -> TaskState | None:
@@ -96,10 +100,11 @@ def state() -> TaskState | None:
     submitter's task: inside the work item that task means the item itself,
     so its reads never share a queue with a thread running at the same time.
     """
-    current = CURRENT.get()
-    item = _WORK.item
-    if item is not None and current is item[0]:
-        return item[1]
+    current = get_current()
+    if _items[0] and current is not None:
+        item = _WORK.item
+        if item is not None and current is item[0]:
+            return item[1]
     return current
 
 
@@ -110,9 +115,13 @@ def run_as(seen: TaskState | None, child: TaskState, fn: Callable[..., T], *args
     before = _WORK.item
     _WORK.item = (seen, child) if seen is not None else None
     token = CURRENT.set(child)
+    with _items_lock:
+        _items[0] += 1
     try:
         return fn(*args, **kwargs)
     finally:
+        with _items_lock:
+            _items[0] -= 1
         CURRENT.reset(token)
         _WORK.item = before
 

@@ -144,8 +144,11 @@ def kept_runs(store: str) -> int:
         return 0
     import sqlite3
 
-    with sqlite3.connect(index) as db:
-        return int(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+    try:
+        with sqlite3.connect(index) as db:
+            return int(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+    except sqlite3.OperationalError:  # not made yet
+        return 0
 
 
 def main() -> None:
@@ -200,6 +203,10 @@ def main() -> None:
         m = med[mode]
         print(f"{LABEL[mode]:18} {m.rps:8.0f} {m.rps / base.rps:8.3f} {m.p50_ms:8.1f} "
               f"{m.p99_ms:8.1f} {m.p99_ms - base.p99_ms:+8.1f} {m.kept:10,} {m.errors:7}")
+    if "all" in med and med["all"].kept < args.requests:
+        print(f"\nkeep all stored {med['all'].kept:,} of {args.requests:,} requests: the "
+              "others ran unrecorded (a request that starts while another is recorded gets "
+              "no session when sessions are one per process)")
     if "failed" not in med:
         print("\n(replay.RecordingMiddleware is not in this checkout: recording not measured)")
         return

@@ -111,6 +111,6 @@ def test_a_laptop_lists_pulls_and_replays_a_services_failed_request(
     # from the cassette (the emulator is not asked again)
     play = _cli("play", boom["id"], "--store", url, env=laptop_env, cwd=laptop_dir)
     assert play.returncode in (0, 1), play.stderr
-    assert "HTTP 500" in play.stdout, play.stdout + play.stderr
+    assert "HTTP 500" in play.stdout + play.stderr, play.stdout + play.stderr
     assert "0 unused, 0 divergence(s)" in play.stderr
     assert llm.request_count == calls

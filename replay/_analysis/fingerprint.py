@@ -162,9 +162,18 @@ def _pyproject(start: str) -> dict[str, str] | None:
 
 def _agent() -> dict[str, str] | None:
     main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    name = getattr(spec, "name", None)
-    if isinstance(name, str) and name and not name.startswith(("pytest", "replay")):
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else None
+    found = _agent_of(name if isinstance(name, str) else None, script, os.getcwd())
+    return dict(found) if found is not None else None
+
+
+@functools.lru_cache(maxsize=16)
+def _agent_of(name: str | None, script: str | None, cwd: str) -> dict[str, str] | None:
+    """The agent's distribution or pyproject, once per (main module, script, cwd): a
+    service records a run per request, and scanning every installed distribution
+    costs hundreds of milliseconds."""
+    if name and not name.startswith(("pytest", "replay")):
         top = name.split(".", 1)[0]
         try:
             dists = importlib.metadata.packages_distributions().get(top) or []
@@ -173,9 +182,8 @@ def _agent() -> dict[str, str] | None:
                         "source": "distribution"}
         except Exception:
             pass
-    script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else None
     found = _pyproject(os.path.dirname(os.path.abspath(script))) if script else None
-    return found or _pyproject(os.getcwd())
+    return found or _pyproject(cwd)
 
 
 _GIT_TTL_S = 10.0

@@ -39,7 +39,8 @@ class Service:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "fixtures.service.app:app", "--host",
              "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
-            env=env, cwd=str(ROOT))
+            env=env, cwd=str(ROOT), stderr=open(f"{store}.log", "ab"))  # noqa: SIM115
+        self.log = f"{store}.log"
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 240
         while True:
@@ -146,3 +147,26 @@ def test_keep_failed_stores_only_failures_and_leaves_no_files(
     assert leftovers == []  # dropped runs were deleted, not kept half-written
     cassettes = sorted(p.name for p in (tmp_path / "runs").glob("*.replay"))
     assert cassettes == [f"{row.id}.replay"]
+
+
+def test_concurrent_requests_are_separate_runs_that_each_replay_alone(
+        service: Callable[[str], Service], tmp_path: Path) -> None:
+    import asyncio
+
+    svc = service("all")
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=180) as client:
+            return list(await asyncio.gather(*(
+                client.post(f"{svc.url}/ask/u{i}", json={"question": f"q{i}"},
+                            headers={"x-request-id": f"c{i}"}) for i in range(8))))
+    answers = {f"c{i}": r for i, r in enumerate(asyncio.run(burst()))}
+    assert all(r.status_code == 200 for r in answers.values()), Path(svc.log).read_text()
+    rows = _rows(tmp_path / "runs", 8, Query(entry="POST"))
+    assert sorted(r.attrs["request_id"] for r in rows) == sorted(answers)
+    svc.stop()
+    for row in rows:  # no cross-talk: each run holds its own request's events only
+        run = replay.play(row.id, unused="fail")
+        again = run.invoke()
+        assert again.body == answers[row.attrs["request_id"]].content
+        assert run.result is not None and run.result.ok

@@ -47,10 +47,24 @@ def summarize(ev: Event, width: int = 80) -> str:
     elif ev.channel == "http" and isinstance(ev.response, dict) and "status" in ev.response:
         got = _text(ev.response["status"])
         if ev.chunks:
-            got += f", {len(ev.chunks)} chunks"
+            got += f", {_chunks(ev)}"
     elif ev.chunks:
-        got = f"{len(ev.chunks)} chunks"
+        got = _chunks(ev)
     else:
         got = brief(ev.response, 40)
     line = f"{ask} -> {got}"
     return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _chunks(ev: Event) -> str:
+    """``N chunks`` for a stream; a plain answer read whole (one chunk, not
+    server-sent events) is ``not streamed``, as the TUI labels it."""
+    n = len(ev.chunks)
+    headers = ev.response.get("headers") if isinstance(ev.response, dict) else None
+    pairs = headers.items() if isinstance(headers, dict) else (
+        [p for p in headers if isinstance(p, list | tuple) and len(p) == 2]
+        if isinstance(headers, list) else [])
+    sse = any(str(k).lower() == "content-type" and "event-stream" in str(v) for k, v in pairs)
+    if n == 1 and not sse:
+        return "not streamed"
+    return f"{n} chunk{'s' * (n != 1)}"

@@ -170,6 +170,18 @@ class Caps:
         return ((self.max_runs is not None and runs > self.max_runs)
                 or (self.max_bytes is not None and size > self.max_bytes))
 
+    def victims(self, runs: int, size: int,
+                oldest: Iterable[tuple[str, int]]) -> list[str]:
+        """The ids to evict, oldest first, until ``runs`` runs of ``size`` bytes fit:
+        ``oldest`` yields (id, bytes) from the oldest run on."""
+        out: list[str] = []
+        for run_id, run_size in oldest:
+            if not self.exceeded(runs, size):
+                break
+            out.append(run_id)
+            runs, size = runs - 1, size - run_size
+        return out
+
 
 _ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{8}$")
 _LAST = re.compile(r"^last(?:~(\d+))?$")

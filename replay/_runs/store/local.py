@@ -107,12 +107,7 @@ class LocalStore(Store):
         runs, size = self.index.totals()
         if not self.caps.exceeded(runs, size):
             return []
-        victims: list[str] = []
-        for run_id, run_size in self.index.oldest(runs):
-            if not self.caps.exceeded(runs, size):
-                break
-            victims.append(run_id)
-            runs, size = runs - 1, size - run_size
+        victims = self.caps.victims(runs, size, self.index.oldest(runs))
         self.delete(victims)
         return victims
 

@@ -446,12 +446,7 @@ class S3Store(Store):
         runs, size = self.cache.totals()
         if not self.caps.exceeded(runs, size):
             return []
-        victims: list[str] = []
-        for run_id, run_size in self.cache.oldest(runs):
-            if not self.caps.exceeded(runs, size):
-                break
-            victims.append(run_id)
-            runs, size = runs - 1, size - run_size
+        victims = self.caps.victims(runs, size, self.cache.oldest(runs))
         self.delete(victims)
         return victims
 

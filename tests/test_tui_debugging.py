@@ -4,23 +4,21 @@ second runs, and the noise-aware comparison on the demo's own runs."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import pathlib
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 import pytest
 from rich.console import Console
-from textual.pilot import Pilot
 from textual.widgets import Static
 
 import replay
 from replay._cli import tui as _cli_tui
 from tests import tui_samples as samples
+from tests.tui_samples import press, running, seq
 from tui.app import ReplayApp
 from tui.conversation import ConversationPane
 from tui.detail import DetailPane
@@ -55,28 +53,6 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
-async def settle(pilot: Pilot[Any]) -> None:
-    """Wait for loading (it starts after the first paint) and every worker, then a frame."""
-    await samples.until_settled(pilot)
-
-
-async def press(pilot: Pilot[Any], *keys: str) -> None:
-    for key in keys:
-        await pilot.press(key)
-        await settle(pilot)
-
-
-@contextlib.asynccontextmanager
-async def running(app: ReplayApp, size: tuple[int, int] = SIZE
-                  ) -> AsyncIterator[Pilot[None]]:
-    async with app.run_test(size=size) as pilot:
-        await settle(pilot)
-        yield pilot
-
-
-def seq(app: ReplayApp) -> int | None:
-    ev = app.main.timeline.event
-    return None if ev is None else ev.seq
 
 
 def status(app: ReplayApp) -> str:

@@ -3,16 +3,12 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
-
 import pytest
-from textual.pilot import Pilot
 
 import replay
 import tui.app
 from tests import tui_samples as samples
+from tests.tui_samples import press, running, seq, settle
 from tui.app import ReplayApp
 from tui.detail import DetailPane
 from tui.model import DIVERGENCE, ERROR
@@ -22,28 +18,6 @@ from tui.timeline import Timeline
 SIZE = (120, 36)
 
 
-async def settle(pilot: Pilot[Any]) -> None:
-    """Wait for loading (it starts after the first paint) and every worker, then a frame."""
-    await samples.until_settled(pilot)
-
-
-async def press(pilot: Pilot[Any], *keys: str) -> None:
-    for key in keys:
-        await pilot.press(key)
-        await settle(pilot)
-
-
-@contextlib.asynccontextmanager
-async def running(app: ReplayApp, size: tuple[int, int] = SIZE
-                  ) -> AsyncIterator[Pilot[None]]:
-    async with app.run_test(size=size) as pilot:
-        await settle(pilot)
-        yield pilot
-
-
-def seq(app: ReplayApp) -> int | None:
-    ev = app.main.timeline.event
-    return None if ev is None else ev.seq
 
 
 def detail(app: ReplayApp) -> str:

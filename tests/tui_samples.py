@@ -9,10 +9,12 @@ events, a tool that raises, and an HTTP 429.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import replay
@@ -299,3 +301,29 @@ async def until_settled(pilot: Any, timeout: float = 60.0) -> None:
         await pilot.pause(0.01)
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+
+
+async def settle(pilot: Any) -> None:
+    """Wait for loading (it starts after the first paint) and every worker, then a frame."""
+    await until_settled(pilot)
+
+
+async def press(pilot: Any, *keys: str) -> None:
+    """Press ``keys`` one by one, letting the app settle after each."""
+    for key in keys:
+        await pilot.press(key)
+        await settle(pilot)
+
+
+@contextlib.asynccontextmanager
+async def running(app: Any, size: tuple[int, int] = (120, 36)) -> AsyncIterator[Any]:
+    """``app`` under a Textual pilot at ``size``, settled before the test acts."""
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        yield pilot
+
+
+def seq(app: Any) -> int | None:
+    """The seq of the event under the main timeline's cursor."""
+    ev = app.main.timeline.event
+    return None if ev is None else ev.seq

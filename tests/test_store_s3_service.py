@@ -99,7 +99,12 @@ def test_a_laptop_lists_pulls_and_replays_a_services_failed_request(
     failed = _cli("ls", "--store", url, "--failed", env=laptop_env, cwd=laptop_dir)
     assert failed.returncode == 0 and boom["id"] in failed.stdout, failed.stderr
 
-    pull = _cli("pull", boom["id"][:17], "--store", url, env=laptop_env, cwd=laptop_dir)
+    # pulled by a prefix, as a user types one: the shortest that names it alone (two
+    # runs stored in the same second share the time part and maybe a hex digit)
+    others = [r["id"] for r in rows if r is not boom]
+    prefix = next(boom["id"][:n] for n in range(17, len(boom["id"]) + 1)
+                  if not any(o.startswith(boom["id"][:n]) for o in others))
+    pull = _cli("pull", prefix, "--store", url, env=laptop_env, cwd=laptop_dir)
     assert pull.returncode == 0, pull.stderr
     pulled = laptop_dir / f"{boom['id']}.replay"
     cassette = replay.read_cassette(pulled)

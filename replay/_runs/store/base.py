@@ -279,6 +279,20 @@ def _taken(path: str) -> Any:
         f.close()
 
 
+def one_run(ref: str, hits: list[RunRow], url: str) -> RunRow:
+    """The run ``ref`` names among ``hits`` (the rows whose id starts with it): the
+    exact id, else the only one; none or several is a :class:`StoreError`."""
+    exact = [r for r in hits if r.id == ref]
+    if exact:
+        return exact[0]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise StoreError(f"no run {ref} in {url}")
+    raise StoreError(f"{ref} names several runs in {url} "
+                     f"({', '.join(r.id for r in hits[:5])}...); give more of the id")
+
+
 def run_id_of(path: str) -> str:
     """The run id a spooled or stored cassette's file name carries."""
     name = os.path.basename(path)

@@ -24,6 +24,7 @@ from replay._runs.store.base import (
     Spool,
     Store,
     is_run_id,
+    one_run,
 )
 from replay._runs.store.index import RunIndex
 
@@ -77,16 +78,7 @@ class LocalStore(Store):
     def get(self, ref: str) -> RunRow:
         if ref.startswith("last"):
             return super().get(ref)
-        hits = self.index.prefixed(ref)
-        exact = [r for r in hits if r.id == ref]
-        if exact:
-            return exact[0]
-        if len(hits) == 1:
-            return hits[0]
-        if not hits:
-            raise StoreError(f"no run {ref} in {self.url}")
-        raise StoreError(f"{ref} names several runs in {self.url} "
-                         f"({', '.join(r.id for r in hits[:5])}...); give more of the id")
+        return one_run(ref, self.index.prefixed(ref), self.url)
 
     def fetch(self, run_id: str) -> str:
         path = self._file(run_id)

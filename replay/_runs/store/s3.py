@@ -64,6 +64,7 @@ from replay._runs.store.base import (
     Store,
     is_run_id,
     new_run_id,
+    one_run,
 )
 from replay._runs.store.s3rows import (
     MAX_ROW_BYTES,
@@ -380,16 +381,7 @@ class S3Store(Store):
         if ref.startswith("last"):
             return super().get(ref)
         self.sync()
-        hits = self.cache.prefixed(ref)
-        exact = [r for r in hits if r.id == ref]
-        if exact:
-            return exact[0]
-        if len(hits) == 1:
-            return hits[0]
-        if not hits:
-            raise StoreError(f"no run {ref} in {self.url}")
-        raise StoreError(f"{ref} names several runs in {self.url} "
-                         f"({', '.join(r.id for r in hits[:5])}...); give more of the id")
+        return one_run(ref, self.cache.prefixed(ref), self.url)
 
     def fetch(self, run_id: str) -> str:
         if not is_run_id(run_id):

@@ -88,3 +88,27 @@ def test_a_bad_filter_is_a_usage_error(tmp_path: Path) -> None:
     proc = _pytest(tmp_path, "--replay-filter", "colour=red")
     assert proc.returncode == 4
     assert "unknown run filter 'colour=red'" in proc.stderr
+
+
+def test_replay_drift_reports_a_changed_context_per_stored_run(
+        tmp_path: Path, emulator: Callable[..., Emulator]) -> None:
+    """A run that replays cleanly but was recorded in another context: ``warn``
+    passes with a drift section, ``fail`` fails the run and says why."""
+    llm = emulator(Turn(text="ok", repeat=True))
+    (tmp_path / "svc.py").write_text(SERVICE)
+    code = f"import svc\nsvc.ask('a', {llm.openai_base_url!r})\n"
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, timeout=300,
+                   env=_env(tmp_path, OPENAI_MODEL="gpt-4o-mini"))
+    llm.stop()
+    (row,) = open_store(str(tmp_path / "runs")).query()
+
+    same = _pytest(tmp_path, "--replay-drift", "fail", OPENAI_MODEL="gpt-4o-mini")
+    assert same.returncode == 0 and "1 passed" in same.stdout, same.stdout + same.stderr
+
+    warned = _pytest(tmp_path, "--replay-drift", "warn", OPENAI_MODEL="gpt-4o")
+    assert warned.returncode == 0 and "1 passed" in warned.stdout, warned.stdout
+    assert "OPENAI_MODEL" in warned.stdout and "drift" in warned.stdout
+
+    failed = _pytest(tmp_path, "--replay-drift", "fail", OPENAI_MODEL="gpt-4o")
+    assert failed.returncode == 1 and "1 failed" in failed.stdout, failed.stdout
+    assert f"run {row.id} drifted" in failed.stdout and "OPENAI_MODEL" in failed.stdout

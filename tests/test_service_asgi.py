@@ -32,12 +32,13 @@ def _port() -> int:
 class Service:
     """``fixtures.service.app`` on uvicorn in a child process."""
 
-    def __init__(self, llm: str, store: str, keep: str) -> None:
+    def __init__(self, llm: str, store: str, keep: str,
+                 app: str = "fixtures.service.app:app") -> None:
         self.port = _port()
         env = {**os.environ, "PYTHONPATH": str(ROOT), "AGENT_LLM_URL": llm,
                "REPLAY_STORE": store, "AGENT_KEEP": keep}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "fixtures.service.app:app", "--host",
+            [sys.executable, "-m", "uvicorn", app, "--host",
              "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
             env=env, cwd=str(ROOT), stderr=open(f"{store}.log", "ab"))  # noqa: SIM115
         self.log = f"{store}.log"
@@ -74,15 +75,15 @@ def _rows(root: Path, n: int, query: Query | None = None) -> list[RunRow]:
 
 @pytest.fixture
 def service(tmp_path: Path, emulator: Callable[..., Emulator],
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Service]]:
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Service]]:
     llm = emulator(Turn(text="Here is your answer.", repeat=True))
     monkeypatch.setenv("AGENT_LLM_URL", llm.openai_base_url)  # the replays read it too
     monkeypatch.setenv("REPLAY_STORE", str(tmp_path / "runs"))
     monkeypatch.syspath_prepend(str(ROOT))
     started: list[Service] = []
 
-    def start(keep: str) -> Service:
-        svc = Service(llm.openai_base_url, str(tmp_path / "runs"), keep)
+    def start(keep: str, app: str = "fixtures.service.app:app") -> Service:
+        svc = Service(llm.openai_base_url, str(tmp_path / "runs"), keep, app)
         started.append(svc)
         return svc
     yield start
@@ -170,3 +171,25 @@ def test_concurrent_requests_are_separate_runs_that_each_replay_alone(
         again = run.invoke()
         assert again.body == answers[row.attrs["request_id"]].content
         assert run.result is not None and run.result.ok
+
+
+def test_a_request_whose_client_the_lifespan_made_replays_after_the_lifespan_ran(
+        service: Callable[..., Service], tmp_path: Path) -> None:
+    """The handler uses a client the app's lifespan made (lifespan state, app.state):
+    the replay runs the lifespan first, outside the run, as uvicorn did, in process
+    and in the child process of ``replay play``, strictly."""
+    svc = service("all", "fixtures.service.lifespan_app:app")
+    live = httpx.post(f"{svc.url}/ask", json={"question": "hi"}, timeout=180)
+    assert live.status_code == 200 and live.json()["starts"] == 1
+    [row] = _rows(tmp_path / "runs", 1, Query(entry="POST"))
+    svc.stop()
+    run = replay.play(row.id, unused="fail")
+    again = run.invoke()
+    assert isinstance(again, Response)
+    assert (again.status, again.body) == (200, live.content)
+    assert run.result is not None and run.result.ok
+    child = subprocess.run([sys.executable, "-m", "replay._cli", "play", row.id, "--unused",
+                            "fail"], capture_output=True, text=True, timeout=300,
+                           cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert child.returncode == 0, child.stderr
+    assert "HTTP 200" in child.stderr and live.json()["trace"] in child.stdout

@@ -71,12 +71,10 @@ class RunItem(pytest.Item):
         except EntryError as exc:
             pytest.skip(str(exc))
         run = Run(path, "replay", unused=self.collector.unused)
-        target = load(entry)
         failure: BaseException | None = None
         value: Any = None
-        try:
-            with run:
-                value = call(entry, target)
+        try:  # imports, and an ASGI app's lifespan, run before the replay opens
+            value = run.invoke()
         except (DivergenceError, EntryError) as exc:
             raise RunFailed(f"run {row.id} ({row.entry}) diverged:\n{exc}") from None
         except Exception as exc:  # the agent's own exception, replayed

@@ -48,6 +48,7 @@ from replay._cassette.redact import DEFAULT as DEFAULT_REDACTOR
 from replay._cassette.redact import Redactor
 from replay._cassette.redacted import header_for
 from replay._runs import entry as _entry
+from replay._runs.lifespan import serving
 from replay._runs.preflight import cassette_problem, output_problem, require
 from replay._runs.store import resolve
 
@@ -339,8 +340,9 @@ class Run:
         """:meth:`invoke` from async code."""
         entry = self._entry()
         target = _entry.load(entry)
-        async with self:
-            return await _entry.acall(entry, target)
+        # an ASGI app's lifespan starts before the run, as the server started it
+        async with serving(entry.kind, target) as app_state, self:
+            return await _entry.acall(entry, target, app_state)
 
     def _entry(self) -> _entry.Entry:
         require(cassette_problem(self.path))

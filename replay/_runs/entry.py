@@ -31,6 +31,7 @@ from replay._capture import tasks as _tasks
 from replay._capture.values import strict
 from replay._cassette.errors import SessionError, UnrecordableValueError
 from replay._cassette.events import Value
+from replay._runs.lifespan import serving
 
 ENTRY = "entry"
 """The header meta key."""
@@ -193,16 +194,20 @@ def call(entry: Entry, target: Any = None) -> Any:
             state = _tasks.CURRENT.get()
             if state is not None:
                 _tasks.CURRENT.set(_tasks.TaskState("main", state.session))
-            return await acall(entry, target)
+            async with serving(entry.kind, target) as app_state:
+                return await acall(entry, target, app_state)
         return asyncio.run(root())
     return target(*entry.args, **dict(entry.kwargs))
 
 
-async def acall(entry: Entry, target: Any = None) -> Any:
-    """Call the entry from async code (a sync function is called directly)."""
+async def acall(entry: Entry, target: Any = None,
+                app_state: Mapping[str, Any] | None = None) -> Any:
+    """Call the entry from async code (a sync function is called directly).
+    ``app_state``: what the ASGI app's lifespan startup left for its requests
+    (:func:`replay._runs.lifespan.serving`, run before the session opens)."""
     target = load(entry) if target is None else target
     if entry.kind == "asgi":
-        return await send_request(target, entry.scope, entry.body)
+        return await send_request(target, entry.scope, entry.body, app_state)
     result = target(*entry.args, **dict(entry.kwargs))
     if inspect.isawaitable(result):
         return await result
@@ -221,8 +226,11 @@ class Response:
     """The whole body."""
 
 
-async def send_request(app: Any, scope: Mapping[str, Any], body: bytes) -> Response:
-    """Send one HTTP request to an ASGI app and collect its answer (no server)."""
+async def send_request(app: Any, scope: Mapping[str, Any], body: bytes,
+                       app_state: Mapping[str, Any] | None = None) -> Response:
+    """Send one HTTP request to an ASGI app and collect its answer (no server); the
+    request's ``scope["state"]`` is a shallow copy of ``app_state``, as a server
+    gives each request a copy of what the lifespan startup left."""
     full: dict[str, Any] = {
         "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": scope.get("http_version", "1.1"), "method": scope.get("method", "GET"),
@@ -231,7 +239,8 @@ async def send_request(app: Any, scope: Mapping[str, Any], body: bytes) -> Respo
         "query_string": str(scope.get("query_string", "")).encode("latin-1"),
         "headers": [(str(k).encode("latin-1"), str(v).encode("latin-1"))
                     for k, v in scope.get("headers") or ()],
-        "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 80), "state": {}}
+        "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 80),
+        "state": dict(app_state or {})}
     sent = False
     status = 0
     headers: list[tuple[str, str]] = []

@@ -15,6 +15,7 @@ from replay._cassette.redact import DEFAULT
 from replay._runs.api import Run
 from replay._runs.bootstrap import write_result
 from replay._runs.entry import Response, acall, call, entry_of, load
+from replay._runs.lifespan import serving
 
 CHILD_CODE = "from replay._runs.entry_child import main; main()"
 """``python -c`` code of the child ``replay play RUN`` starts: ``main``."""
@@ -38,8 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if entry.is_async:
             async def root() -> Any:
-                async with run:
-                    return await acall(entry, target)
+                async with serving(entry.kind, target) as app_state, run:
+                    return await acall(entry, target, app_state)
             value = asyncio.run(root())
         else:
             with run:

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from replay._runs.store import (
     resolve,
     run_id_of,
 )
+from replay._runs.store.base import Spool
 
 T0 = 1_780_000_000.0
 
@@ -220,3 +222,22 @@ def test_bad_stores_give_store_errors(tmp_path: Path) -> None:
         LocalStore(str(tmp_path / "bad")).query()
     with pytest.raises(StoreError, match="not a run id"):
         LocalStore(str(tmp_path / "ok")).fetch("../../etc/passwd")
+
+
+def test_a_spool_is_made_once_per_process_and_never_taken_while_being_made(
+        tmp_path: Path) -> None:
+    """Threads asking at once share one spool folder; a folder another process is
+    still making (hidden, its lock not yet taken) is not an ended process's spool."""
+    making = tmp_path / ".making-abc123"
+    making.mkdir(parents=True)  # another process, between mkdtemp and its lock
+    spool = Spool(str(tmp_path))
+    got: list[str] = []
+    threads = [threading.Thread(target=lambda: got.append(spool.folder)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(got)) == 1 and os.path.isfile(os.path.join(got[0], ".lock"))
+    assert sorted(os.listdir(tmp_path)) == [".making-abc123", os.path.basename(got[0])]
+    assert Spool(str(tmp_path)).leftovers() == []  # ours is locked, the other is being made
+    assert making.is_dir() and os.path.isdir(got[0])

@@ -20,6 +20,7 @@ import secrets
 import shutil
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -221,19 +222,27 @@ class Spool:
         self._dir: str | None = None
         self._lock: IO[bytes] | None = None
         self._pid = -1
+        self._making = threading.Lock()
 
     @property
     def folder(self) -> str:
-        """This process's spool folder (made, and locked, on first use)."""
-        if self._dir is None or self._lock is None or os.getpid() != self._pid:
-            os.makedirs(self.root, exist_ok=True)
-            name = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
-            folder = os.path.join(self.root, name)
-            os.makedirs(folder)
-            lock = open(os.path.join(folder, ".lock"), "wb")  # noqa: SIM115 - held till exit
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            self._dir, self._lock, self._pid = folder, lock, os.getpid()
-        return self._dir
+        """This process's spool folder (made, and locked, on first use).
+
+        It is made under a hidden name, locked, then renamed into place, so
+        another process's :meth:`leftovers` never sees it unlocked (and never
+        removes it as an ended process's empty spool); threads of this process
+        that ask at once get the same folder."""
+        with self._making:
+            if self._dir is None or self._lock is None or os.getpid() != self._pid:
+                os.makedirs(self.root, exist_ok=True)
+                name = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
+                making = tempfile.mkdtemp(prefix=".making-", dir=self.root)
+                lock = open(os.path.join(making, ".lock"), "wb")  # noqa: SIM115 - held till exit
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                folder = os.path.join(self.root, name)
+                os.rename(making, folder)
+                self._dir, self._lock, self._pid = folder, lock, os.getpid()
+            return self._dir
 
     def path_for(self, run_id: str) -> str:
         """Where to record ``run_id`` (the writer appends ``.partial`` until close)."""
@@ -247,8 +256,8 @@ class Spool:
         mine = self._dir
         for name in sorted(os.listdir(self.root)):
             folder = os.path.join(self.root, name)
-            if folder == mine or not os.path.isdir(folder):
-                continue
+            if folder == mine or name.startswith(".") or not os.path.isdir(folder):
+                continue  # ours, or one being made
             with _taken(os.path.join(folder, ".lock")) as free:
                 if not free:
                     continue  # a live process records there

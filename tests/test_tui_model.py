@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import pathlib
 
+import pytest
 from rich.console import Console, RenderableType
 from textual.binding import Binding
 
@@ -53,6 +54,31 @@ def test_model_sorts_by_seq_and_flags_errors_and_http_failures() -> None:
     assert model.flagged(DRIFT) == [5]
     assert model.flag_counts() == {ERROR: 2, DRIFT: 1}
     assert model.children[4] == 2
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_model_from_a_packed_index_answers_as_from_the_events(
+        tmp_path: pathlib.Path, shuffle: bool) -> None:
+    """A packed cassette's model is built from its index columns (channels and nested
+    counts only when asked): it must say what the model of the decoded events says."""
+    evs = samples.big_run(300)
+    written = evs[40:] + evs[:40] if shuffle else evs  # file order != seq order
+    log = replay.read_cassette(samples.write(tmp_path / "big.replay", written)).events
+    assert isinstance(log, replay.EventLog)
+    flags = {5: {DRIFT}, 250: {DRIFT}}
+    packed, plain = RunModel(log, flags), RunModel(evs, flags)
+    assert [e.seq for e in packed.events] == [e.seq for e in plain.events]
+    assert packed.flagged(ERROR) == plain.flagged(ERROR) != []
+    assert packed.flag_counts() == plain.flag_counts()
+    assert packed.flags == plain.flags
+    assert sorted(packed.channel_names) == sorted(plain.channel_names)
+    assert packed.channels == plain.channels
+    assert packed.children == plain.children and packed.children[4] == 2
+    assert packed.last_start_ns == plain.last_start_ns
+    assert all(packed.index_of[e.seq] == plain.index_of[e.seq] for e in evs)
+    packed.set_filter({"http"}, ERROR)
+    plain.set_filter({"http"}, ERROR)
+    assert list(packed.rows) == list(plain.rows) != []
 
 
 def test_model_filters_and_jumps_skip_hidden_rows() -> None:

@@ -141,12 +141,13 @@ class RunModel:
         """Every event, in ``seq`` order."""
         self.index_of: Mapping[int, int]
         """Event index by ``seq``."""
-        self.channels: Counter[str]
-        """Events per channel."""
-        self.children: Counter[int]
-        """Number of nested events by parent ``seq``."""
+        self.channel_names: list[str]
+        """The channels present (the timeline sizes its channel column by them)."""
         self.last_start_ns = 0
         """The latest ``start_ns`` of any event (the timeline sizes its time column by it)."""
+        self._channels: Counter[str] | None = None
+        self._children: Counter[int] | None = None
+        self._log: replay.EventLog | None = None
         if isinstance(events, replay.EventLog):
             self._from_index(events)
         else:
@@ -155,8 +156,9 @@ class RunModel:
                 evs.sort(key=lambda e: e.seq)
             self.events = evs
             self.index_of = {ev.seq: i for i, ev in enumerate(evs)}
-            self.channels = Counter(ev.channel for ev in evs)
-            self.children = Counter(ev.parent for ev in evs if ev.parent is not None)
+            self._channels = Counter(ev.channel for ev in evs)
+            self.channel_names = list(self._channels)
+            self._children = Counter(ev.parent for ev in evs if ev.parent is not None)
             self.last_start_ns = max((ev.start_ns for ev in evs), default=0)
             for i, ev in enumerate(evs):
                 for f in auto_flags(ev):
@@ -177,9 +179,11 @@ class RunModel:
 
     def _from_index(self, log: replay.EventLog) -> None:
         """Everything but the events themselves from a packed cassette's index: nothing
-        is decoded until a row shows it (a million events open in well under a second)."""
+        is decoded until a row shows it, and only what the first screen needs is counted
+        now (each pass over a million rows costs tens of milliseconds)."""
         order = log.seq_order()
         seqs = log.seqs()
+        self._log = log
         if isinstance(order, range):
             self.events = log
             n = len(seqs)
@@ -190,18 +194,31 @@ class RunModel:
         else:
             self.events = _Ordered(log, order)
             self.index_of = {seqs[j]: i for i, j in enumerate(order)}
-        ids, names = log.channel_ids()
-        self.channels = Counter({names[k]: c for k, c in Counter(ids).items()})
-        self.children = Counter(p for p in log.parent_column() if p >= 0)
+        self.channel_names = list(log.channel_ids()[1])
         self.last_start_ns = max(log.start_column(), default=0)
-        bits = log.flag_column()
-        raised = replay.EventLog.RAISED | replay.EventLog.HTTP_ERROR
-        file_order = (range(len(bits)) if isinstance(order, range) else order)
-        self._by_flag = {}
-        errors = [i for i, j in enumerate(file_order) if bits[j] & raised]
+        errors = log.flagged(replay.EventLog.RAISED | replay.EventLog.HTTP_ERROR)
+        if not isinstance(order, range):  # file indexes -> indexes in seq order
+            errors = sorted(self.index_of[seqs[j]] for j in errors)
         if errors:
             self._by_flag[ERROR] = errors
             self.flags = {i: {ERROR} for i in errors}
+
+    @property
+    def channels(self) -> Counter[str]:
+        """Events per channel (counted when first asked for: the channel filter, stats)."""
+        if self._channels is None:
+            assert self._log is not None
+            ids, names = self._log.channel_ids()
+            self._channels = Counter({names[k]: c for k, c in Counter(ids).items()})
+        return self._channels
+
+    @property
+    def children(self) -> Counter[int]:
+        """Number of nested events by parent ``seq`` (counted when first asked for)."""
+        if self._children is None:
+            assert self._log is not None
+            self._children = Counter(p for p in self._log.parent_column() if p >= 0)
+        return self._children
 
     # --- flags -----------------------------------------------------------------------
 

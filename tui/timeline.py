@@ -69,7 +69,7 @@ class Timeline(ScrollView, can_focus=True, inherit_bindings=False):
         """Show ``model`` with the cursor on event ``index``."""
         self.model = model
         evs = model.events
-        longest = max(model.channels, key=len, default="")
+        longest = max(model.channel_names, key=len, default="")
         last = model.last_start_ns
         self._widths = (len(str(evs[-1].seq)) if evs else 1,
                         len(f"+{last / 1e9:.3f}s"), min(max(len(longest), 5), 14))

@@ -193,3 +193,23 @@ def test_a_request_whose_client_the_lifespan_made_replays_after_the_lifespan_ran
                            cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert child.returncode == 0, child.stderr
     assert "HTTP 200" in child.stderr and live.json()["trace"] in child.stdout
+
+
+def test_a_streamed_response_whose_body_task_starlette_made_replays(
+        service: Callable[..., Service], tmp_path: Path) -> None:
+    """Starlette streams the body from a task anyio makes, with no user line on the
+    stack: its id must not depend on the server that called the app (uvicorn when
+    recorded, the replay when replayed)."""
+    svc = service("all", "fixtures.service.lifespan_app:app")
+    with httpx.stream("POST", f"{svc.url}/stream", json={"question": "hi"},
+                      timeout=180) as live:
+        body = live.read()
+    assert live.status_code == 200 and body.count(b"data: ") >= 3
+    [row] = _rows(tmp_path / "runs", 1, Query(entry="POST"))
+    svc.stop()
+    for _ in range(2):
+        run = replay.play(row.id, unused="fail")
+        again = run.invoke()
+        assert isinstance(again, Response)
+        assert (again.status, again.body) == (200, body)
+        assert run.result is not None and run.result.ok

@@ -65,9 +65,18 @@ _INFRA_PREFIXES = tuple(
     d + m + suffix for d in _STDLIB_DIRS for m in _INFRA_MODULES for suffix in (os.sep, ".py")
 )
 
-BOUNDARIES = frozenset({asyncio.events.Handle._run.__code__})
+BOUNDARIES: set[CodeType] = {asyncio.events.Handle._run.__code__}
 """Where the event loop calls into a task: frames past it belong to whoever runs the
-loop (``asyncio.run(main())``'s line), not to the task's creator or caller."""
+loop (``asyncio.run(main())``'s line), not to the task's creator or caller. Also
+where a run's entry point begins (:func:`add_boundary`)."""
+
+
+def add_boundary(code: CodeType) -> None:
+    """Stop call-site and task-site walks at ``code``'s frames: a run's entry point
+    (the ASGI middleware, a ``@replay.recorded`` wrapper), whose callers differ
+    between the recording (uvicorn, a worker loop) and the replay (the replay's own
+    call), so nothing past it may enter a site or a task id."""
+    BOUNDARIES.add(code)
 
 _cache: dict[int, tuple[CodeType, int]] = {}
 """Kinds by code object identity (equal code in two files is two entries)."""

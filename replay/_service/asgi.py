@@ -23,6 +23,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from replay._capture.callsite import add_boundary
 from replay._capture.session import current
 from replay._cassette.redact import Redactor
 from replay._runs.entry import asgi_entry
@@ -135,6 +136,9 @@ class RecordingMiddleware:
                 entry=f"{method} {route}" if isinstance(route, str) else None, attrs=done)
             if commit is not None:
                 await asyncio.get_running_loop().run_in_executor(None, commit)
+
+
+add_boundary(RecordingMiddleware.__call__.__code__)  # the server above it is not the run's
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -29,8 +29,10 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from types import FunctionType
+from typing import Any, TypeVar, cast
 
+from replay._capture.callsite import add_boundary
 from replay._capture.session import RecordMode, current
 from replay._cassette.errors import ReplayError, SessionError
 from replay._cassette.events import Value
@@ -281,6 +283,8 @@ def recorded(store: str | Store | None = None, *, keep: Keep | str = Keep.ALL,
                 if commit is not None:
                     await asyncio.get_running_loop().run_in_executor(None, commit)
                 return value
+            # its callers differ on replay (entry.call): nothing past it is the run's
+            add_boundary(cast(FunctionType, arun).__code__)
             arun.recorder = recorder  # type: ignore[attr-defined]
             return arun  # type: ignore[return-value]
 
@@ -300,6 +304,7 @@ def recorded(store: str | Store | None = None, *, keep: Keep | str = Keep.ALL,
             if commit is not None:
                 commit()
             return value
+        add_boundary(cast(FunctionType, run).__code__)
         run.recorder = recorder  # type: ignore[attr-defined]
         return run  # type: ignore[return-value]
     return decorate

@@ -54,6 +54,10 @@ QUICK_ARGS = {
                          "--clients", "10"],
     "profile_paths.py": ["--repeat", "1", "--calls", "500", "--requests", "50"],
 }
+FULL_ARGS = {
+    "bench_scale.py": ["--sizes", "100000", "1000000"],
+}
+"""Arguments of a full run: issue 16's goals are stated at 1M events."""
 PROFILE = os.path.join(HERE, "profile_paths.py")
 """Run last: where the time goes on the paths of the goals usually missed."""
 
@@ -295,7 +299,7 @@ def main() -> None:
     for script in scripts:
         name = os.path.basename(script)
         ran.add(name)
-        extra = QUICK_ARGS.get(name, []) if args.quick else []
+        extra = QUICK_ARGS.get(name, []) if args.quick else FULL_ARGS.get(name, [])
         print(f"== {name}", flush=True)
         t0 = time.perf_counter()
         try:

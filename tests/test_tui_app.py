@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 from textual.pilot import Pilot
-from textual.widgets import Input, SelectionList, Static
+from textual.widgets import Footer, Input, SelectionList, Static
 
 import replay
 from tests import tui_samples as samples
@@ -454,7 +454,8 @@ async def test_loading_shows_progress_until_the_worker_is_done(
         await pilot.pause()
         screen = main(app)
         assert not screen.query_one("#loading").has_class("hidden")
-        assert screen.query_one("#panes").has_class("hidden")
+        assert screen.timeline.row_count == 0  # the panes are there, empty
+        assert not screen.query(Footer)  # mounted with the run (it would slow the reading)
         label = screen.query_one("#loading-label", Static)
         assert "reading slow.replay (0.0 MB)" in text_of(label)
         await pilot.press("j", "c", "s")  # keys while loading do no harm
@@ -463,3 +464,5 @@ async def test_loading_shows_progress_until_the_worker_is_done(
         gate.set()
         await settle(pilot)
         assert screen.query_one("#loading").has_class("hidden") and app.model is not None
+        assert screen.timeline.row_count == len(samples.agent_run())
+        assert screen.query(Footer)

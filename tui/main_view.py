@@ -119,7 +119,7 @@ class MainView(Screen[None]):
         with Vertical(id="loading"):
             yield Label("Loading…", id="loading-label")
             yield ProgressBar(id="loading-bar", show_eta=False)
-        with Horizontal(id="panes", classes="hidden"):
+        with Horizontal(id="panes"):  # shown at once, empty: no restyle of it all when loaded
             yield Timeline(id="timeline")
             yield StepTree(id="steptree", classes="hidden")
             with TabbedContent(id="tabs", initial="detail"):
@@ -132,12 +132,15 @@ class MainView(Screen[None]):
         yield Input(placeholder="search payloads (Enter: find, Esc: cancel)", id="search",
                     classes="hidden")
         yield Static(id="status")
-        yield Footer()
+        # The footer (one widget per key, each styled) is mounted once the run shows:
+        # laid out during loading, it takes CPU from the reader and delays the rows.
 
     def on_mount(self) -> None:
         self.query_one("#tabs", TabbedContent).can_focus = False
         for tabs in self.query("ContentTabs"):
             tabs.can_focus = False
+        # Focused now, so the footer lays out its keys once, not again when the run shows.
+        self.query_one("#timeline", Timeline).focus()
         self.replay_app.begin_load()
 
     # --- loading ---------------------------------------------------------------------
@@ -159,7 +162,6 @@ class MainView(Screen[None]):
             banner.update(damage_banner(damage))
             banner.remove_class("hidden")
         self.query_one("#loading").add_class("hidden")
-        self.query_one("#panes").remove_class("hidden")
         index, missing = 0, ""
         if isinstance(start_at, str):
             hits = model.flagged(start_at)
@@ -169,6 +171,7 @@ class MainView(Screen[None]):
             index = model.index_of.get(start_at, 0)
             missing = "" if start_at in model.index_of else f"no event #{start_at}"
         self.timeline.set_model(model, index)
+        self._mount_footer()
         self._shown = self.timeline.index
         self.timeline.focus()
         if missing:
@@ -178,10 +181,22 @@ class MainView(Screen[None]):
     def show_failure(self, message: str) -> None:
         """Nothing could be read at all: say why, instead of crashing."""
         self.query_one("#loading").add_class("hidden")
+        self.query_one("#panes").add_class("hidden")
         banner = self.query_one("#banner", Static)
         banner.update(Text(f"⚠ cannot open the cassette: {message}", style="bold"))
         banner.remove_class("hidden")
         self.query_one("#title", Static).update("agent-replay")
+        self._mount_footer()
+
+    def _mount_footer(self) -> None:
+        """Mount the footer after the next frame (the one that shows the run)."""
+        if not self.query(Footer):
+            self.call_after_refresh(self._add_footer)
+
+    async def _add_footer(self) -> None:
+        if not self.query(Footer):
+            await self.mount(Footer())
+            self.refresh_bindings()  # the footer lays out its keys when the bindings change
 
     # --- selection -------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import array
 import itertools
 import operator
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import msgpack
@@ -81,6 +81,18 @@ def from_bin(code: str, data: Any, n: int, what: str) -> array.array[int]:
     return a
 
 
+_Appenders = tuple[Callable[[int], None], Callable[[int], None], Callable[[int], None],
+                   Callable[[int], None], Callable[[int], None], Callable[[int], None],
+                   Callable[[int], None], Callable[[int], None]]
+
+
+def _appenders(cols: dict[str, array.array[int]]) -> _Appenders:
+    """The columns' ``append`` methods, in :data:`EVENT_COLUMNS` order."""
+    c = cols
+    return (c["seq"].append, c["pos"].append, c["start"].append, c["dur"].append,
+            c["parent"].append, c["chan"].append, c["task"].append, c["flags"].append)
+
+
 class Batch:
     """The writer's rows since the last ``ix`` record (and the names it has handed out)."""
 
@@ -88,6 +100,7 @@ class Batch:
         self.first = 0
         """Index (file order) of the batch's first event."""
         self.cols = {k: array.array(c) for k, c in EVENT_COLUMNS.items()}
+        self._append = _appenders(self.cols)
         self.bfirst = 0
         """Id of the batch's first new blob."""
         self.bpos = array.array("Q")
@@ -108,15 +121,32 @@ class Batch:
 
     def add(self, event: Event, pos: int) -> None:
         """One row: ``event`` written at stream offset ``pos``."""
-        c = self.cols
-        c["seq"].append(event.seq)
-        c["pos"].append(pos)
-        c["start"].append(event.start_ns)
-        c["dur"].append(event.duration_ns)
-        c["parent"].append(NO_PARENT if event.parent is None else event.parent)
-        c["chan"].append(self._id(self._chans, self._new_chans, event.channel))
-        c["task"].append(self._id(self._tasks, self._new_tasks, event.task))
-        c["flags"].append(flags_of(event))
+        self.add_row(event.seq, pos, event.start_ns, event.duration_ns,
+                     NO_PARENT if event.parent is None else event.parent,
+                     self.channel_id(event.channel), self.task_id(event.task), flags_of(event))
+
+    def channel_id(self, name: str) -> int:
+        """The ``chan`` column's number for channel ``name`` (the same for the whole file)."""
+        return self._id(self._chans, self._new_chans, name)
+
+    def task_id(self, name: str) -> int:
+        """The ``task`` column's number for task ``name`` (the same for the whole file)."""
+        return self._id(self._tasks, self._new_tasks, name)
+
+    def add_row(self, seq: int, pos: int, start: int, dur: int, parent: int, chan: int,
+                task: int, flags: int) -> int:
+        """One row from its columns' values (``chan``, ``task``: from ``channel_id``,
+        ``task_id``); returns the batch's length."""
+        a_seq, a_pos, a_start, a_dur, a_parent, a_chan, a_task, a_flags = self._append
+        a_seq(seq)
+        a_pos(pos)
+        a_start(start)
+        a_dur(dur)
+        a_parent(parent)
+        a_chan(chan)
+        a_task(task)
+        a_flags(flags)
+        return len(self.cols["flags"])
 
     def record(self) -> dict[str, Any]:
         """The ``ix`` record map for the rows so far; then start the next batch."""
@@ -129,6 +159,7 @@ class Batch:
         self.first += len(self)
         self.bfirst += len(self.bpos)
         self.cols = {k: array.array(c) for k, c in EVENT_COLUMNS.items()}
+        self._append = _appenders(self.cols)
         self.bpos = array.array("Q")
         self._new_chans, self._new_tasks = [], []
         return m

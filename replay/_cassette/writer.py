@@ -10,20 +10,22 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import IO
 
 import crc32c
+import msgpack
 import zstandard
 
 from replay._cassette import index as ix
 from replay._cassette.codec import (
     _FRAMING,
+    BLOB_MIN_SIZE,
     Encoder,
     pack_plain,
 )
-from replay._cassette.events import Event
+from replay._cassette.events import CallSite, Event, Value
 from replay._cassette.layout import (
     _HEAD,
     _TRAILER,
@@ -35,6 +37,14 @@ from replay._cassette.layout import (
     Header,
     PathArg,
 )
+from replay._cassette.redact import Redactor
+
+_write = os.write
+_pack = msgpack.Packer().pack  # ints and floats: the bytes Encoder's packer gives them
+_crc = crc32c.crc32c
+_frame_head = _FRAMING.pack
+_VALUE_FLAGS = ix.FLAG_RESPONSE
+_LONGEST_SCALAR = 9  # a msgpack int or float is at most 9 bytes
 
 # -- writing -----------------------------------------------------------------
 
@@ -46,6 +56,37 @@ def encode_header(header: Header, limit: int = 1024 * 1024, *,
         raise ValueError(f"header map of {len(body)} bytes exceeds {limit}")
     head = _HEAD.pack(MAGIC, version, len(body))
     return head + body + _U32.pack(crc32c.crc32c(body, crc32c.crc32c(head[8:])))
+
+
+class ValueShape:
+    """The constant bytes of the ``ev`` records of one kind of value read.
+
+    A clock or random read (``time.time()`` at one line of one task) writes the
+    same record again and again but for ``seq``, ``start_ns``, ``duration_ns``
+    and the value; :meth:`CassetteWriter.write_value` fills those in between
+    these pieces, so the record is byte for byte what ``write`` would encode
+    for the same :class:`Event` (the map in ``Event.to_map`` order), without
+    building the event. Made by :meth:`CassetteWriter.value_shape`.
+    """
+
+    __slots__ = ("chan", "dur_key", "head", "mid", "site", "tail", "task")
+
+    def __init__(self, head: bytes, mid: bytes, dur_key: bytes, tail: bytes, site: bytes,
+                 chan: int, task: int) -> None:
+        self.head = head
+        """Map header, ``"k": "ev"`` and the ``seq`` key."""
+        self.mid = mid
+        """``channel`` and ``request`` with their keys, and the ``start_ns`` key."""
+        self.dur_key = dur_key
+        """The ``duration_ns`` key."""
+        self.tail = tail
+        """``task`` with its key, and the ``response`` key."""
+        self.site = site
+        """``site`` with its key."""
+        self.chan = chan
+        """The index's channel number."""
+        self.task = task
+        """The index's task number."""
 
 
 class CassetteWriter:
@@ -90,6 +131,76 @@ class CassetteWriter:
             self._file.close()
             raise
         self._fd = self._file.fileno()
+        self.values_written = 0
+        """Events written by :meth:`write_value`."""
+        self.writes_values = version == 2 and (
+            transform is None or (type(transform) is Redactor and transform.callback is None))
+        """Whether :meth:`value_shape` may be used: the format has the journal, and
+        ``transform`` leaves value reads as they are (the default redactor does:
+        :data:`~replay._cassette.redact.GENERATED_CHANNELS`)."""
+
+    def value_shape(self, channel: str, request: Value, task: str,
+                    site: CallSite) -> ValueShape | None:
+        """The constant part of value events (an int or float response, no error, no
+        parent, no meta) on ``channel`` with ``request``, of ``task`` at ``site``;
+        None when they must go through :meth:`write` (this writer cannot, or the
+        record could hold a blob)."""
+        if not self.writes_values:
+            return None
+        p = pack_plain
+        try:
+            head = b"\x89" + p("k") + p("ev") + p("seq")
+            mid = p("channel") + p(channel) + p("request") + p(request) + p("start_ns")
+            tail = p("task") + p(task) + p("response")
+            where = p("site") + p([site.file, site.line, site.function])
+        except (ValueError, TypeError):
+            return None
+        dur_key = p("duration_ns")
+        size = len(head) + len(mid) + len(dur_key) + len(tail) + len(where)
+        if size + 4 * _LONGEST_SCALAR >= BLOB_MIN_SIZE:  # write() would look for blobs
+            return None
+        with self._lock:
+            batch = self._batch
+            return ValueShape(head, mid, dur_key, tail, where, batch.channel_id(channel),
+                              batch.task_id(task))
+
+    def write_value(self, shape: ValueShape, seqs: Iterator[int], start_ns: int,
+                    duration_ns: int, response: int | float) -> int:
+        """Append a value event of ``shape``: its ``seq`` is ``next(seqs)``, taken under
+        the writer's lock. Returns the seq. Durable against SIGKILL on return, as
+        :meth:`write`; the record is the one ``write`` would make of the same event.
+
+        ``response`` is an int of at most 64 bits or a float (the caller's
+        guarantee: a longer int would need the big-integer extension).
+        """
+        with self._lock:
+            if self._closed or self._broken:
+                raise ValueError(f"write to a closed CassetteWriter ({self.partial_path})")
+            seq = next(seqs)
+            payload = b"".join((shape.head, _pack(seq), shape.mid, _pack(start_ns),
+                                shape.dur_key, _pack(duration_ns), shape.tail,
+                                _pack(response), shape.site))
+            pos = self._pos
+            rows = self._batch.add_row(seq, pos, start_ns, duration_ns, ix.NO_PARENT,
+                                       shape.chan, shape.task, _VALUE_FLAGS)
+            out = _frame_head(len(payload), _crc(payload)) + payload
+            if rows >= ix.BATCH:
+                buf = bytearray(out)
+                self._index_record(buf)
+                self._append(buf)
+            else:
+                try:
+                    done = _write(self._fd, out)
+                except BaseException:
+                    self._broken = True  # a part of a record may be in the file
+                    raise
+                self._pos = pos + len(out)
+                if done < len(out):  # the OS took part of it: write the rest the long way
+                    self._pos = pos + done
+                    self._append(memoryview(out)[done:])
+            self._encoder.events += 1
+            self.values_written += 1
+            return seq
 
     def write(self, event: Event) -> None:
         """Append one event (after ``transform``); durable against SIGKILL on return."""
@@ -124,12 +235,14 @@ class CassetteWriter:
         out += _FRAMING.pack(len(p), crc32c.crc32c(p))
         out += p
 
-    def _append(self, out: bytes | bytearray) -> None:
+    def _append(self, out: bytes | bytearray | memoryview) -> None:
         """One ``write()`` of ``out`` to the journal (more only if the OS writes less)."""
         try:
-            view = memoryview(out)
-            while view:
-                view = view[os.write(self._fd, view):]
+            done = os.write(self._fd, out)
+            if done < len(out):
+                view = memoryview(out)[done:]
+                while view:
+                    view = view[os.write(self._fd, view):]
         except BaseException:
             self._broken = True  # a part of a record may be in the file
             raise

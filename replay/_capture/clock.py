@@ -30,7 +30,7 @@ from typing import Any
 from replay._capture import callsite as _callsite
 from replay._capture import patch as _patch
 from replay._capture import tasks as _tasks
-from replay._capture.session import BUSY, current
+from replay._capture.session import BUSY, Read, current
 
 _time = _time_mod.time
 _time_ns = _time_mod.time_ns
@@ -52,28 +52,30 @@ _outside = _tasks.get_current
 """The running code's logical task, None outside every run (read before ``current()``
 on the hottest paths: a C call instead of a Python one)."""
 _now_real = _datetime_now.__get__(None, _datetime)  # outside every run: no binding per call
-_REQ_TIME = {"fn": "time.time"}
-_REQ_TIME_NS = {"fn": "time.time_ns"}
+_TIME = Read("clock", {"fn": "time.time"}, float)
+_TIME_NS = Read("clock", {"fn": "time.time_ns"}, int)
 
 
 def time() -> float:
     """``time.time`` under a session."""
-    if _outside() is None:  # the common case outside every run: one look, no call
+    state = _outside()
+    if state is None:  # the common case outside every run: one look, no call
         return _time()
-    s = current()
-    if s is None:
+    s = state.session
+    if not s.active:
         return _time()
-    return s.call("clock", _REQ_TIME, _time, decode=float, leaf=True)
+    return s.read(state, _TIME, _time)  # type: ignore[no-any-return]
 
 
 def time_ns() -> int:
     """``time.time_ns`` under a session."""
-    if _outside() is None:
+    state = _outside()
+    if state is None:
         return _time_ns()
-    s = current()
-    if s is None:
+    s = state.session
+    if not s.active:
         return _time_ns()
-    return s.call("clock", _REQ_TIME_NS, _time_ns, decode=int, leaf=True)
+    return s.read(state, _TIME_NS, _time_ns)  # type: ignore[no-any-return]
 
 
 def _now_secs(secs: float | None) -> float | None:

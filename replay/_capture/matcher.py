@@ -230,6 +230,30 @@ class Matcher:
                 return self._serve(q, later)
             return self._diverge(q, task, channel, request, site)
 
+    def take_value(self, task: str, channel: str, request: Value,
+                   site: CallSite) -> Event | None:
+        """The head of ``task``'s queue when it is this value read at ``site``: what
+        :meth:`match` serves in that case, found in a few comparisons. None when it
+        is not (or a verdict is waiting): ask :meth:`match`, nothing has changed."""
+        if channel.startswith(self._prefixes):
+            return None
+        with self._lock:
+            q = self._queues.get(task)
+            if not q or task in self._skips:
+                return None
+            head = q[0]
+            there = head.site
+            if (there is None or head.channel != channel or there.line != site.line
+                    or there.function != site.function or head.request != request):
+                return None
+            q.popleft()
+            self.consumed += 1
+            if head.seq < self._max_served:
+                self.reordered += 1
+            else:
+                self._max_served = head.seq
+            return head
+
     def lenient(self, task: str, channel: str, request: Value, library: str) -> Event | None:
         """The next recorded read a library made at the same line, task and request, or
         None (the read runs live). A cassette written before library reads were told

@@ -18,7 +18,7 @@ from typing import Any
 
 from replay._capture import patch as _patch
 from replay._capture import tasks as _tasks
-from replay._capture.session import current
+from replay._capture.session import Read, current
 
 _inst: Any = getattr(_random_mod, "_inst")  # noqa: B009 - private shared generator
 _inst_random: Callable[[], float] = _inst.random
@@ -29,18 +29,19 @@ _urandom = os.urandom
 _uuid4 = _uuid_mod.uuid4
 _uuid1 = _uuid_mod.uuid1
 
-_REQ_RANDOM = {"fn": "random"}
+_RANDOM = Read("random", {"fn": "random"}, float)
 _outside = _tasks.get_current
 
 
 def random() -> float:
     """The shared generator's ``random()``."""
-    if _outside() is None:  # the common case outside every run: one look, no call
+    state = _outside()
+    if state is None:  # the common case outside every run: one look, no call
         return _inst_random()
-    s = current()
-    if s is None:
+    s = state.session
+    if not s.active:
         return _inst_random()
-    return s.call("random", _REQ_RANDOM, _inst_random, decode=float, leaf=True)
+    return s.read(state, _RANDOM, _inst_random)  # type: ignore[no-any-return]
 
 
 def getrandbits(k: int) -> int:

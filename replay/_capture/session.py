@@ -33,11 +33,13 @@ from replay._capture import callsite as _callsite
 from replay._capture import exc as _exc
 from replay._capture import tasks as _tasks
 from replay._capture.matcher import Matcher
+from replay._capture.pending import Pending as Pending  # the interceptors import it from here
 from replay._capture.tasks import TaskState
 from replay._cassette.divergence import Divergence
 from replay._cassette.errors import DivergenceError
-from replay._cassette.events import CallSite, Chunk, Event, RecordedError, Value
+from replay._cassette.events import CallSite, Event, Value
 from replay._cassette.redact import GENERATED_CHANNELS
+from replay._cassette.writer import CassetteWriter, ValueShape
 
 T = TypeVar("T")
 
@@ -96,6 +98,9 @@ PARENT: ContextVar[int | None] = ContextVar("agent_replay_parent", default=None)
 """``seq`` of the tool/capture whose body is running (its events are nested)."""
 
 _get_state = _tasks.CURRENT.get
+_busy, _parent, _items, _getframe = BUSY.get, PARENT.get, _tasks.work_items, sys._getframe
+_GIL = bool(getattr(sys, "_is_gil_enabled", lambda: True)())  # see Session.read
+_READS_KEPT = 10_000
 
 
 def current() -> Session | None:
@@ -158,106 +163,18 @@ def deactivate(session: Session, token: Token[TaskState | None] | None = None) -
             _tasks.CURRENT.set(None)
 
 
-_NO_META: dict[str, Value] = {}
-_EVENT_FIELDS = ("seq", "channel", "request", "response", "error", "start_ns", "duration_ns",
-                 "task", "site", "chunks", "parent", "meta")
+class Read:
+    """A value read that takes no arguments (``time.time()``, ``random.random()``), for
+    :meth:`Session.read`: a module constant of the interceptor that makes it."""
 
+    __slots__ = ("channel", "decode", "request")
 
-def _event_maker() -> Callable[..., Event]:
-    """``Event(...)`` by position, built the fast way when the model allows it.
-
-    A frozen dataclass's ``__init__`` sets each field through
-    ``object.__setattr__``; calling the slots' own setters is about twice as
-    fast, and this runs once per recorded event. Any other shape of
-    :class:`Event` (fields added, a ``__post_init__``) gets the normal
-    constructor.
-    """
-    names = tuple(f.name for f in dataclasses.fields(Event))
-    slots = getattr(Event, "__slots__", ())
-    if names != _EVENT_FIELDS or set(slots) != set(names) or hasattr(Event, "__post_init__"):
-        def slow(*values: Any) -> Event:
-            return Event(**dict(zip(_EVENT_FIELDS, values, strict=True)))
-        return slow
-    new = object.__new__
-    (s_seq, s_channel, s_request, s_response, s_error, s_start, s_duration, s_task, s_site,
-     s_chunks, s_parent, s_meta) = (getattr(Event, n).__set__ for n in names)
-
-    def fast(seq: int, channel: str, request: Value, response: Value,
-             error: RecordedError | None, start_ns: int, duration_ns: int, task: str,
-             site: CallSite | None, chunks: tuple[Chunk, ...], parent: int | None,
-             meta: dict[str, Value]) -> Event:
-        ev = new(Event)
-        s_seq(ev, seq)
-        s_channel(ev, channel)
-        s_request(ev, request)
-        s_response(ev, response)
-        s_error(ev, error)
-        s_start(ev, start_ns)
-        s_duration(ev, duration_ns)
-        s_task(ev, task)
-        s_site(ev, site)
-        s_chunks(ev, chunks)
-        s_parent(ev, parent)
-        s_meta(ev, meta)
-        return ev
-    return fast
-
-
-new_event = _event_maker()
-"""``new_event(seq, channel, request, response, error, start_ns, duration_ns, task,
-site, chunks, parent, meta)``: a new :class:`Event`."""
-
-
-class Pending:
-    """An event that has been asked for and not yet completed."""
-
-    __slots__ = ("channel", "meta", "parent", "recorded", "request", "seq", "session",
-                 "site", "start_ns", "task")
-
-    def __init__(self, session: Session, seq: int, channel: str, request: Value, task: str,
-                 site: CallSite | None, start_ns: int, parent: int | None,
-                 recorded: Event | None, meta: dict[str, Value] | None) -> None:
-        self.session = session
-        self.seq = seq
+    def __init__(self, channel: str, request: Value, decode: Callable[[Any], Any]) -> None:
         self.channel = channel
         self.request = request
-        self.task = task
-        self.site = site
-        self.start_ns = start_ns
-        self.parent = parent
-        self.recorded = recorded
-        self.meta = meta
-
-    def elapsed_ns(self) -> int:
-        """ns since this event started (for stream chunk times)."""
-        return _perf_ns() - self.session.t0 - self.start_ns
-
-    def finish(self, response: Value = None, *, chunks: tuple[Chunk, ...] = (),
-               meta: dict[str, Value] | None = None) -> Event:
-        """The call returned ``response``: complete and write the event."""
-        return self._complete(response, None, chunks, meta)
-
-    def fail(self, exc: BaseException, *, response: Value = None,
-             chunks: tuple[Chunk, ...] = (), meta: dict[str, Value] | None = None) -> Event:
-        """The call raised ``exc``: complete the event with the recorded error.
-
-        ``response`` keeps what arrived before the failure (a stream's status and
-        headers when it broke mid-way), so replay gives back both.
-        """
-        return self._complete(response, exc, chunks, meta)
-
-    def _complete(self, response: Value, exc: BaseException | None,
-                  chunks: tuple[Chunk, ...], meta: dict[str, Value] | None) -> Event:
-        own = self.meta
-        merged = {**own, **meta} if own and meta else dict(own or meta or _NO_META)
-        session = self.session
-        event = new_event(
-            self.seq, self.channel, self.request, response,
-            _exc.to_record(exc) if exc is not None else None,
-            self.start_ns, _perf_ns() - session.t0 - self.start_ns, self.task,
-            self.site, chunks, self.parent, merged)
-        session.emit(event)
-        return event
+        """Recorded for every such read."""
+        self.decode = decode
+        """Rebuilds the value from the response (``float``: ``type(x) is float``)."""
 
 
 class Session:
@@ -275,9 +192,13 @@ class Session:
         self._sink = sink
         self.matcher = matcher
         self.divergences: list[Divergence] = []
-        self.events_written = 0
-        self.live_events = 0
-        """Events run live (record mode: all of them)."""
+        self._written = 0
+        self._live = 0
+        writer = getattr(sink, "__self__", None)
+        self._values: CassetteWriter | None = (  # read()'s writer: a record-only session's
+            writer if (matcher is None and _GIL and isinstance(writer, CassetteWriter)
+                       and getattr(sink, "__func__", None) is CassetteWriter.write
+                       and writer.writes_values) else None)
         self.listeners: list[Callable[[Event], None]] = []
         """Called with every completed event (record) or served event (replay)."""
         self.before_serve: list[Callable[[Event], None]] = []
@@ -295,6 +216,18 @@ class Session:
         requests were redacted, so redacted fields never decide a match)."""
         self.active = False
         """True from :func:`activate` to :func:`deactivate`."""
+
+    @property
+    def events_written(self) -> int:
+        """Events handed to the sink (the cassette)."""
+        values = self._values
+        return self._written + (values.values_written if values is not None else 0)
+
+    @property
+    def live_events(self) -> int:
+        """Events run live (record mode: all of them)."""
+        values = self._values
+        return self._live + (values.values_written if values is not None else 0)
 
     @property
     def replaying(self) -> bool:
@@ -374,7 +307,7 @@ class Session:
             return None  # inside a tool running live under strict replay: not matched
         with self._seq_lock:
             seq = next(self._seq)
-            self.live_events += 1
+            self._live += 1
         pending = Pending(self, seq, channel, request, state.id, site, start, parent, None,
                           meta)
         for hook in self.on_begin:
@@ -425,7 +358,7 @@ class Session:
         """Write a completed event (record mode)."""
         if self._sink is not None:
             self._sink(event)
-            self.events_written += 1
+            self._written += 1
         for listener in self.listeners:
             listener(event)
 
@@ -465,6 +398,78 @@ class Session:
         pending.finish(encode(result) if encode is not None else result)  # type: ignore[arg-type]
         return result
 
+    def read(self, state: TaskState, read: Read, live: Callable[[], Any]) -> Any:
+        """``live()`` (a C function returning a float or a 64-bit int, calling nothing
+        patched), a value read of ``state``'s task, this open session's: what
+        ``call(read.channel, read.request, live, decode=read.decode, leaf=True)`` does,
+        by a shorter path when the user's code asked (the interceptor's caller is
+        a user frame) outside any tool body, nested call or work item, and no hook
+        is set. The call site, and when recording the record's constant bytes
+        (:class:`ValueShape`), are cached per task, code object and line; the event
+        is written straight to the journal (:meth:`CassetteWriter.write_value`,
+        the bytes ``write`` would make), or answered by the head of the task's
+        queue (:meth:`Matcher.take_value`). Anything else goes the long way.
+
+        ``write_value`` takes ``next(self._seq)`` under the writer's lock, ``begin``
+        under ``_seq_lock``: safe, as ``next()`` of an ``itertools.count`` is one C
+        call the GIL makes atomic. A free-threaded interpreter promises no such
+        thing, so there (``_GIL`` false) sessions never take this path.
+        """
+        if (_items[0] or state.background or self.on_begin or self.listeners or _busy()
+                or _parent() is not None):
+            return self.call(read.channel, read.request, live, decode=read.decode, leaf=True)
+        frame = _getframe(2)
+        code = frame.f_code
+        key = (id(code), frame.f_lineno, read)
+        hit = state.reads.get(key)
+        if hit is None or hit[0] is not code:
+            hit = self._read_site(state, read, key, _getframe(1))
+        site: CallSite | None = hit[1]
+        values = self._values
+        if values is not None:
+            shape: ValueShape | None = hit[2]
+            if shape is not None:
+                t0 = self.t0
+                start = _perf_ns() - t0
+                try:
+                    value = live()
+                except Exception as exc:
+                    with self._seq_lock:
+                        seq = next(self._seq)
+                        self._live += 1
+                    Pending(self, seq, read.channel, read.request, state.id, site, start,
+                            None, None, None).fail(exc)
+                    raise
+                values.write_value(shape, self._seq, start, _perf_ns() - t0 - start, value)
+                return value
+        elif site is not None and self._sink is None and not self.before_serve:
+            matcher = self.matcher
+            if matcher is not None:
+                found = matcher.take_value(state.id, read.channel, read.request, site)
+                if found is not None:
+                    if found.error is not None:
+                        raise _exc.rebuild(found.error, found.seq)
+                    return read.decode(found.response)
+        return self.call(read.channel, read.request, live, decode=read.decode, leaf=True)
+
+    def _read_site(self, state: TaskState, read: Read, key: tuple[int, int, object],
+                   inner: Any) -> tuple[Any, CallSite | None, ValueShape | None]:
+        """The cache entry of :meth:`read` for the frame above ``inner`` (the
+        interceptor's frame): (its code, the call site if it is a user frame, the
+        record's shape when this session writes value events directly)."""
+        frame = inner.f_back
+        site = shape = None
+        kinds = _callsite.classify(inner.f_code), _callsite.classify(frame.f_code)
+        if kinds == (_callsite.OURS, _callsite.USER):
+            site = _callsite.site_of(frame)
+            if self._values is not None:
+                shape = self._values.value_shape(read.channel, read.request, state.id, site)
+        reads = state.reads
+        if len(reads) >= _READS_KEPT:  # code made at run time (exec, lambdas in a loop)
+            reads.clear()
+        hit = reads[key] = (frame.f_code, site, shape)
+        return hit
+
     def once(self, channel: str, request: Value, live: Callable[[], T], *,
              encode: Callable[[T], Value], decode: Callable[[Value], T]) -> T:
         """A value the run reads once, wherever that happens: a library's hidden state
@@ -486,7 +491,7 @@ class Session:
         value = live()
         with self._seq_lock:
             seq = next(self._seq)
-            self.live_events += 1
+            self._live += 1
         self.emit(Event(seq=seq, channel=channel, request=request, response=encode(value),
                         start_ns=_perf_ns() - self.t0, task=ONCE_TASK, meta={"lib": ONCE}))
         return value

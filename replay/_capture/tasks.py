@@ -47,7 +47,7 @@ class TaskState:
     """One logical task of one run: its id, its run's session and counters for the
     children it creates."""
 
-    __slots__ = ("_counts", "_lock", "background", "id", "session")
+    __slots__ = ("_counts", "_lock", "background", "id", "reads", "session")
 
     def __init__(self, task_id: str, session: Any, *, background: bool = False) -> None:
         self.id = task_id
@@ -58,6 +58,9 @@ class TaskState:
         what it starts): its events are bookkeeping, replayed leniently."""
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.reads: dict[tuple[int, int, object], Any] = {}
+        """The session's cache for this task's value reads, by call site and read
+        (see ``Session.read``)."""
 
     def child(self, kind: str, site: str, *, background: bool = False) -> TaskState:
         """A new child state made at ``site`` (see :func:`creation_site`; ``"loop"``
@@ -88,6 +91,8 @@ _WORK = _Work()
 _items = [0]
 """How many work items run now, in all threads (:func:`state` looks at the
 thread's work item only when some do)."""
+work_items = _items
+"""``[n]``: how many work items run now; while 0, :func:`state` is ``CURRENT.get()``."""
 _items_lock = threading.Lock()
 
 

@@ -70,74 +70,105 @@ def _unpack_index(payload: bytes, limits: Limits) -> Any:
 
 def read_index(f: IO[bytes], at: int, size: int, limits: Limits) -> ix.Index:
     """Read the index frame at ``at`` and the trailer after it; raise _Damage."""
-    f.seek(at)
-    frame = _Frame(f, at, limits)
-    dctx = zstandard.ZstdDecompressor(max_window_size=limits.max_window_size)
-    reader = dctx.stream_reader(cast("IO[bytes]", frame), read_size=_UNIT_MAX,
-                                read_across_frames=False)
-    index, buf, total = ix.Index(), bytearray(), 0
-    budget = limits.decoded_budget(size)
-    has_frames = False
-    while True:
+    index = ix.Index()
+    records = IndexRecords(f, at, size, limits)
+    for m in records:
         try:
-            out = reader.read1(_BLOCK_MAX)
-        except zstandard.ZstdError as exc:
-            raise _Damage(CassetteCorruptError, f"index: {exc}", frame.pos) from None
-        if not out:
-            break
-        total += len(out)
-        if total > budget:
-            raise _Damage(CassetteLimitError, f"index decodes to more than the {budget}-byte "
-                          "budget", frame.pos)
-        buf += out
-        while len(buf) >= 8:
-            length, crc = _FRAMING.unpack_from(buf, 0)
-            if length > limits.max_record_size:
-                raise _Damage(CassetteLimitError, f"index record of {length} bytes, over the "
-                              f"{limits.max_record_size} limit", frame.pos)
-            if len(buf) < 8 + length:
-                break
-            payload = bytes(buf[8:8 + length])
-            del buf[:8 + length]
+            if m["k"] == "ix":
+                index.add_ix(m)
+            else:
+                index.set_frames(m)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise _Damage(CassetteCorruptError, f"bad index: {reason(exc)}",
+                          records.pos) from None
+    return index
+
+
+class IndexRecords:
+    """The decoded records of the index frame at ``at`` (each a map whose ``k`` is
+    ``"ix"``, then one ``"frames"``), then the trailer checked; raise _Damage.
+
+    ``pos`` is the file offset the frame has been read to (where a record that
+    does not fit is reported). Memory: one block of output and one record.
+    """
+
+    def __init__(self, f: IO[bytes], at: int, size: int, limits: Limits) -> None:
+        self.pos = at
+        self._it = self._records(f, at, size, limits)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self._it
+
+    def _records(self, f: IO[bytes], at: int, size: int, limits: Limits
+                 ) -> Iterator[dict[str, Any]]:
+        f.seek(at)
+        frame = _Frame(f, at, limits)
+        dctx = zstandard.ZstdDecompressor(max_window_size=limits.max_window_size)
+        reader = dctx.stream_reader(cast("IO[bytes]", frame), read_size=_UNIT_MAX,
+                                    read_across_frames=False)
+        buf, total = bytearray(), 0
+        budget = limits.decoded_budget(size)
+        has_frames = False
+        while True:
             try:
-                if crc32c.crc32c(payload) != crc:
-                    raise DecodeError("index record checksum mismatch")
-                m = _unpack_index(payload, limits)
-                kind = m.get("k") if type(m) is dict else None
-                if has_frames:
-                    raise DecodeError("index record after the frames table")
-                if kind == "ix":
-                    index.add_ix(m)
-                elif kind == "frames":
-                    index.set_frames(m)
-                    has_frames = True
-                else:
-                    raise DecodeError(f"unknown index record kind {kind!r}")
-            except OverLimitError as exc:
-                raise _Damage(CassetteLimitError, str(exc), frame.pos) from None
-            except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-                raise _Damage(CassetteCorruptError, f"bad index: {reason(exc)}",
-                              frame.pos) from None
-    if frame.truncated:
-        raise _Damage(CassetteTruncatedError, "file ends inside the index", size)
-    if not frame.done or buf:
-        raise _Damage(CassetteCorruptError, "index frame ends inside a record", frame.pos)
-    if not has_frames:
-        raise _Damage(CassetteCorruptError, "index has no frames table", frame.pos)
-    q = frame.pos
-    expect = _TRAILER2.pack(TRAILER2_MAGIC, at, q - at, frame.crc)
-    got = frame.rest(_TRAILER2.size + 1)
-    if got[:_TRAILER2.size] == expect:
-        if len(got) > _TRAILER2.size:
-            raise _Damage(CassetteCorruptError, "bytes after the trailer", q + _TRAILER2.size)
-        return index
-    if len(got) < _TRAILER2.size and expect.startswith(got):
-        raise _Damage(CassetteTruncatedError, "file ends inside the trailer", size)
-    for lo, hi, what in ((0, 4, "bad trailer magic"), (4, 12, "trailer index offset mismatch"),
-                         (12, 20, "trailer index length mismatch")):
-        if got[lo:hi] != expect[lo:hi]:
-            raise _Damage(CassetteCorruptError, what, q + lo)
-    raise _Damage(CassetteCorruptError, "index checksum mismatch (trailer)", q + 20)
+                out = reader.read1(_BLOCK_MAX)
+            except zstandard.ZstdError as exc:
+                raise _Damage(CassetteCorruptError, f"index: {exc}", frame.pos) from None
+            self.pos = frame.pos
+            if not out:
+                break
+            total += len(out)
+            if total > budget:
+                raise _Damage(CassetteLimitError, f"index decodes to more than the "
+                              f"{budget}-byte budget", frame.pos)
+            buf += out
+            while len(buf) >= 8:
+                length, crc = _FRAMING.unpack_from(buf, 0)
+                if length > limits.max_record_size:
+                    raise _Damage(CassetteLimitError, f"index record of {length} bytes, over "
+                                  f"the {limits.max_record_size} limit", frame.pos)
+                if len(buf) < 8 + length:
+                    break
+                payload = bytes(buf[8:8 + length])
+                del buf[:8 + length]
+                try:
+                    if crc32c.crc32c(payload) != crc:
+                        raise DecodeError("index record checksum mismatch")
+                    m = _unpack_index(payload, limits)
+                    kind = m.get("k") if type(m) is dict else None
+                    if has_frames:
+                        raise DecodeError("index record after the frames table")
+                    if kind not in ("ix", "frames"):
+                        raise DecodeError(f"unknown index record kind {kind!r}")
+                    has_frames = kind == "frames"
+                except OverLimitError as exc:
+                    raise _Damage(CassetteLimitError, str(exc), frame.pos) from None
+                except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+                    raise _Damage(CassetteCorruptError, f"bad index: {reason(exc)}",
+                                  frame.pos) from None
+                yield m
+        if frame.truncated:
+            raise _Damage(CassetteTruncatedError, "file ends inside the index", size)
+        if not frame.done or buf:
+            raise _Damage(CassetteCorruptError, "index frame ends inside a record", frame.pos)
+        if not has_frames:
+            raise _Damage(CassetteCorruptError, "index has no frames table", frame.pos)
+        q = frame.pos
+        expect = _TRAILER2.pack(TRAILER2_MAGIC, at, q - at, frame.crc)
+        got = frame.rest(_TRAILER2.size + 1)
+        if got[:_TRAILER2.size] == expect:
+            if len(got) > _TRAILER2.size:
+                raise _Damage(CassetteCorruptError, "bytes after the trailer",
+                              q + _TRAILER2.size)
+            return
+        if len(got) < _TRAILER2.size and expect.startswith(got):
+            raise _Damage(CassetteTruncatedError, "file ends inside the trailer", size)
+        for lo, hi, what in ((0, 4, "bad trailer magic"),
+                             (4, 12, "trailer index offset mismatch"),
+                             (12, 20, "trailer index length mismatch")):
+            if got[lo:hi] != expect[lo:hi]:
+                raise _Damage(CassetteCorruptError, what, q + lo)
+        raise _Damage(CassetteCorruptError, "index checksum mismatch (trailer)", q + 20)
 
 
 def check_index(index: ix.Index, frames: list[tuple[int, int, int]], decoder: Decoder,

@@ -24,9 +24,16 @@ from replay._cassette.errors import (
     CassetteLimitError,
     CassetteTruncatedError,
 )
-from replay._cassette.eventlog import EventLog, NotPacked, check_index, open_packed, read_index
+from replay._cassette.eventlog import (
+    EventLog,
+    IndexRecords,
+    NotPacked,
+    check_index,
+    open_packed,
+    read_index,
+)
 from replay._cassette.events import Event
-from replay._cassette.index import Index
+from replay._cassette.framecheck import FastFrames, IndexScan, Rows
 from replay._cassette.layout import (
     _BLOCK_MAX,
     _CHUNK,
@@ -59,8 +66,11 @@ class _Reader:
     """
 
     def __init__(self, path: PathArg, limits: Limits, *, keep_events: bool = False,
-                 keep_blob_values: bool = True) -> None:
+                 keep_blob_values: bool = True, fast: bool = False) -> None:
         self.path = os.fspath(path)
+        self.fast = fast
+        """Check a packed file's frames through its index (``framecheck.py``) where it
+        is intact; only ``verify`` asks: it builds no event it could yield."""
         self.limits = limits
         self.header: Header | None = None
         self.decoder = Decoder(limits.max_record_size, max_values=limits.max_record_values,
@@ -70,7 +80,11 @@ class _Reader:
         self.frame_start: int | None = None
         self.raw_size = 0
         self.compressed = 0
-        self.index: Index | None = None
+        self.index_at = -1
+        self.events_checked = 0
+        """Events whose offsets were compared with the index and dropped (``fast``)."""
+        self.fast_frames = 0
+        """Frames ``FastFrames`` checked."""
 
     @property
     def frame_size(self) -> int:
@@ -158,28 +172,106 @@ class _Reader:
                           f"{len(dec.blobs)}", at)
 
     def _packed_events(self, f: IO[bytes], start: int) -> Iterator[Event]:
-        """A packed version 2 body: data frames to the ``end`` record, index, trailer."""
-        pos, frames = start, []
-        while self.decoder.end is None:
-            f.seek(pos)
-            self.frame = frame = _Frame(f, pos, self.limits)
-            yield from self._frame_events(frame)
-            if frame.truncated:
-                what = ("inside a record" if self.decoder.pending else
-                        "before the end record (the recording did not finish)")
-                raise _Damage(CassetteTruncatedError, f"file ends {what}", self.file_size)
-            if not frame.done:
-                raise _Damage(CassetteCorruptError, "zstd frame ends before its last block",
-                              frame.pos)
-            if self.decoder.pending:
-                raise _Damage(CassetteCorruptError, "zstd frame ends inside a record", frame.pos)
-            frames.append((pos, frame.pos - pos, self.decoder.done))
-            self.compressed += frame.pos - pos
-            pos = frame.pos
+        """A packed version 2 body: data frames to the ``end`` record, index, trailer.
+
+        With ``fast``, and a trailer and index that check out, each frame the index
+        names is checked by :class:`FastFrames`; any frame it does not vouch for is
+        read here as always, which finds and places the damage.
+        """
+        scan = self._intact_index(f, start) if self.fast else None
+        if scan is None:
+            yield from self._packed_frames(f, start, None, None)
+            return
+        with open(self.path, "rb") as again:
+            rows = Rows(iter(IndexRecords(again, self.index_at, self.file_size, self.limits)),
+                        scan)
+            fast = FastFrames(self.path, scan, self.decoder, self.limits, rows)
+            try:
+                yield from self._packed_frames(f, start, fast, rows)
+            finally:
+                fast.close()
+                self.fast_frames = fast.taken
+
+    def _packed_frames(self, f: IO[bytes], start: int, fast: FastFrames | None,
+                       rows: Rows | None) -> Iterator[Event]:
+        pos, frames, k = start, [], 0
+        table = fast.scan.frames if fast is not None else None
+        dec = self.decoder
+        while dec.end is None:
+            if fast is not None and table is not None and k < len(table["off"]) \
+                    and table["off"][k] == pos and fast.frame(k):
+                ln = table["len"][k]
+                self.raw_size += table["rawlen"][k]
+            else:
+                f.seek(pos)
+                self.frame = frame = _Frame(f, pos, self.limits)
+                for ev in self._frame_events(frame):
+                    if rows is not None:
+                        rows.add_event(ev)
+                    yield ev
+                if frame.truncated:
+                    what = ("inside a record" if dec.pending else
+                            "before the end record (the recording did not finish)")
+                    raise _Damage(CassetteTruncatedError, f"file ends {what}", self.file_size)
+                if not frame.done:
+                    raise _Damage(CassetteCorruptError, "zstd frame ends before its last block",
+                                  frame.pos)
+                if dec.pending:
+                    raise _Damage(CassetteCorruptError, "zstd frame ends inside a record",
+                                  frame.pos)
+                ln = frame.pos - pos
+                if table is not None and k < len(table["off"]) and table["off"][k] == pos \
+                        and table["len"][k] == ln and table["crc"][k] != frame.crc:
+                    raise _Damage(CassetteCorruptError, "frame checksum mismatch (index)", pos)
+            if rows is not None:  # the rows are compared frame by frame: keep no offsets
+                rows.check(dec.event_pos)
+                self.events_checked += len(dec.event_pos)
+                del dec.event_pos[:]
+            frames.append((pos, ln, dec.done))
+            self.compressed += ln
+            pos += ln
+            k += 1
         self._check_end(pos)
-        f.seek(pos)
-        self.index = read_index(f, pos, self.file_size, self.limits)
-        check_index(self.index, frames, self.decoder, start, pos)
+        if fast is None or rows is None:
+            f.seek(pos)
+            index = read_index(f, pos, self.file_size, self.limits)
+            check_index(index, frames, dec, start, pos)
+            return
+        scan = fast.scan
+        why = ""
+        if pos != self.index_at or [(o, ln) for o, ln, _ in frames] != list(
+                zip(scan.frames["off"], scan.frames["len"], strict=True)):
+            why = "frame table does not match the frames"
+        elif [r for _, _, r in frames[:-1]] != list(scan.frames["raw"][1:]):
+            why = "frame table's raw offsets do not match the frames"
+        elif scan.events != dec.events or scan.blobs != len(dec.blobs):
+            why = (f"index holds {scan.events} events and {scan.blobs} blobs; the file "
+                   f"{dec.events} and {len(dec.blobs)}")
+        else:
+            why = rows.mismatch
+        if why:
+            raise _Damage(CassetteCorruptError, f"bad index: {why}", pos)
+
+    def _intact_index(self, f: IO[bytes], start: int) -> IndexScan | None:
+        """What verify needs of the index of a packed file whose trailer fits and whose
+        index checks out (its CRC, its records, the frame table tiling the data), else
+        None: the file is read sequentially, which finds what is wrong."""
+        size = self.file_size
+        if size < start + _TRAILER2.size:
+            return None
+        f.seek(size - _TRAILER2.size)
+        magic, at, length, _ = _TRAILER2.unpack(f.read(_TRAILER2.size))
+        if magic != TRAILER2_MAGIC or at + length + _TRAILER2.size != size or at < start:
+            return None
+        scan = IndexScan()
+        try:
+            for m in IndexRecords(f, at, size, self.limits):
+                scan.add(m)
+            scan.check(start, at)
+        except (_Damage, ValueError, TypeError, OverflowError):
+            return None
+        self.index_at = at
+        return scan
 
     def feed(self, data: bytes, at: int | None) -> list[Event]:
         """Decode the records ``data`` completes; ``at`` is the file offset for errors
@@ -373,7 +465,7 @@ def verify(path: PathArg, *, limits: Limits | None = None) -> VerifyReport:
     Every record is decoded and checked, but no str or bytes blob is kept: no
     payload is needed to tell whether the file is intact.
     """
-    reader = _Reader(path, limits or Limits(), keep_blob_values=False)
+    reader = _Reader(path, limits or Limits(), keep_blob_values=False, fast=True)
     status: Status = "complete"
     offset: int | None = None
     message = ""

@@ -1,0 +1,418 @@
+"""``verify`` of a packed version 2 cassette, frame by frame at C speed.
+
+The sequential reader (``reader.py``) decodes every record through the
+bounded hostile-input :class:`~replay._cassette.decoder.Decoder`, whose
+per-list and per-map Python hooks count values. For a packed file whose
+trailer and index are intact, :class:`FastFrames` checks each data frame
+the index names instead: the frame's zstd units walked as the sequential
+reader walks them (headers, window, block sizes, where it ends) and its
+CRC32C against the index, one bounded decompression (the content checksum
+is zstd's), then each record: its framing and CRC32C, and a msgpack decode
+without list/map hooks (``ext_hook`` still resolves every blob reference
+and checks every extension). It changes the decoder's state exactly as the
+decoder would (blob types, sizes, the bytes held, event offsets), so frames
+may go either way in one file.
+
+It only *accepts*: a record whose checks need the value count (near the
+budget, or a blob that is not a str or bytes) or that is not an event or a
+str/bytes blob goes through ``Decoder.feed`` as it would sequentially, and
+on any failure the frame is rolled back and read again by the sequential
+reader, which finds the damage and reports it with the offset it always
+gives. Each event's index row (seq, channel, task, times, parent, flags)
+is compared with its record.
+"""
+
+from __future__ import annotations
+
+import array
+import concurrent.futures
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import crc32c
+import msgpack
+import zstandard
+
+from replay._cassette import index as ix
+from replay._cassette.codec import _BLOB_HEAD, _FRAMING, VALUE_COST
+from replay._cassette.decoder import Decoder, _may_hold_timestamp
+from replay._cassette.events import Event
+from replay._cassette.layout import _UNIT_MAX, FRAME_RAW, Limits
+from replay._cassette.sections import _Damage, _Frame
+
+FAST_FRAME_MAX = 4 * FRAME_RAW
+"""Frames that decode to more than this are left to the streaming reader (memory)."""
+_WORST = 2 + VALUE_COST
+_BLOB_VALUES = 7  # {"k": str, "id": int, "v": str/bytes}: the map, 3 keys, 3 values
+_INTS = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+_STRS = {0xD9: 1, 0xDA: 2, 0xDB: 4}
+_BINS = {0xC4: 1, 0xC5: 2, 0xC6: 4}
+
+
+class _Bail(Exception):
+    """The fast path will not vouch for this frame: read it sequentially."""
+
+
+def plain_event(m: dict[Any, Any]) -> bool:
+    """True when ``Event.from_map(m)`` certainly accepts ``m`` (the usual shape:
+    no error, no chunks, exact types); False means: ask ``Event.from_map``."""
+    if type(m.get("seq")) is not int or type(m.get("start_ns")) is not int \
+            or type(m.get("duration_ns")) is not int or type(m.get("channel")) is not str \
+            or type(m.get("task")) is not str or "request" not in m \
+            or "error" in m or "chunks" in m:
+        return False
+    site = m.get("site")
+    if site is not None and not (type(site) is list and len(site) == 3
+                                 and type(site[0]) is str and type(site[1]) is int
+                                 and type(site[2]) is str):
+        return False
+    if "site" in m and site is None:
+        return False
+    parent = m.get("parent")
+    if parent is not None and type(parent) is not int:
+        return False
+    meta = m.get("meta")
+    return "meta" not in m or type(meta) is dict
+
+
+def map_flags(m: dict[Any, Any]) -> int:
+    """The index's flag bits of a :func:`plain_event` map (no error, no chunks)."""
+    res = m.get("response")
+    if res is None:
+        return 0
+    f = ix.FLAG_RESPONSE
+    if m["channel"] == "http" and type(res) is dict:
+        status = res.get("status")
+        if type(status) is int and status >= 400:
+            f |= ix.FLAG_HTTP_ERROR
+    return f
+
+
+class IndexScan:
+    """What ``verify`` keeps of an intact index: the frame table, the channel and
+    task names and the counts, each ``ix`` record checked as ``Index.add_ix`` and
+    ``Index.check`` check it; :class:`Rows` reads the rows again beside the frames.
+    """
+
+    def __init__(self) -> None:
+        self.frames: dict[str, array.array[int]] = {}
+        self.channels: list[str] = []
+        self.tasks: list[str] = []
+        self.events = 0
+        self.blobs = 0
+        self._pos = self._bpos = -1  # the last offsets seen: each next one is greater
+
+    def add(self, m: dict[str, Any]) -> None:
+        """One index record; ValueError when it does not fit."""
+        part = ix.Index()
+        if m["k"] == "frames":
+            part.set_frames(m)
+            self.frames = part.frames
+            return
+        if m.get("first") != self.events or m.get("bfirst") != self.blobs:
+            raise ValueError(f"index record starts at event {m.get('first')!r}, blob "
+                             f"{m.get('bfirst')!r}; expected {self.events}, {self.blobs}")
+        part.channels, part.tasks = self.channels, self.tasks  # extended by add_ix
+        part.add_ix({**m, "first": 0, "bfirst": 0})
+        for col, last in ((part.cols["pos"], "_pos"), (part.bpos, "_bpos")):
+            if len(col):
+                if col[0] <= getattr(self, last) or not ix._increasing(col):
+                    raise ValueError("event offsets are out of order or past the data"
+                                     if last == "_pos" else
+                                     "blob offsets are out of order or past the data")
+                setattr(self, last, col[-1])
+        self.events += len(part)
+        self.blobs += len(part.bpos)
+
+    def check(self, data_start: int, data_end: int) -> None:
+        """``Index.check``: the frames tile the data section, the offsets lie inside it."""
+        part = ix.Index()
+        part.frames = self.frames
+        part.check(data_start, data_end)
+        raw = sum(self.frames["rawlen"])
+        if self._pos >= raw:
+            raise ValueError("event offsets are out of order or past the data")
+        if self._bpos >= raw:
+            raise ValueError("blob offsets are out of order or past the data")
+
+
+class Rows:
+    """Each event's index row compared with its record, one frame at a time.
+
+    The rows come batch by batch from a second pass over the index frame, so
+    the index is never held whole. ``mismatch`` keeps the first disagreement;
+    the reader reports it with the index's other checks, after the last frame.
+    """
+
+    def __init__(self, batches: Iterator[dict[str, Any]], scan: IndexScan) -> None:
+        self._batches = batches
+        self._scan = scan
+        self._want: list[tuple[Any, ...]] = []
+        self._at = 0
+        self.next = 0
+        """File-order number of the next event."""
+        self.mismatch = ""
+        self.got: list[tuple[Any, ...]] = []
+        """(seq, start, dur, parent, flags, channel, task) of each event since the last check."""
+
+    def add_event(self, ev: Event) -> None:
+        """An event decoded by the sequential reader."""
+        self.got.append((ev.seq, ev.start_ns, ev.duration_ns,
+                         ix.NO_PARENT if ev.parent is None else ev.parent, ix.flags_of(ev),
+                         ev.channel, ev.task))
+
+    def drop(self) -> None:
+        """Forget the rows gathered since the last :meth:`check` (a rolled-back frame)."""
+        self.got = []
+
+    def _take(self, n: int) -> list[tuple[Any, ...]]:
+        """The next ``n`` index rows (fewer at the end of the index):
+        (pos, seq, start, dur, parent, flags, channel, task)."""
+        while len(self._want) - self._at < n:
+            m = next(self._batches, None)
+            if m is None or m["k"] != "ix":
+                break
+            c = {k: ix.from_bin(code, m[k], m["n"], k) for k, code in ix.EVENT_COLUMNS.items()}
+            chans, tasks = self._scan.channels, self._scan.tasks
+            self._want = self._want[self._at:] + list(zip(
+                c["pos"], c["seq"], c["start"], c["dur"], c["parent"], c["flags"],
+                [chans[i] for i in c["chan"]], [tasks[i] for i in c["task"]], strict=True))
+            self._at = 0
+        out = self._want[self._at:self._at + n]
+        self._at += n
+        return out
+
+    def check(self, positions: array.array[int]) -> None:
+        """Compare the rows gathered since the last call, and the stream offsets of
+        their records, with the index."""
+        got, self.got = self.got, []
+        lo = self.next
+        self.next = lo + len(got)
+        if self.mismatch:
+            return
+        want = self._take(len(got))
+        if len(want) < len(got):
+            self.mismatch = f"event {lo + len(want)} has no index row"
+            return
+        if [w[1:] for w in want] != got or [w[0] for w in want] != positions.tolist():
+            names = ("pos", "seq", "start", "dur", "parent", "flags", "chan", "task")
+            for at, (w, g, p) in enumerate(zip(want, got, positions, strict=True)):
+                for name, a, b in zip(names, w, (p, *g), strict=True):
+                    if a != b:
+                        self.mismatch = f"event {lo + at}'s {name!r} column differs from " \
+                            "its record"
+                        return
+
+
+class FastFrames:
+    """Checks the data frames of one packed file through its (intact) index.
+
+    A thread reads, walks and decompresses the next frames while this one's
+    records are checked (zstd and CRC32C release the GIL): two frames ahead,
+    so at most three are in memory.
+    """
+
+    def __init__(self, path: str, scan: IndexScan, decoder: Decoder, limits: Limits,
+                 rows: Rows) -> None:
+        self.scan = scan
+        self.decoder = decoder
+        self.limits = limits
+        self.rows = rows
+        self.cap = min(FAST_FRAME_MAX, limits.max_window_size)
+        self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._dctx = zstandard.ZstdDecompressor(max_window_size=limits.max_window_size)
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="verify")
+        self._ahead: dict[int, concurrent.futures.Future[bytes | None]] = {}
+        self.taken = 0
+        """Frames checked here (the others were read sequentially)."""
+
+    def close(self) -> None:
+        """Stop reading ahead and close the file."""
+        for fut in self._ahead.values():
+            fut.cancel()
+        self._pool.shutdown(wait=True)
+        self._f.close()
+
+    def frame(self, k: int) -> bool:
+        """Check data frame ``k`` into the decoder's state: True, or False with the
+        state as it was (read the frame sequentially)."""
+        for j in range(k, min(k + 3, len(self.scan.frames["off"]))):
+            if j not in self._ahead:
+                self._ahead[j] = self._pool.submit(self._data, j)
+        data = self._ahead.pop(k).result()
+        if data is None:
+            return False
+        dec = self.decoder
+        mark = (len(dec.blobs), dec.held, dec.events, len(dec.event_pos), dec.done)
+        try:
+            self._records(data)
+        except _Bail:
+            nb, dec.held, dec.events, npos, dec.done = mark
+            for value in dec.blobs[nb:]:
+                dec._checked.discard(id(value))
+            del dec.blobs[nb:]
+            del dec._sizes[nb:]
+            del dec.event_pos[npos:]
+            dec.end = None
+            dec._buf = bytearray()
+            self.rows.drop()
+            return False
+        self.taken += 1
+        return True
+
+    def _data(self, k: int) -> bytes | None:
+        """Frame ``k``'s decompressed bytes, once its units, CRC and size check out;
+        None when they do not (runs in the read-ahead thread)."""
+        fr = self.scan.frames
+        off, ln, crc, rl = fr["off"][k], fr["len"][k], fr["crc"][k], fr["rawlen"][k]
+        if rl > self.cap:
+            return None
+        self._f.seek(off)
+        z = self._f.read(ln)
+        walk = _Frame(io.BytesIO(z), off, self.limits)
+        try:
+            while walk.read(_UNIT_MAX):
+                pass
+        except _Damage:
+            return None
+        if not walk.done or walk.pos != off + ln or walk.crc != crc or len(z) != ln:
+            return None
+        try:
+            if zstandard.frame_content_size(z) != rl:
+                return None
+            data = self._dctx.decompress(z, max_output_size=rl)
+        except zstandard.ZstdError:
+            return None
+        return data if len(data) == rl else None
+
+    def _records(self, data: bytes) -> None:
+        """Every record of one frame, as ``Decoder.feed`` would take them."""
+        dec = self.decoder
+        got = self.rows.got
+        unpack = _FRAMING.unpack_from
+        unpackb = msgpack.unpackb
+        crc32 = crc32c.crc32c
+        budget, max_values, max_len = dec.budget, dec._max_values, dec._max
+        blobs, sizes = dec.blobs, dec._sizes
+        slow_ext = dec._ext
+
+        def ext(code: int, data: bytes) -> Any:
+            if code == 1 and len(data) in (1, 2, 4, 8):
+                ident = int.from_bytes(data, "big")
+                if ident < len(blobs):
+                    dec._expanded += sizes[ident]
+                    return blobs[ident]
+            return slow_ext(code, data)  # anything else: the decoder's own checks
+
+        event_pos = dec.event_pos
+        no_parent, flag_response = ix.NO_PARENT, ix.FLAG_RESPONSE
+        base = dec.done
+        i, n = 0, len(data)
+        while i < n:
+            if n - i < 8:
+                raise _Bail  # the frame ends inside a record
+            length, crc = unpack(data, i)
+            stop = i + 8 + length
+            if length > max_len or stop > n:
+                raise _Bail
+            if length > max_values or dec.held + _WORST * length > budget \
+                    or dec.end is not None:
+                dec.done = base + i
+                self._feed(data[i:stop])  # the decoder counts its values
+                i = stop
+                continue
+            payload = data[i + 8:stop]
+            if crc32(payload) != crc:
+                raise _Bail
+            if payload.startswith(_BLOB_HEAD):
+                if not self._blob(payload, length):
+                    dec.done = base + i
+                    self._feed(data[i:stop])
+                i = stop
+                continue
+            dec._expanded = 0
+            try:
+                m = unpackb(payload, raw=False, strict_map_key=False, ext_hook=ext)
+                if payload.find(b"\xff") >= 0 and _may_hold_timestamp(data, i + 8, stop):
+                    dec._reject_foreign(m)
+            except Exception:
+                raise _Bail from None
+            if type(m) is not dict or m.get("k") != "ev" \
+                    or (VALUE_COST + 1) * length + dec._expanded > budget:
+                dec.done = base + i
+                self._feed(data[i:stop])  # the end record, or a count that matters
+                i = stop
+                continue
+            if plain_event(m):
+                res = m.get("response")
+                parent = m.get("parent")
+                got.append((m["seq"], m["start_ns"], m["duration_ns"],
+                            no_parent if parent is None else parent,
+                            0 if res is None else flag_response if type(res) is not dict
+                            else map_flags(m), m["channel"], m["task"]))
+            else:
+                try:
+                    self.rows.add_event(Event.from_map(m))
+                except (ValueError, TypeError):
+                    raise _Bail from None
+            dec.events += 1
+            event_pos.append(base + i)
+            i = stop
+        dec.done = base + n
+
+    def _blob(self, payload: bytes, length: int) -> bool:
+        """A ``{"k": "blob", "id": N, "v": str or bytes}`` record as the writer packs it:
+        checked and taken (True), or False for the decoder to take."""
+        dec = self.decoder
+        h = len(_BLOB_HEAD)
+        if length < h + 4:
+            return False
+        b = payload[h]
+        if b < 0x80:
+            ident, j = b, h + 1
+        else:
+            w = _INTS.get(b)
+            if w is None:
+                return False
+            ident, j = int.from_bytes(payload[h + 1:h + 1 + w], "big"), h + 1 + w
+        if ident != len(dec.blobs) or payload[j:j + 2] != b"\xa1v":
+            return False
+        j += 2
+        t = payload[j] if j < length else 0
+        if 0xA0 <= t <= 0xBF:
+            size, head, text = t & 0x1F, 1, True
+        else:
+            w = _STRS.get(t)
+            text = w is not None
+            if w is None:
+                w = _BINS.get(t)
+                if w is None:
+                    return False
+            size, head = int.from_bytes(payload[j + 1:j + 1 + w], "big"), 1 + w
+        if j + head + size != length:
+            return False
+        if text:
+            value = payload[j + head:]
+            if not value.isascii():
+                try:
+                    value.decode("utf-8")
+                except UnicodeDecodeError:
+                    return False
+        expanded = length + VALUE_COST * _BLOB_VALUES
+        if expanded > dec.budget or dec.held + VALUE_COST > dec.budget:
+            return False
+        dec.held += VALUE_COST
+        dec.blobs.append("" if text else b"")
+        dec._sizes.append(expanded)
+        return True
+
+    def _feed(self, record: bytes) -> None:
+        """One record through the decoder, exactly as the sequential reader takes it."""
+        got: list[Event] = []
+        try:
+            self.decoder.feed(record, got)
+        except ValueError:  # OverLimitError and DecodeError among them
+            raise _Bail from None
+        for ev in got:
+            self.rows.add_event(ev)

@@ -25,8 +25,8 @@ from _format_child import golden_header, make_event
 
 from replay._cassette import CassetteWriter, Limits, VerifyReport, iter_events, verify
 from replay._cassette.errors import CassetteCorruptError, CassetteError
-from replay._cassette.eventlog import read_index
 from replay._cassette.events import Event
+from replay._cassette.indexread import read_index
 from replay._cassette.reader import _Reader
 
 FRAMING = struct.Struct("<II")

@@ -45,9 +45,13 @@ FAST_FRAME_MAX = 4 * FRAME_RAW
 """Frames that decode to more than this are left to the streaming reader (memory)."""
 _WORST = 2 + VALUE_COST
 _BLOB_VALUES = 7  # {"k": str, "id": int, "v": str/bytes}: the map, 3 keys, 3 values
+_HEAD_LEN = len(_BLOB_HEAD)
 _INTS = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
-_STRS = {0xD9: 1, 0xDA: 2, 0xDB: 4}
-_BINS = {0xC4: 1, 0xC5: 2, 0xC6: 4}
+_VALUE_AT = tuple(_HEAD_LEN + 3 if b < 0x80 else _HEAD_LEN + 3 + _INTS[b] if b in _INTS else 0
+                  for b in range(256))
+"""Where a blob record's value starts, by the first byte of its id (0: not an int)."""
+_STR_OR_BIN = frozenset(bytes([b]) for b in [*range(0xA0, 0xC0), 0xD9, 0xDA, 0xDB,
+                                             0xC4, 0xC5, 0xC6])
 
 
 class _Bail(Exception):
@@ -362,48 +366,24 @@ class FastFrames:
         dec.done = base + n
 
     def _blob(self, payload: bytes, length: int) -> bool:
-        """A ``{"k": "blob", "id": N, "v": str or bytes}`` record as the writer packs it:
-        checked and taken (True), or False for the decoder to take."""
+        """A ``{"k": "blob", "id": N, "v": str or bytes}`` record as the writer packs it
+        (a map of exactly those 3 keys, so no other value hides in it): checked and
+        taken (True), or False for the decoder to take."""
+        j = _VALUE_AT[payload[_HEAD_LEN]] if length > _HEAD_LEN else 0
+        if not j or payload[j - 2:j] != b"\xa1v" or payload[j:j + 1] not in _STR_OR_BIN:
+            return False
+        try:  # a str or bin value: no extension to resolve; msgpack checks the UTF-8
+            m = msgpack.unpackb(payload, raw=False)
+        except Exception:
+            return False
         dec = self.decoder
-        h = len(_BLOB_HEAD)
-        if length < h + 4:
+        if m["id"] != len(dec.blobs):
             return False
-        b = payload[h]
-        if b < 0x80:
-            ident, j = b, h + 1
-        else:
-            w = _INTS.get(b)
-            if w is None:
-                return False
-            ident, j = int.from_bytes(payload[h + 1:h + 1 + w], "big"), h + 1 + w
-        if ident != len(dec.blobs) or payload[j:j + 2] != b"\xa1v":
-            return False
-        j += 2
-        t = payload[j] if j < length else 0
-        if 0xA0 <= t <= 0xBF:
-            size, head, text = t & 0x1F, 1, True
-        else:
-            w = _STRS.get(t)
-            text = w is not None
-            if w is None:
-                w = _BINS.get(t)
-                if w is None:
-                    return False
-            size, head = int.from_bytes(payload[j + 1:j + 1 + w], "big"), 1 + w
-        if j + head + size != length:
-            return False
-        if text:
-            value = payload[j + head:]
-            if not value.isascii():
-                try:
-                    value.decode("utf-8")
-                except UnicodeDecodeError:
-                    return False
         expanded = length + VALUE_COST * _BLOB_VALUES
         if expanded > dec.budget or dec.held + VALUE_COST > dec.budget:
             return False
         dec.held += VALUE_COST
-        dec.blobs.append("" if text else b"")
+        dec.blobs.append("" if type(m["v"]) is str else b"")
         dec._sizes.append(expanded)
         return True
 

@@ -24,16 +24,10 @@ from replay._cassette.errors import (
     CassetteLimitError,
     CassetteTruncatedError,
 )
-from replay._cassette.eventlog import (
-    EventLog,
-    IndexRecords,
-    NotPacked,
-    check_index,
-    open_packed,
-    read_index,
-)
+from replay._cassette.eventlog import EventLog, NotPacked, open_packed
 from replay._cassette.events import Event
 from replay._cassette.framecheck import FastFrames, IndexScan, Rows
+from replay._cassette.indexread import IndexRecords, check_index, read_index
 from replay._cassette.layout import (
     _BLOCK_MAX,
     _CHUNK,

@@ -9,7 +9,8 @@ child process so that its peak memory is its own (``ru_maxrss`` from
 * write: CPU seconds, file size, the writer's peak RSS;
 * ``replay show X | head -1``: wall time until the first line arrived;
 * ``replay show X``: wall time and peak RSS to stream every line;
-* ``replay verify X``: wall time and peak RSS;
+* ``replay verify X``: wall time, CPU time (its threads included) and peak RSS,
+  with the load average when it started (the machine may be shared);
 * ``replay.load(X)``: wall time and peak RSS, then the time to decode every
   event (a packed file's events are decoded on demand);
 * ``replay tui X``: time from starting the app (in process, headless, imports
@@ -138,10 +139,11 @@ def measure(n: int, workdir: str) -> dict[str, float]:
     with open(os.devnull, "w") as null:
         wall, _, rss, _ = child(cli, stdout=null)
     r.update(show_wall=wall, show_rss=rss)
-    wall, _, rss, out = child([py, "-c", CLI, "verify", path])
+    load = os.getloadavg()[0]
+    wall, cpu, rss, out = child([py, "-c", CLI, "verify", path])
     if "complete" not in out:
         raise RuntimeError(f"verify: {out}")
-    r.update(verify_wall=wall, verify_rss=rss)
+    r.update(verify_wall=wall, verify_cpu=cpu, verify_rss=rss, verify_load=load)
     wall, _, rss, out = child([py, "-c", LOAD, path])
     got, inner, every = out.split()
     if int(got) != n:
@@ -161,7 +163,9 @@ ROWS = (("write CPU", "write_cpu", "s"), ("file", "size_mb", "MB"),
         ("writer peak RSS", "write_rss", "MB"), ("show | head -1", "show_first", "s"),
         ("(python start + import replay._cli)", "import", "s"),
         ("show (all lines)", "show_wall", "s"), ("show peak RSS", "show_rss", "MB"),
-        ("verify", "verify_wall", "s"), ("verify peak RSS", "verify_rss", "MB"),
+        ("verify", "verify_wall", "s"), ("verify CPU", "verify_cpu", "s"),
+        ("(load average when verify started)", "verify_load", ""),
+        ("verify peak RSS", "verify_rss", "MB"),
         ("replay.load (process)", "load_wall", "s"), ("replay.load (call)", "load_inner", "s"),
         ("then every event decoded", "load_every", "s"),
         ("load peak RSS", "load_rss", "MB"), ("tui, first event rows", "tui_rows", "s"),
@@ -188,6 +192,7 @@ def main() -> None:
     print("|---|" + "---|" * len(args.sizes))
     for label, key, unit in ROWS:
         cells = [f"{results[n][key]:.2f} {unit}" if unit == "s" else
+                 f"{results[n][key]:.1f}" if not unit else
                  f"{results[n][key]:.0f} {unit}" for n in args.sizes]
         print(f"| {label} | " + " | ".join(cells) + " |")
     for n in args.sizes:
@@ -206,7 +211,8 @@ def main() -> None:
     goal("scale.show_rss", r["show_rss"], 100, "<=", what="replay show: peak RSS", unit="MB",
          detail=at)
     goal("scale.verify_time", r["verify_wall"], 5.0, "<=", what="replay verify: wall time",
-         unit="s", detail=at)
+         unit="s", detail=f"{at}; {r['verify_cpu']:.2f} s CPU, load average "
+         f"{r['verify_load']:.1f} when it started")
     goal("scale.verify_rss", r["verify_rss"], 100, "<=", what="replay verify: peak RSS",
          unit="MB", detail=at)
     goal("scale.load_time", r["load_inner"], 3.0, "<=", what="replay.load of the whole run",

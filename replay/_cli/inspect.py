@@ -9,8 +9,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from replay._analysis.export.calls import call_json, calls_of, total_json
-from replay._analysis.export.textconv import textconv
 from replay._analysis.summary import summarize
 from replay._cassette import read_cassette, verify
 from replay._cassette.errors import CassetteError
@@ -77,6 +75,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 1
     cassette = shown(cassette)  # redacted with the default rules, whatever it was written with
     if args.textconv:  # for git: what could be read, damage named in the text, exit 0
+        from replay._analysis.export.textconv import textconv
         out = sys.stdout
         for line in textconv(cassette):
             out.write(line + "\n")
@@ -89,6 +88,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return code
     events = _in_seq_order(cassette.events, args.channel)
     if args.json:
+        from replay._analysis.export.calls import call_json, calls_of, total_json
         h = cassette.header
         events = list(events)
         calls = calls_of(events)

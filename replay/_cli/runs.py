@@ -11,16 +11,18 @@ import argparse
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from replay._cassette.errors import StoreError
-from replay._cassette.redact import DEFAULT
-from replay._runs.store import Query, RunRow, open_store, resolve
-from replay._runs.store.base import parse_since, rows_json
+
+if TYPE_CHECKING:
+    from replay._runs.store import Query, RunRow
 
 RUN_ARGS = ("cassette", "left", "right", "other", "run")
 """The argument names that hold a cassette in some command."""
 
+# Every command imports this module (for the two functions after ``register``),
+# so the store (SQLite) and the redaction rules are imported where they are used.
 
 
 def register(sub: Any) -> None:
@@ -60,6 +62,8 @@ def add_store_option(parser: argparse.ArgumentParser, *, top: bool = False) -> N
 
 def query_of(args: argparse.Namespace) -> Query:
     """The :class:`Query` ``ls``'s options ask for."""
+    from replay._runs.store import Query
+    from replay._runs.store.base import parse_since
     return Query(failed=args.failed, since=parse_since(args.since) if args.since else None,
                  entry=args.entry, model=args.model, tool=args.tool, tags=tuple(args.tag),
                  limit=args.limit)
@@ -70,11 +74,13 @@ def resolve_args(args: argparse.Namespace) -> None:
     of the stored run's cassette (StoreError when the store has no such run)."""
     for name in RUN_ARGS:
         value = getattr(args, name, None)
-        if isinstance(value, str):
+        if isinstance(value, str) and not os.path.exists(value):  # a file is itself
+            from replay._runs.store import resolve
             setattr(args, name, resolve(value, getattr(args, "store", None)))
 
 
 def _line(row: RunRow) -> str:
+    from replay._cassette.redact import DEFAULT
     start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row.start))
     cost = f"${row.cost:.4f}" if row.cost is not None else "-"
     models = ",".join(row.models) or "-"
@@ -89,6 +95,9 @@ def _line(row: RunRow) -> str:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     """``replay ls``."""
+    from replay._cassette.redact import DEFAULT
+    from replay._runs.store import open_store
+    from replay._runs.store.base import rows_json
     try:
         query = query_of(args)
     except ValueError as exc:
@@ -108,6 +117,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     """``replay pull``."""
+    from replay._runs.store import open_store
     store = open_store(args.store, create=False)
     row = store.get(args.ref)
     dest = args.output or os.path.join(os.curdir, row.id + ".replay")

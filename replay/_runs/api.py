@@ -47,7 +47,9 @@ from replay._cassette.events import Event, Value
 from replay._cassette.redact import DEFAULT as DEFAULT_REDACTOR
 from replay._cassette.redact import Redactor
 from replay._cassette.redacted import header_for
+from replay._runs import breakpoint as _breakpoint  # noqa: F401 - registers the break_at hook
 from replay._runs import entry as _entry
+from replay._runs import extensions as _extensions
 from replay._runs.lifespan import serving
 from replay._runs.preflight import cassette_problem, output_problem, require
 from replay._runs.store import resolve
@@ -178,6 +180,7 @@ class Run:
         if self.session is not None:
             raise SessionError("this run has already started; make a new one")
         require_no_session()  # before a cassette is read or a new one opened
+        _extensions.load()  # the fingerprint in the header, session hooks of layers above
         mode = self.mode
         exists = os.path.exists(self.path)
         if mode is RecordMode.AUTO:

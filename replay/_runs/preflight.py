@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from replay._capture.session import RecordMode
 from replay._cassette import MAGIC, PathArg, read_header
+
+if TYPE_CHECKING:  # imported by run_problem: `replay show` checks paths without the session
+    from replay._capture.session import RecordMode
 from replay._cassette.errors import CassetteError, CassetteVersionError, SessionError
 
 Kind = Literal["missing", "directory", "unreadable", "not a cassette", "damaged header",
@@ -138,6 +140,8 @@ def run_problem(mode: RecordMode | str, cassette: PathArg, *, output: PathArg | 
     the cassette is missing, and so does ``new-events`` unless it is a fork.
     ``label``: the cassette's path as messages show it.
     """
+    from replay._capture.session import RecordMode
+
     mode = RecordMode.parse(mode)
     exists = os.path.exists(cassette)
     out, out_label = (output, None) if output is not None else (cassette, label)

@@ -160,8 +160,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--latency-ms", type=int, default=20)
     ap.add_argument("--fail-every", type=int, default=100)
+    ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
+                    help="which modes to run (off is always run: the baseline)")
     args = ap.parse_args()
-    modes = MODES if hasattr(replay, "RecordingMiddleware") else ("off",)
+    modes = tuple(m for m in MODES if m == "off" or m in args.modes)
+    if not hasattr(replay, "RecordingMiddleware"):
+        modes = ("off",)
     work = tempfile.mkdtemp(prefix="bench-service-")
     emu, llm = start_emulator(work, args.latency_ms)
     results: list[Round] = []

@@ -117,6 +117,7 @@ class CassetteWriter:
         self._cobj = zstandard.ZstdCompressor(level=level, write_checksum=True).compressobj()
         self._lock = threading.Lock()
         self._closed = False
+        self._ended = False
         self._broken = False
         self._frame_len = 0
         self._frame_crc = 0
@@ -209,7 +210,7 @@ class CassetteWriter:
         if not isinstance(event, Event):
             raise TypeError(f"CassetteWriter.write takes an Event, not {type(event).__name__}")
         with self._lock:
-            if self._closed or self._broken:
+            if self._closed or self._broken or self._ended:
                 raise ValueError(f"write to a closed CassetteWriter ({self.partial_path})")
             if self.version == 1:
                 self._emit(self._encoder.encode_event(event), zstandard.COMPRESSOBJ_FLUSH_BLOCK)
@@ -284,6 +285,23 @@ class CassetteWriter:
             os.replace(self.partial_path, self.path)
             _fsync_dir(self.path)
 
+    def end(self) -> None:
+        """Version 2: write the journal's last ``ix`` and ``end`` records (one ``write()``),
+        so the ``.partial`` is a complete run; :meth:`close` then only packs it
+        (and may run later, in another thread). No more events can be written.
+        """
+        with self._lock:
+            if self.version == 2 and not (self._ended or self._closed or self._broken):
+                self._end_journal()
+
+    def _end_journal(self) -> None:
+        out = bytearray()
+        if len(self._batch):
+            self._index_record(out)
+        out += self._encoder.end_record()
+        self._append(out)
+        self._ended = True
+
     def _close_journal(self) -> None:
         """End the journal (last ``ix`` and ``end`` records), then pack it over ``path``.
 
@@ -291,11 +309,8 @@ class CassetteWriter:
         """
         from replay._cassette.pack import pack_journal
         try:
-            out = bytearray()
-            if len(self._batch):
-                self._index_record(out)
-            out += self._encoder.end_record()
-            self._append(out)
+            if not self._ended:
+                self._end_journal()
         finally:
             self._file.close()
         pack_journal(self.partial_path, self.path, len(self._head), level=self._level)

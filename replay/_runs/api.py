@@ -69,6 +69,19 @@ HEADER_META: list[Callable[[], dict[str, Value]]] = []
 """Providers of header metadata (the context fingerprint) for new cassettes."""
 
 
+def header_context(redactor: Redactor | None) -> dict[str, Value]:
+    """The header metadata every new cassette of this process gets (the capture
+    version and the providers' context fingerprint), redacted by ``redactor``.
+
+    A service recording many runs takes it once and passes it to each
+    :class:`Run` (``context=``) instead of taking the fingerprint per run.
+    """
+    meta: dict[str, Value] = {"capture": CAPTURE_VERSION}
+    for provider in HEADER_META:
+        meta.update(provider())
+    return redactor.meta(meta) if redactor is not None else meta
+
+
 class Unused(enum.Enum):
     """What to do with recorded events the replayed run never asked for."""
 
@@ -140,7 +153,8 @@ class Run:
                  redact: bool | Redactor = True, unused: Unused | str = Unused.WARN,
                  metadata: dict[str, Value] | None = None,
                  allow_damaged: bool = False, output: str | os.PathLike[str] | None = None,
-                 at: int | None = None, live: bool = False) -> None:
+                 at: int | None = None, live: bool = False,
+                 context: dict[str, Value] | None = None) -> None:
         self.path = os.fspath(path)
         self.mode = RecordMode.parse(mode)
         if (at is not None or live) and self.mode is not RecordMode.NEW_EVENTS:
@@ -162,6 +176,12 @@ class Run:
         self.discard = False
         """Set before ``stop`` to drop the recording: its ``.partial`` is deleted
         instead of finished (retention: a dropped run costs one unlink)."""
+        self.finish_later = False
+        """Set before ``stop`` to leave the cassette's packing (and its fsync) to
+        :meth:`finish_output`, e.g. in a worker thread off a request's path. ``stop``
+        writes the journal's end record: until it is packed, the run is complete
+        at ``output + ".partial"``."""
+        self._context = context
         self._writer: CassetteWriter | None = None
         self._started = 0
         self._recorded_ns = 0
@@ -213,7 +233,13 @@ class Run:
 
     def _header(self, base: dict[str, Value]) -> Header:
         """The new cassette's header, argv and metadata redacted like the events."""
-        return header_for(Header.new(meta=self._meta(base)), self.redactor)
+        context = self._context
+        if context is None or base:
+            return header_for(Header.new(meta=self._meta(base)), self.redactor)
+        # The context (taken once, already redacted: ``header_context``) and this
+        # run's own metadata are redacted apart: redaction works key by key.
+        header = header_for(Header.new(meta=self.metadata), self.redactor)
+        return replace(header, meta={**context, **header.meta})
 
     def _meta(self, base: dict[str, Value]) -> dict[str, Value]:
         meta = dict(base)
@@ -292,6 +318,8 @@ class Run:
                 self._writer.abort()
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._writer.partial_path)
+            elif self.finish_later:
+                self._writer.end()  # complete on disk now; packed by finish_output
             else:
                 # The output is the run as it happened, so it replays strictly: recorded
                 # events this run did not ask for (a path an edit or the live world
@@ -326,6 +354,12 @@ class Run:
         if report_unused and self.unused is Unused.WARN:
             warnings.warn(divergences[-1].report(), UnconsumedWarning, stacklevel=3)
         return self.result
+
+    def finish_output(self) -> None:
+        """Pack the cassette of a stopped run left with ``finish_later`` and rename it
+        into place (fsynced); nothing to do otherwise. Safe from any thread."""
+        if self._writer is not None and self.session is not None and not self.session.active:
+            self._writer.close()
 
     def invoke(self) -> Any:
         """Run the cassette's recorded entry point (``@replay.recorded`` function or

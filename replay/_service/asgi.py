@@ -10,7 +10,8 @@ so the request can be sent again), records the handling under a
 route template (Starlette/FastAPI set ``scope["route"]``), method, HTTP
 status and request id (the ``x-request-id`` header, else the run id). A 5xx
 answer, an exception or ``replay.flag()`` make the run failed. Lifespan and
-websocket traffic pass through unrecorded.
+websocket traffic pass through unrecorded; the app's lifespan shutdown closes
+the recorder (the patches it held since its first run are put back).
 
 To be replayed, the app must be importable by name: give ``app="module:attr"``
 or let the middleware find the object among loaded modules once.
@@ -75,7 +76,7 @@ class RecordingMiddleware:
                  request_id_header: str = "x-request-id") -> None:
         self.app = app
         self.recorder = Recorder(store, keep=keep, sample=sample, tags=tags, redact=redact,
-                                 max_runs=max_runs, max_bytes=max_bytes)
+                                 max_runs=max_runs, max_bytes=max_bytes, service=True)
         """Begins and ends the runs."""
         self.app_ref = app_ref
         self._looked = app_ref is not None
@@ -88,7 +89,11 @@ class RecordingMiddleware:
         return self.app_ref
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http" or current() is not None:
+        kind = scope.get("type")
+        if kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if kind != "http" or current() is not None:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
@@ -136,6 +141,15 @@ class RecordingMiddleware:
                 entry=f"{method} {route}" if isinstance(route, str) else None, attrs=done)
             if commit is not None:
                 await asyncio.get_running_loop().run_in_executor(None, commit)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the lifespan through; once the server is shutting down, close the
+        recorder (its runs have ended: servers finish requests before shutdown)."""
+        async def send_closing(message: Message) -> None:
+            if str(message.get("type", "")).startswith("lifespan.shutdown."):
+                self.recorder.close()
+            await send(message)
+        await self.app(scope, receive, send_closing)
 
 
 add_boundary(RecordingMiddleware.__call__.__code__)  # the server above it is not the run's

@@ -13,7 +13,19 @@ Retention (:class:`Retention`) is decided when the call returns: ``all``
 keeps every run; ``failed`` keeps runs that raised, answered HTTP 5xx (the
 middleware) or called :func:`flag`; ``sampled`` keeps those plus a share
 (``sample``) of the rest. A dropped run's ``.partial`` is deleted unfinished:
-one unlink, no close, no index write.
+one unlink, no packing, no fsync, no index write. A kept run is packed,
+fsynced and indexed by the step :meth:`Recorder.end` returns, which the
+middleware and async entries run in a worker thread, after the answer.
+
+A long-lived service's recorder (``service=True``: the ASGI middleware's)
+keeps the per-run path lean: it installs the patches at its first run and
+keeps them until :meth:`Recorder.close` (code outside every run passes
+through them at near-native cost) instead of installing and removing them
+around each run that does not overlap another, and it takes the header's
+context fingerprint (environment, packages, git commit) once, not per run. A
+decorated function's recorder does both per call, as a script's run does; a
+worker that calls it in a loop can keep the patches with
+``fn.recorder.hold_patches()`` (and ``fn.recorder.close()``).
 """
 
 from __future__ import annotations
@@ -27,17 +39,20 @@ import random
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import FunctionType
 from typing import Any, TypeVar, cast
 
+from replay._capture import patch as _patch
 from replay._capture.callsite import add_boundary
 from replay._capture.session import RecordMode, current
 from replay._cassette.errors import ReplayError, SessionError
 from replay._cassette.events import Value
+from replay._cassette.redact import DEFAULT as DEFAULT_REDACTOR
 from replay._cassette.redact import Redactor
-from replay._runs.api import Run
+from replay._runs.api import Run, header_context
 from replay._runs.entry import function_entry, ref_of
 from replay._runs.store import Caps, RunRow, RunStatus, Store, new_run_id, open_store, store_url
 from replay._service.rows import crashed_row, row_of
@@ -137,18 +152,49 @@ class Recorder:
     def __init__(self, store: str | Store | None = None, *, keep: Keep | str = Keep.ALL,
                  sample: float | None = None, tags: Iterable[str] = (),
                  redact: bool | Redactor = True, max_runs: int | None = None,
-                 max_bytes: int | None = None) -> None:
+                 max_bytes: int | None = None, service: bool = False) -> None:
         self.retention = Retention.parse(keep, sample)
         """What is kept."""
         self.tags = tuple(tags)
         """Tags every run gets."""
         self.redact = redact
+        self.service = service
+        """A long-lived service's recorder: the patches are installed at the first run
+        and kept until :meth:`close`; the context fingerprint is taken once."""
         self._store_arg = store
         self._caps = Caps(max_runs, max_bytes)
         self._store: Store | None = None
         self._url: str | None = None
         self._lock = threading.Lock()
         self._rng = random.Random()
+        self._context: dict[str, Value] | None = None
+        self._release: weakref.finalize[[], Recorder] | None = None
+
+    def hold_patches(self) -> None:
+        """Install the patches for as long as this recorder lives (until :meth:`close`
+        or its collection), so a run does not install and remove them each time."""
+        if self._release is None or not self._release.alive:
+            with self._lock:
+                if self._release is None or not self._release.alive:
+                    _patch.install()
+                    self._release = weakref.finalize(self, _patch.uninstall)
+
+    def close(self) -> None:
+        """Give the patches back (the last holder puts the originals back). The
+        recorder stays usable: its next run installs them again."""
+        release = self._release
+        if release is not None:
+            release()
+
+    def _header_context(self) -> dict[str, Value]:
+        """The context fingerprint, taken at the first run (a service's environment,
+        packages and commit do not change while it runs)."""
+        context = self._context
+        if context is None:
+            redact = self.redact
+            context = self._context = header_context(
+                DEFAULT_REDACTOR if redact is True else (redact or None))
+        return context
 
     @property
     def store(self) -> Store:
@@ -177,13 +223,16 @@ class Recorder:
         if current() is not None:
             return None
         store = self.store
+        if self.service:
+            self.hold_patches()
         draw = self._rng.random()
         start = time.time()
         run_id = new_run_id(start)
         info: dict[str, Value] = {"id": run_id, "entry": entry, "start": start,
                                   "tags": list(self.tags), "attrs": dict(attrs or {})}
         run = Run(store.new_run(run_id), RecordMode.RECORD, redact=self.redact,
-                  metadata={"entry": entry_doc, "run": info})
+                  metadata={"entry": entry_doc, "run": info},
+                  context=self._header_context() if self.service else None)
         try:
             run.start()
         except SessionError:  # another session holds this context: run unrecorded
@@ -196,13 +245,15 @@ class Recorder:
             http_status: int | None = None, entry: str | None = None,
             attrs: Mapping[str, str] | None = None) -> Callable[[], RunRow | None] | None:
         """Stop the run. Dropped by retention: its file is deleted and None is returned.
-        Kept: returns the step that indexes it in the store (call it, or run it in
-        an executor from async code)."""
+        Kept: returns the step that packs its cassette (with its fsync), indexes it
+        and puts it in the store (call it, or run it in an executor from async
+        code: none of that work is then on the caller's path)."""
         state = active.state
         failed = exc is not None or (http_status or 0) >= 500 or bool(state.flags)
         keep = self.retention.keeps(failed, active.draw)
         run = active.run
         run.discard = not keep
+        run.finish_later = keep
         try:
             run.stop(exc)
         finally:
@@ -221,6 +272,7 @@ class Recorder:
 
         def commit() -> RunRow | None:
             try:
+                run.finish_output()
                 row = row_of(path, run_id=state.run_id, entry=entry or active.entry,
                              start=active.start, duration=duration, status=status,
                              error=error, tags=self.tags, attrs=all_attrs)

@@ -16,7 +16,7 @@ requests per round after a warm-up; the modes are interleaved over
 ``--rounds`` rounds, a fresh server each. Throughput is requests per second
 of wall time; latency is per request at the client. Medians over rounds.
 
-    python bench/bench_service.py [--requests 2000] [--clients 50] [--rounds 3]
+    python bench/bench_service.py [--requests 1000] [--clients 50] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -54,6 +54,18 @@ class Round:
     p99_ms: float
     errors: int
     kept: int
+    cpu_ms: float
+    """The service process's CPU time per request (user + system)."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -65,8 +77,9 @@ def free_port() -> int:
 def start_emulator(folder: str, latency_ms: int) -> tuple[subprocess.Popen[str], str]:
     script = os.path.join(folder, "script.json")
     with open(script, "w", encoding="utf-8") as f:
-        json.dump({"latency_ms": latency_ms, "turns": [
-            {"text": "It is fine.", "repeat": True,
+        # delay_ms: the whole answer waits (latency_ms paces only streamed chunks)
+        json.dump({"turns": [
+            {"text": "It is fine.", "repeat": True, "delay_ms": latency_ms,
              "usage": {"input_tokens": 20, "output_tokens": 4}}]}, f)
     proc = subprocess.Popen([sys.executable, "-m", "fixtures.emulator", "--script", script],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True,
@@ -154,10 +167,10 @@ def kept_runs(store: str) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--latency-ms", type=int, default=20)
     ap.add_argument("--fail-every", type=int, default=100)
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
@@ -177,12 +190,15 @@ def main() -> None:
                 try:
                     asyncio.run(load(url, args.warmup, args.clients, args.fail_every))
                     before = kept_runs(store)
+                    cpu0 = cpu_seconds(proc.pid)
                     wall, lat, errors = asyncio.run(
                         load(url, args.requests, args.clients, args.fail_every))
                     time.sleep(0.5)  # let the last stores land
+                    cpu = cpu_seconds(proc.pid) - cpu0
                     results.append(Round(mode, args.requests / wall, pct(lat, 0.5) * 1e3,
                                          pct(lat, 0.99) * 1e3, errors,
-                                         kept_runs(store) - before))
+                                         kept_runs(store) - before,
+                                         cpu / args.requests * 1e3))
                 finally:
                     proc.terminate()
                     proc.wait(30)
@@ -192,21 +208,27 @@ def main() -> None:
 
     print(f"{args.requests:,} requests per round, {args.clients} concurrent clients, "
           f"{args.rounds} rounds (medians), emulator answering in {args.latency_ms} ms, "
-          f"1 in {args.fail_every} requests answering 500; uvicorn, 1 worker\n")
+          f"1 in {args.fail_every} requests answering 500; uvicorn, 1 worker; "
+          f"load average {os.getloadavg()[0]:.1f} at the end\n")
     print(f"{'mode':18} {'req/s':>8} {'vs off':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'p99 +ms':>8} {'runs kept':>10} {'errors':>7}")
+          f"{'p99 +ms':>8} {'runs kept':>10} {'errors':>7} {'CPU ms/req':>11} {'vs off':>7}")
     med: dict[str, Round] = {}
     for mode in modes:
         rs = [x for x in results if x.mode == mode]
         med[mode] = Round(mode, statistics.median(x.rps for x in rs),
                           statistics.median(x.p50_ms for x in rs),
                           statistics.median(x.p99_ms for x in rs),
-                          sum(x.errors for x in rs), int(statistics.median(x.kept for x in rs)))
+                          sum(x.errors for x in rs), int(statistics.median(x.kept for x in rs)),
+                          statistics.median(x.cpu_ms for x in rs))
     base = med["off"]
     for mode in modes:
         m = med[mode]
         print(f"{LABEL[mode]:18} {m.rps:8.0f} {m.rps / base.rps:8.3f} {m.p50_ms:8.1f} "
-              f"{m.p99_ms:8.1f} {m.p99_ms - base.p99_ms:+8.1f} {m.kept:10,} {m.errors:7}")
+              f"{m.p99_ms:8.1f} {m.p99_ms - base.p99_ms:+8.1f} {m.kept:10,} {m.errors:7} "
+              f"{m.cpu_ms:11.2f} {m.cpu_ms / base.cpu_ms if base.cpu_ms else 0:7.2f}")
+    print("\nCPU ms/req: the service process's CPU time (user + system) per request, the "
+          "figure the machine's load changes least;\nat saturation a service's throughput "
+          "is the inverse of it.")
     if "all" in med and med["all"].kept < args.requests:
         print(f"\nkeep all stored {med['all'].kept:,} of {args.requests:,} requests: the "
               "others ran unrecorded (a request that starts while another is recorded gets "

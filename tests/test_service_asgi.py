@@ -144,8 +144,11 @@ def test_keep_failed_stores_only_failures_and_leaves_no_files(
     [row] = _rows(tmp_path / "runs", 1)
     assert row.attrs["path"] == "/ask/z" and row.status is RunStatus.FAILED
     spool = tmp_path / "runs" / ".spool"
-    leftovers = [p for p in spool.rglob("*") if p.is_file() and p.name != ".lock"]
-    assert leftovers == []  # dropped runs were deleted, not kept half-written
+    leftovers = [p for p in spool.rglob("*") if p.is_file() and p.name != ".lock"
+                 and p.stat().st_size]
+    assert leftovers == []  # dropped runs were emptied, not kept half-written
+    svc.stop()  # the lifespan's shutdown deletes the emptied journal slots too
+    assert [p for p in spool.rglob("*") if p.is_file() and p.name != ".lock"] == []
     cassettes = sorted(p.name for p in (tmp_path / "runs").glob("*.replay"))
     assert cassettes == [f"{row.id}.replay"]
 

@@ -131,20 +131,22 @@ def test_the_middleware_gives_the_patches_back_at_lifespan_shutdown(tmp_path: Pa
     assert row.entry == "GET /now" and row.attrs["http_status"] == "200"
 
 
-def test_a_dropped_run_leaves_no_file_and_is_never_packed(tmp_path: Path) -> None:
+def test_a_dropped_run_leaves_no_data_and_is_never_packed(tmp_path: Path) -> None:
     root = tmp_path / "lean-drop"
     rec = Recorder(str(root), keep="failed", service=True)
-    try:
-        _OPENED.clear()
-        for _ in range(3):
-            commit, _seen = _run(rec)
-            assert commit is None
-    finally:
-        rec.close()
-    # each run opened its journal and nothing else: no packing, no index, no cassette
+    _OPENED.clear()
+    for _ in range(3):
+        commit, _seen = _run(rec)
+        assert commit is None
+        # what is left is the emptied journal slot the next run reuses
+        [slot] = _files(root)
+        assert slot.endswith(".replay.partial") and (root / slot).stat().st_size == 0
+    # each run opened that journal and nothing else: no packing, no index, no cassette
     opened = [p for p in _OPENED if not p.endswith(os.sep + ".lock")]
-    assert len(opened) == 3 and all(p.endswith(".replay.partial") for p in opened), opened
-    assert _files(root) == []  # no cassette, no index row, nothing left in the spool
+    assert len(opened) == 3 and len(set(opened)) == 1, opened
+    assert opened[0].endswith(".replay.partial")
+    rec.close()
+    assert _files(root) == []  # closed: the free slot is deleted too
 
 
 def test_a_kept_run_is_packed_in_a_worker_thread_then_complete_and_replayable(
@@ -166,6 +168,7 @@ def test_a_kept_run_is_packed_in_a_worker_thread_then_complete_and_replayable(
     [row] = rows
     assert row.status is RunStatus.FAILED and row.error == "RuntimeError: boom"
     path = open_store(str(root)).fetch(row.id)
+    # packed from the journal slot, which was emptied, freed, and deleted by close()
     assert not [f for f in _files(root) if f.endswith((".partial", ".packing"))]
     cassette = replay.read_cassette(path)  # strict: complete, with its end record
     assert [e.channel for e in cassette.events] == ["clock", "uuid"]
@@ -178,11 +181,15 @@ def test_a_process_killed_mid_request_leaves_a_run_the_next_one_recovers(
         tmp_path: Path) -> None:
     root = tmp_path / "lean-crash"
     code = textwrap.dedent(f"""
-        import time, uuid
+        import contextvars, time, uuid
         from replay._service.recorder import Recorder
         rec = Recorder({str(root)!r}, keep="failed", service=True)
         active = rec.begin("POST /ask", {{}})
         time.time()
+
+        def other():  # a run beside it, dropped: its journal slot is left empty
+            rec.end(rec.begin("GET /other", {{}}))
+        contextvars.Context().run(other)
         print(uuid.uuid4(), flush=True)
         time.sleep(60)
     """)
@@ -193,7 +200,9 @@ def test_a_process_killed_mid_request_leaves_a_run_the_next_one_recovers(
     printed = proc.stdout.readline().strip()
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert [f for f in _files(root) if f.endswith(".replay.partial")]
+    slots = sorted((root / f).stat().st_size for f in _files(root)
+                   if f.endswith(".replay.partial"))
+    assert len(slots) == 2 and slots[0] == 0 and slots[1] > 0  # a free slot, the killed run
     rec = Recorder(str(root), keep="failed", service=True)
     store = rec.store  # opening it takes in the crashed writer's leftover
     [row] = store.query()

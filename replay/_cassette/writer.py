@@ -100,7 +100,7 @@ class CassetteWriter:
 
     def __init__(self, path: PathArg, header: Header, *,
                  transform: Callable[[Event], Event] | None = None, level: int = 3,
-                 version: int = FORMAT_VERSION) -> None:
+                 version: int = FORMAT_VERSION, journal: str | None = None) -> None:
         if not 1 <= level <= 19:  # 20+ ask for windows past default reader limits
             raise ValueError(f"zstd level must be 1..19, not {level}")
         if version not in (1, 2):
@@ -110,8 +110,12 @@ class CassetteWriter:
         self._level = level
         self.path = os.fspath(path)
         """Final path of the cassette."""
-        self.partial_path = self.path + ".partial"
-        """Where the cassette is written until ``close()``."""
+        self.partial_path = journal if journal is not None else self.path + ".partial"
+        """Where the cassette is written until ``close()``: ``path + ".partial"``, or
+        ``journal``, a slot the caller reuses for run after run (version 2: a
+        closed or dropped run leaves it empty rather than deleted, which spares
+        the file system a create and a delete per run)."""
+        self._slot = journal is not None and version == 2
         self._transform = transform
         self._encoder = Encoder()
         self._cobj = zstandard.ZstdCompressor(level=level, write_checksum=True).compressobj()
@@ -314,8 +318,26 @@ class CassetteWriter:
         finally:
             self._file.close()
         pack_journal(self.partial_path, self.path, len(self._head), level=self._level)
-        os.remove(self.partial_path)
+        if self._slot:
+            os.truncate(self.partial_path, 0)
+        else:
+            os.remove(self.partial_path)
         _fsync_dir(self.path)
+
+    def drop(self) -> None:
+        """Discard the run unfinished: nothing packed, nothing fsynced. Its journal is
+        deleted, or emptied when it is a slot (``journal=``) the caller reuses."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                try:
+                    if self._slot:
+                        os.ftruncate(self._fd, 0)
+                finally:
+                    self._file.close()
+        if not self._slot:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.partial_path)
 
     def abort(self) -> None:
         """Stop without finishing: the ``.partial`` stays, readable as truncated."""

@@ -17,7 +17,6 @@ happened to a new cassette.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import functools
 import inspect
@@ -146,7 +145,9 @@ class Run:
     ``output`` (new-events): where the new cassette goes, default ``path``.
     ``at`` (new-events): only events before it are replayed, the rest run live
     (a fork). ``live`` (with ``at``): a request that does not match before
-    ``at`` runs live too, instead of diverging.
+    ``at`` runs live too, instead of diverging. ``context`` (record): the
+    header's context metadata taken once (:func:`header_context`); ``journal``
+    (record): a journal file reused run after run (``CassetteWriter``'s).
     """
 
     def __init__(self, path: str | os.PathLike[str], mode: RecordMode | str, *,
@@ -154,7 +155,7 @@ class Run:
                  metadata: dict[str, Value] | None = None,
                  allow_damaged: bool = False, output: str | os.PathLike[str] | None = None,
                  at: int | None = None, live: bool = False,
-                 context: dict[str, Value] | None = None) -> None:
+                 context: dict[str, Value] | None = None, journal: str | None = None) -> None:
         self.path = os.fspath(path)
         self.mode = RecordMode.parse(mode)
         if (at is not None or live) and self.mode is not RecordMode.NEW_EVENTS:
@@ -182,6 +183,7 @@ class Run:
         writes the journal's end record: until it is packed, the run is complete
         at ``output + ".partial"``."""
         self._context = context
+        self._journal = journal
         self._writer: CassetteWriter | None = None
         self._started = 0
         self._recorded_ns = 0
@@ -212,7 +214,8 @@ class Run:
         if mode is RecordMode.REPLAY:
             session = self._replay_session()
         elif mode is RecordMode.RECORD:
-            self._writer = CassetteWriter(self.output, self._header({}), transform=self.redactor)
+            self._writer = CassetteWriter(self.output, self._header({}), transform=self.redactor,
+                                          journal=self._journal)
             session = Session(mode, sink=self._writer.write)
         else:
             session = self._mixed_session()
@@ -314,10 +317,8 @@ class Run:
         if matcher is not None:
             session.divergences.extend(matcher.settle())
         if self._writer is not None:
-            if self.discard:  # retention dropped the run: one unlink, no finishing
-                self._writer.abort()
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._writer.partial_path)
+            if self.discard:  # retention dropped the run: its journal deleted or emptied
+                self._writer.drop()
             elif self.finish_later:
                 self._writer.end()  # complete on disk now; packed by finish_output
             else:

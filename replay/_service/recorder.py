@@ -31,10 +31,12 @@ worker that calls it in a loop can keep the patches with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import enum
 import functools
 import inspect
+import os
 import random
 import threading
 import time
@@ -55,6 +57,7 @@ from replay._cassette.redact import Redactor
 from replay._runs.api import Run, header_context
 from replay._runs.entry import function_entry, ref_of
 from replay._runs.store import Caps, RunRow, RunStatus, Store, new_run_id, open_store, store_url
+from replay._runs.store.base import EXTENSION
 from replay._service.rows import crashed_row, row_of
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -143,6 +146,7 @@ class Active:
     entry: str
     attrs: dict[str, str]
     draw: float
+    journal: str | None = None
 
 
 class Recorder:
@@ -168,6 +172,8 @@ class Recorder:
         self._lock = threading.Lock()
         self._rng = random.Random()
         self._context: dict[str, Value] | None = None
+        self._slots: dict[str, list[str]] = {}
+        self._slot_count = 0
         self._release: weakref.finalize[[], Recorder] | None = None
 
     def hold_patches(self) -> None:
@@ -180,11 +186,36 @@ class Recorder:
                     self._release = weakref.finalize(self, _patch.uninstall)
 
     def close(self) -> None:
-        """Give the patches back (the last holder puts the originals back). The
-        recorder stays usable: its next run installs them again."""
+        """Give the patches back (the last holder puts the originals back) and delete
+        the free journal slots. The recorder stays usable: its next run installs
+        them again."""
         release = self._release
         if release is not None:
             release()
+        with self._lock:
+            free = [p for paths in self._slots.values() for p in paths]
+            self._slots.clear()
+        for path in free:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    def _take_slot(self, path: str) -> str:
+        """A free journal file in the folder of ``path`` (a service's spool): one
+        emptied by an earlier run, else a new one. Reusing it spares a create and
+        a delete per run; an empty journal is no run to the crash recovery."""
+        folder = os.path.dirname(path)
+        with self._lock:
+            free = self._slots.get(folder)
+            if free:
+                return free.pop()
+            self._slot_count += 1
+            n = self._slot_count
+        return os.path.join(folder, f"slot-{n}{EXTENSION}.partial")
+
+    def _give_slot(self, journal: str | None) -> None:
+        if journal is not None:
+            with self._lock:
+                self._slots.setdefault(os.path.dirname(journal), []).append(journal)
 
     def _header_context(self) -> dict[str, Value]:
         """The context fingerprint, taken at the first run (a service's environment,
@@ -230,16 +261,19 @@ class Recorder:
         run_id = new_run_id(start)
         info: dict[str, Value] = {"id": run_id, "entry": entry, "start": start,
                                   "tags": list(self.tags), "attrs": dict(attrs or {})}
-        run = Run(store.new_run(run_id), RecordMode.RECORD, redact=self.redact,
+        path = store.new_run(run_id)
+        journal = self._take_slot(path) if self.service else None
+        run = Run(path, RecordMode.RECORD, redact=self.redact,
                   metadata={"entry": entry_doc, "run": info},
-                  context=self._header_context() if self.service else None)
+                  context=self._header_context() if self.service else None, journal=journal)
         try:
             run.start()
         except SessionError:  # another session holds this context: run unrecorded
+            self._give_slot(journal)
             return None
         state = _State(run_id)
         token = _CURRENT.set(state)
-        return Active(run, state, token, start, entry, dict(attrs or {}), draw)
+        return Active(run, state, token, start, entry, dict(attrs or {}), draw, journal)
 
     def end(self, active: Active, exc: BaseException | None = None, *,
             http_status: int | None = None, entry: str | None = None,
@@ -259,6 +293,7 @@ class Recorder:
         finally:
             _CURRENT.reset(active.token)
         if not keep:
+            self._give_slot(active.journal)  # emptied by the writer's drop
             return None
         duration = max(0.0, time.time() - active.start)
         error = _error_text(exc, http_status, state.flags, run)
@@ -273,6 +308,9 @@ class Recorder:
         def commit() -> RunRow | None:
             try:
                 run.finish_output()
+                # packed: the slot is empty again (a failed packing keeps the complete
+                # journal in it, out of the pool, for the next start's recovery)
+                self._give_slot(active.journal)
                 row = row_of(path, run_id=state.run_id, entry=entry or active.entry,
                              start=active.start, duration=duration, status=status,
                              error=error, tags=self.tags, attrs=all_attrs)

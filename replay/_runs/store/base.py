@@ -213,7 +213,8 @@ class Spool:
     exclusive ``flock`` for the life of the process; runs are written there as
     ``ID.replay.partial`` by the cassette writer. A folder whose lock can be
     taken belongs to a process that has ended: its ``.partial`` files are a
-    crashed writer's leftovers (:meth:`leftovers`), and empty ones are removed.
+    crashed writer's leftovers (:meth:`leftovers`), and empty ones are removed
+    (as are empty ``.partial`` files: a service's free journal slots).
     """
 
     def __init__(self, root: str) -> None:
@@ -263,6 +264,9 @@ class Spool:
                     continue  # a live process records there
                 files = [os.path.join(folder, f) for f in sorted(os.listdir(folder))
                          if f.endswith(EXTENSION + ".partial")]
+                for empty in [f for f in files if os.path.getsize(f) == 0]:
+                    os.unlink(empty)  # a service's free journal slot: no run in it
+                    files.remove(empty)
                 found += files
                 if not files:
                     shutil.rmtree(folder, ignore_errors=True)

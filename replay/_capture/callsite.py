@@ -191,17 +191,31 @@ _sites: dict[tuple[int, int], tuple[CodeType, CallSite]] = {}
 (the file name takes no part), so they are keyed by id and kept alive here."""
 
 
+_at: dict[tuple[int, int], tuple[CodeType, CallSite]] = {}
+"""The same sites by code object identity and instruction offset (``f_lasti``): a
+frame's ``f_lineno`` decodes the code's line table up to the offset, which
+costs microseconds in a long function; the offset is read as it is."""
+
+
 def site_of(frame: FrameType) -> CallSite:
     """The call site of ``frame`` (one shared object per code object and line)."""
     code = frame.f_code
+    at = (id(code), frame.f_lasti)
+    hit = _at.get(at)
+    if hit is not None and hit[0] is code:
+        return hit[1]
     line = frame.f_lineno or code.co_firstlineno
     hit = _sites.get((id(code), line))
     if hit is not None and hit[0] is code:
-        return hit[1]
-    if len(_sites) > 100_000:  # code made at run time (exec, lambdas in a loop)
-        _sites.clear()
-    site = CallSite(code.co_filename, line, code.co_name)
-    _sites[(id(code), line)] = (code, site)
+        site = hit[1]
+    else:
+        if len(_sites) > 100_000:  # code made at run time (exec, lambdas in a loop)
+            _sites.clear()
+        site = CallSite(code.co_filename, line, code.co_name)
+        _sites[(id(code), line)] = (code, site)
+    if len(_at) > 100_000:
+        _at.clear()
+    _at[at] = (code, site)
     return site
 
 

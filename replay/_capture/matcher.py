@@ -235,7 +235,7 @@ class Matcher:
         """The head of ``task``'s queue when it is this value read at ``site``: what
         :meth:`match` serves in that case, found in a few comparisons. None when it
         is not (or a verdict is waiting): ask :meth:`match`, nothing has changed."""
-        if channel.startswith(self._prefixes):
+        if self._prefixes and channel.startswith(self._prefixes):
             return None
         with self._lock:
             q = self._queues.get(task)

@@ -405,7 +405,7 @@ class Session:
         by a shorter path when the user's code asked (the interceptor's caller is
         a user frame) outside any tool body, nested call or work item, and no hook
         is set. The call site, and when recording the record's constant bytes
-        (:class:`ValueShape`), are cached per task, code object and line; the event
+        (:class:`ValueShape`), are cached per task, code object and instruction; the event
         is written straight to the journal (:meth:`CassetteWriter.write_value`,
         the bytes ``write`` would make), or answered by the head of the task's
         queue (:meth:`Matcher.take_value`). Anything else goes the long way.
@@ -420,7 +420,7 @@ class Session:
             return self.call(read.channel, read.request, live, decode=read.decode, leaf=True)
         frame = _getframe(2)
         code = frame.f_code
-        key = (id(code), frame.f_lineno, read)
+        key = (id(code), frame.f_lasti, read)  # not f_lineno: see callsite._at
         hit = state.reads.get(key)
         if hit is None or hit[0] is not code:
             hit = self._read_site(state, read, key, _getframe(1))

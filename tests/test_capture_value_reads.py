@@ -1,17 +1,23 @@
-"""The short path of value reads (``Session.read``, issue 16): recorded byte for byte
-as an Event written the long way would be, replayed to the same values, and
-every case it does not cover still handled by the long path."""
+"""The short paths of issue 16: value reads (``Session.read``) are recorded byte for
+byte as an Event written the long way would be, replayed to the same values, and
+every case they do not cover still goes the long way; a tool's arguments are
+bound without ``inspect`` to what ``inspect`` gives."""
 
 from __future__ import annotations
 
+import inspect
 import random
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import replay
+from replay._capture.tools import _binder
+from replay._capture.values import canonical
 from replay._cassette import CassetteWriter, read_cassette
 from replay._cassette.index import BATCH
 
@@ -107,3 +113,29 @@ def test_reads_in_threads_and_tools_keep_their_tasks_and_parents(tmp_path: Path)
     assert len(nested) == 1 and nested[0].channel == "clock"
     with replay.play(path):
         assert run_all() == live
+
+
+def _slow_bind(func: Callable[..., object], *args: object, **kwargs: object) -> Any:
+    try:
+        bound = inspect.signature(func).bind(*args, **kwargs)
+    except TypeError:
+        return {"args": {"*": canonical(list(args)), "**": canonical(kwargs)}}
+    return {"args": canonical(dict(bound.arguments))}
+
+
+def test_tool_arguments_are_bound_as_inspect_binds_them() -> None:
+    def f(a: int, b: int = 2, c: str = "x") -> None: ...
+
+    def g(a: int, *rest: int, key: str = "k", **more: int) -> None: ...
+
+    calls: list[tuple[tuple[object, ...], dict[str, object]]] = [
+        ((1,), {}), ((1, 5), {}), ((1,), {"c": "y"}), ((), {"a": 1, "c": "y", "b": 3}),
+        ((1, 2, "z"), {}), ((1, 2, "z", 4), {}), ((), {}), ((1,), {"a": 2}),
+        ((1,), {"nope": 3}), ((1,), {"b": 3, "a": 1}),
+    ]
+    for func in (f, g):
+        bind = _binder(func)
+        for args, kwargs in calls:
+            assert bind(*args, **kwargs) == _slow_bind(func, *args, **kwargs), (func, args)
+            fast: Any = bind(*args, **kwargs)
+            assert list(fast["args"]) == list(_slow_bind(func, *args, **kwargs)["args"])

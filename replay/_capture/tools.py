@@ -74,8 +74,25 @@ def _binder(func: Callable[..., Any]) -> Callable[..., Value]:
         sig: inspect.Signature | None = inspect.signature(func)
     except (TypeError, ValueError):
         sig = None
+    plain = sig is not None and all(
+        p.kind is p.POSITIONAL_OR_KEYWORD for p in sig.parameters.values())
+    names = tuple(sig.parameters) if sig is not None else ()
+    known = frozenset(names)
+    required = frozenset(n for n, p in sig.parameters.items()
+                         if p.default is p.empty) if sig is not None else frozenset()
 
     def bind(*args: Any, **kwargs: Any) -> Value:
+        if plain and len(args) <= len(names):
+            # What sig.bind(...).arguments holds (the given arguments in parameter
+            # order, defaults left out) without inspect's general machinery.
+            given = dict(zip(names, args, strict=False))
+            if not kwargs or (kwargs.keys().isdisjoint(given)
+                              and kwargs.keys() <= known):
+                if kwargs:
+                    given.update(kwargs)
+                    given = {n: given[n] for n in names if n in given}
+                if required.issubset(given):
+                    return {"args": _values.canonical(given)}
         if sig is not None:
             try:
                 bound = sig.bind(*args, **kwargs)

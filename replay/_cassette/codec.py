@@ -94,6 +94,9 @@ _TIMESTAMP = re.compile(
 
 
 _FRAMING: Final = struct.Struct("<II")  # payload length, CRC32C(payload)
+_PAYLOAD_FIELDS: Final = ("request", "response", "error", "chunks", "meta")
+"""The event fields whose large values are stored as blobs (the others are numbers,
+names and the call site)."""
 
 
 class OverLimitError(ValueError):
@@ -219,8 +222,9 @@ class Encoder:
             else:
                 self._new.clear()
                 self._payloads = []
-                for key, value in fields.items():
-                    record[key] = self._walk(value)[0]
+                for key in _PAYLOAD_FIELDS:  # the rest are scalars, names and the site
+                    if key in fields:
+                        record[key] = self._walk(fields[key])[0]
                 data = self._packer.pack(record)
                 out = [*self._payloads, data]
         except UnrecordableValueError:

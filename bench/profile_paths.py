@@ -5,8 +5,8 @@ the closing notes of docs/performance.md come from it. Every figure is CPU
 time of this process, best of ``--repeat`` runs, per event or per call:
 
 * a recorded ``time.time()`` and a replayed one, beside the parts they are
-  made of (call-site walk, redaction, encoding, the framed zstd block flush
-  and write, the Event itself, the matcher);
+  made of (the writer's value record and its one ``write()``, against a copy
+  into a memory map; the session's short path);
 * writing one ~2 KB HTTP event (a loopback server's chat answer): redaction
   and its secret regex over the body, encoding, compress/flush/write, and the
   request canonicalisation the transport does before the call;
@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import itertools
+import mmap
 import os
 import pstats
 import sys
@@ -91,6 +93,31 @@ def flush_cost(records: list[bytes], tmp: str) -> Callable[[], None]:
     return run
 
 
+def _appends(tmp: str, n: int, size: int) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(n write()s of ``size`` bytes appended to a new file, n copies into a shared
+    memory map of one): the journal's way and the alternative."""
+    data = b"x" * size
+
+    def write() -> None:
+        fd = os.open(os.path.join(tmp, "a"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            for _ in range(n):
+                os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def mapped() -> None:
+        fd = os.open(os.path.join(tmp, "m"), os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+        try:
+            os.posix_fallocate(fd, 0, n * size)
+            with mmap.mmap(fd, n * size) as mm:
+                for i in range(0, n * size, size):
+                    mm[i:i + size] = data
+        finally:
+            os.close(fd)
+    return write, mapped
+
+
 def clock(tmp: str, n: int) -> None:
     path = os.path.join(tmp, "clock.replay")
     with replay.record(path):
@@ -98,27 +125,27 @@ def clock(tmp: str, n: int) -> None:
     with replay.play(path, unused="ignore"):
         play = cost(loop(time.time, n), n)
     plain = cost(loop(time.time, n), n)
-    events = list(replay.load(path).events[:n])
-    ev = events[0]
-    enc = Encoder()
-    records = [enc.encode_event(e) for e in events]
+    ev = replay.load(path).events[0]
+    assert ev.site is not None
+    writer = CassetteWriter(os.path.join(tmp, "v.replay"), Header.new(), transform=DEFAULT)
+    shape = writer.value_shape("clock", {"fn": "time.time"}, "main", ev.site)
+    assert shape is not None
+    seqs = itertools.count()
+    size = len(Encoder().encode_event(ev))
+    write, mapped = _appends(tmp, n, size)
     print(f"time.time(): plain {plain:.2f} us, recorded {rec:.2f} us, replayed {play:.2f} us")
-    print(" recorded, by part (measured alone):")
-    row("call-site walk (_callsite.find from a user frame)",
-        cost(loop(lambda: _callsite.find(sys._getframe()), n), n), rec)
-    row("Event(...) dataclass", cost(loop(lambda: Event(
-        seq=1, channel="clock", request={"fn": "time.time"}, response=1.5, start_ns=1,
-        duration_ns=1, task="main", site=ev.site), n), n), rec)
-    row("redaction of the event", cost(loop(lambda: DEFAULT(ev), n), n), rec)
-    row("encoding (msgpack, CRC32C frame)", cost(loop(lambda: enc.encode_event(ev), n), n), rec)
-    row("zstd compress + block flush + write() per record", cost(flush_cost(records, tmp), n),
-        rec)
-    row("CassetteWriter.write, redaction included", cost(write_cost(events, tmp, redact=True),
-                                                         n), rec)
-    print(" replayed, by part:")
-    walk = cost(loop(lambda: _callsite.find(sys._getframe()), n), n)
-    row("call-site walk", walk, play)
-    row("the rest: task id, matcher lookup, request check", play - walk, play)
+    print(" recorded (Session.read, then CassetteWriter.write_value), by part:")
+    value = cost(loop(lambda: writer.write_value(shape, seqs, 5_000_000_000, 300, 1.5), n), n)
+    writer.close()
+    alone = cost(write, n)
+    row("CassetteWriter.write_value (record bytes, CRC32C, index row, lock)", value, rec)
+    row(f"  of which one write() of the {size}-byte record (SIGKILL-safe)", alone, rec)
+    row("Session.read: context reads, cached site, perf_counter x2", rec - value, rec)
+    row("for comparison: copying the record into a shared memory map", cost(mapped, n), rec)
+    print(" replayed: Session.read, the cached site, and the head of the task's queue")
+    print("  (Matcher.take_value, under the matcher's lock); no event is built")
+    print(f"  call-site walk of the long path, for comparison: "
+          f"{cost(loop(lambda: _callsite.find(sys._getframe()), n), n):.2f} us")
 
 
 def http(tmp: str, n: int) -> None:

@@ -115,20 +115,22 @@ GOALS = (
     Goal("clock.record",
          "clock interception no slower than 2 us of CPU per recorded time.time(), event "
          "write included (issue 16)", "bench_clock.py",
-         "A recorded read made by the user's code takes the short path (Session.read): its "
-         "call site and the record's constant bytes are cached per task and line, the record "
-         "is assembled from them with three msgpack ints and the value, framed (CRC32C), its "
-         "index row appended, and written with one write() so that it survives SIGKILL when "
-         "the call returns. That write() alone is 0.9-1.5 us of CPU on this machine's ext4 "
-         "(the kernel's share counts), most of the budget; the Python around it (two "
-         "perf_counter reads, the writer's lock, three context-variable reads, the frame "
-         "lookup) is the rest. Appending into a shared memory map of the journal instead of "
-         "write() would keep the SIGKILL guarantee at a fraction of the cost; not done."),
+         "A read made by the user's code takes the short path (Session.read, ~0.6 us): the "
+         "call site and the record's constant bytes cached per task and instruction, two "
+         "perf_counter reads, three context-variable reads. CassetteWriter.write_value is "
+         "the rest (~2.6 us alone in profile_paths.py): the record assembled from its "
+         "cached pieces and four msgpack scalars, the CRC32C frame, eight index columns, "
+         "the writer's lock, about 15 attribute and global lookups of ~30 ns each on this "
+         "loaded machine, and one write() so the event survives SIGKILL when the call "
+         "returns: 0.9 us of CPU by itself (the kernel's share counts). Copying the record "
+         "into a shared memory map of the journal costs 0.25 us and keeps the SIGKILL "
+         "guarantee, but needs readers to take a zero-filled tail as a torn one; not done, "
+         "and with it the figure would still be ~2.6 us."),
     Goal("clock.record_vs_tm",
          "recorded time.time() at most 5x time-machine's ticking time.time (issue 16)",
          "bench_clock.py",
          "time-machine returns a shifted number from C; ours writes an event (see the "
-         "2 us goal: the write() system call is most of it)."),
+         "2 us goal: the write() system call alone is about 2x time-machine's call)."),
     Goal("random.record",
          "random.random() recorded in at most 2 us of CPU (issue 16)", "bench_clock.py",
          "The same short path and write() as a clock read."),
@@ -138,11 +140,13 @@ GOALS = (
     Goal("tool.record",
          "a @replay.tool event at most 5 us of CPU plus its payload's msgpack encoding "
          "(issue 16)", "bench_clock.py",
-         "A tool event takes the general path: the arguments bound to the signature "
-         "(inspect) and made canonical, the result checked, redaction of request and "
-         "result, the walk for repeated content (a blake2b per value of 256 bytes or more, "
-         "each a blob record), the Event and its index row, then the write(); the payload's "
-         "own msgpack encoding is a small part of that."),
+         "A tool event takes the general path (profile of 20,000 calls with a ~500-byte "
+         "result): the encoder's walk for repeated content is about a third (the result "
+         "string and the map around it, whose size counts the string's, each become a blob "
+         "record with a blake2b digest), redaction of request and result about a fifth, "
+         "then binding and canonicalising the arguments, checking the result, begin(), "
+         "the Event, its index row and the write(); the payload's own msgpack encoding is "
+         "0.5 us of the ~32 us."),
     Goal("sessions.outside",
          "a patched call outside any session at most 100 ns over the unpatched call "
          "(issue 17)", "bench_sessions.py",
@@ -152,10 +156,13 @@ GOALS = (
     Goal("clock.replay",
          "clock interception on replay at most 1 us of CPU per time.time() (issue 16)",
          "bench_clock.py",
-         "A replayed read made by the user's code looks its call site up in the task's "
-         "cache and takes the head of the task's queue when it is this read at this site "
-         "(Matcher.take_value, under the matcher's lock, which other tasks' divergence "
-         "reports need); anything else goes through the general matcher."),
+         "A replayed read made by the user's code finds its cached call site and takes the "
+         "head of its task's queue when it is this read at this site (Matcher.take_value: "
+         "the matcher's lock, which other tasks' divergence reports need, a deque pop and "
+         "five comparisons), no Event or Pending built; what remains is four Python calls "
+         "(the interceptor, Session.read, take_value, the float rebuild) and the checks "
+         "that keep every other case on the general path (tool bodies, nested calls, work "
+         "items, hooks), at ~30-70 ns each on this machine."),
     Goal("growth.linear",
          "size grows linearly with turns (400/200 <= 2.3)", "bench_growth.py",
          "Repeated messages are stored once and referenced."),

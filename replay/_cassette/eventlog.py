@@ -15,7 +15,7 @@ import functools
 import itertools
 import operator
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, overload
 
 import crc32c
@@ -60,8 +60,11 @@ class NotPacked(Exception):
     """The file is not a packed version 2 cassette (read it sequentially)."""
 
 
-def open_packed(path: str, limits: Limits, *, check_frames: bool) -> EventLog:
-    """The events of the packed cassette at ``path``; raise NotPacked or _Damage."""
+def open_packed(path: str, limits: Limits, *, check_frames: bool,
+                columns: Iterable[str] | None = None) -> EventLog:
+    """The events of the packed cassette at ``path``; raise NotPacked or _Damage.
+    ``columns``: the index columns to hold besides seq and pos (None: all; the
+    accessors of the others raise KeyError)."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         header, hsize = _read_header(f, limits)
@@ -71,7 +74,7 @@ def open_packed(path: str, limits: Limits, *, check_frames: bool) -> EventLog:
         magic, at, length, _ = _TRAILER2.unpack(f.read(_TRAILER2.size))
         if magic != TRAILER2_MAGIC or at + length + _TRAILER2.size != size or at < hsize + 4:
             raise NotPacked  # no trailer that fits: let the sequential reader say why
-        index = read_index(f, at, size, limits)
+        index = read_index(f, at, size, limits, columns)
         try:
             index.check(hsize + 4, at)
         except ValueError as exc:

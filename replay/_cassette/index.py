@@ -14,7 +14,7 @@ import array
 import itertools
 import operator
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
 import msgpack
@@ -43,6 +43,7 @@ FRAME_COLUMNS: Final = {"off": "Q", "len": "Q", "crc": "I", "raw": "Q", "rawlen"
 
 for _code in "qQIB":
     assert array.array(_code).itemsize in (1, 4, 8), "unusual C integer widths"
+_ITEMSIZE: Final = {c: array.array(c).itemsize for c in "qQIB"}
 
 
 def flags_of(event: Event) -> int:
@@ -179,14 +180,24 @@ def pack(m: dict[str, Any]) -> bytes:
     return msgpack.packb(m)
 
 
+REQUIRED_COLUMNS: Final = ("seq", "pos")
+"""The columns every :class:`Index` holds (an event is found and checked by them)."""
+
+
 class Index:
     """Every event's summary row and the frame table of a packed cassette, in memory.
 
-    About 49 bytes per event (the columns), whatever the payloads weigh.
+    About 49 bytes per event (the columns), whatever the payloads weigh, plus 8 per
+    blob. ``columns``: hold only these event columns besides ``seq`` and ``pos``
+    (``replay show`` decodes every event it prints and needs no other: 16 bytes an
+    event); every column of every record is still checked for its length.
     """
 
-    def __init__(self) -> None:
-        self.cols = {k: array.array(c) for k, c in EVENT_COLUMNS.items()}
+    def __init__(self, columns: Iterable[str] | None = None) -> None:
+        keep = set(EVENT_COLUMNS if columns is None else (*REQUIRED_COLUMNS, *columns))
+        if not keep <= EVENT_COLUMNS.keys():
+            raise ValueError(f"no index columns {sorted(keep - EVENT_COLUMNS.keys())}")
+        self.cols = {k: array.array(c) for k, c in EVENT_COLUMNS.items() if k in keep}
         self.bpos = array.array("Q")
         self.frames = {k: array.array(c) for k, c in FRAME_COLUMNS.items()}
         self.channels: list[str] = []
@@ -210,10 +221,14 @@ class Index:
             if type(names) is not list or not all(type(s) is str for s in names):
                 raise ValueError(f"index record {key!r} is not a list of str")
             table.extend(names)
-        cols = {k: from_bin(c, m.get(k), n, k) for k, c in EVENT_COLUMNS.items()}
-        if n and (max(cols["chan"]) >= len(self.channels)
-                  or max(cols["task"]) >= len(self.tasks)):
-            raise ValueError("index record names an unknown channel or task")
+        for k, c in EVENT_COLUMNS.items():  # held or not, each column has n items
+            data = m.get(k)
+            if type(data) is not bytes or len(data) != n * _ITEMSIZE[c]:
+                raise ValueError(f"index column {k!r} is not {n} items")
+        cols = {k: from_bin(EVENT_COLUMNS[k], m[k], n, k) for k in self.cols}
+        for k, names in (("chan", self.channels), ("task", self.tasks)):
+            if n and k in cols and max(cols[k]) >= len(names):
+                raise ValueError("index record names an unknown channel or task")
         for k, a in cols.items():
             self.cols[k].extend(a)
         self.bpos.extend(from_bin("Q", m.get("bpos"), nb, "bpos"))

@@ -10,7 +10,7 @@ batch. :func:`check_index` compares an index with what a sequential read found.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, Any, cast
 
 import crc32c
@@ -38,9 +38,11 @@ def _unpack_index(payload: bytes, limits: Limits) -> Any:
     return msgpack.unpackb(payload, raw=False, strict_map_key=False, ext_hook=no_ext)
 
 
-def read_index(f: IO[bytes], at: int, size: int, limits: Limits) -> ix.Index:
-    """Read the index frame at ``at`` and the trailer after it; raise _Damage."""
-    index = ix.Index()
+def read_index(f: IO[bytes], at: int, size: int, limits: Limits,
+               columns: Iterable[str] | None = None) -> ix.Index:
+    """Read the index frame at ``at`` and the trailer after it; raise _Damage.
+    ``columns``: the event columns to hold (see :class:`~replay._cassette.index.Index`)."""
+    index = ix.Index(columns)
     records = IndexRecords(f, at, size, limits)
     for m in records:
         try:

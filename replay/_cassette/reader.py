@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import gc
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, cast
 
 import crc32c
@@ -389,11 +389,13 @@ def read_header(path: PathArg, *, limits: Limits | None = None) -> Header:
             raise d.cls(d.message, offset=d.offset, path=os.fspath(path)) from None
 
 
-def _indexed(path: PathArg, limits: Limits, *, check_frames: bool) -> EventLog | None:
+def _indexed(path: PathArg, limits: Limits, *, check_frames: bool,
+             columns: Iterable[str] | None = None) -> EventLog | None:
     """The events of a packed version 2 file through its index, else None (read it
     sequentially, which finds and classifies any damage)."""
     try:
-        return open_packed(os.fspath(path), limits, check_frames=check_frames)
+        return open_packed(os.fspath(path), limits, check_frames=check_frames,
+                           columns=columns)
     except (NotPacked, _Damage, OSError):
         return None
 
@@ -405,17 +407,23 @@ def iter_events(path: PathArg, *, limits: Limits | None = None) -> Iterator[Even
     before it; events yielded are always exactly as written.
     """
     limits = limits or Limits()
-    log = _indexed(path, limits, check_frames=False)
+    log = _indexed(path, limits, check_frames=False, columns=())  # seq and pos: 16 B an event
     if log is not None:
         return iter(log)
     return _Reader(path, limits).events()
 
 
-def open_events(path: PathArg, *, limits: Limits | None = None) -> Cassette | None:
+def open_events(path: PathArg, *, limits: Limits | None = None,
+                columns: Iterable[str] | None = None) -> Cassette | None:
     """A packed version 2 cassette with its events decoded on demand (``EventLog``),
-    or None for any other file (version 1, a journal, a damaged file)."""
+    or None for any other file (version 1, a journal, a damaged file).
+
+    ``columns``: the index columns its ``EventLog`` answers besides ``seq`` (None:
+    all of them); ``()`` holds 16 bytes an event for a reader that decodes the
+    events it uses (``replay show``), where all columns take 49.
+    """
     limits = limits or Limits()
-    log = _indexed(path, limits, check_frames=False)
+    log = _indexed(path, limits, check_frames=False, columns=columns)
     if log is None:
         return None
     return Cassette(log.path, log.header, log)

@@ -66,7 +66,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     try:
         # a packed file opens through its index (each frame's checksum is checked as it is
         # decoded, so nothing reads the whole file before the first line)
-        cassette = open_events(args.cassette) or read_cassette(args.cassette, strict=False)
+        # holding only the index columns it uses: seq and pos, and chan for --channel
+        cassette = (open_events(args.cassette, columns=("chan",) if args.channel else ())
+                    or read_cassette(args.cassette, strict=False))
     except CassetteError as exc:
         sys.stderr.write(f"replay: {exc}\n")
         return 1

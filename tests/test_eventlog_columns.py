@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pathlib
 
+import pytest
 from _format_child import golden_header
 
 from replay._cassette import CassetteWriter, EventLog, read_cassette
+from replay._cassette.errors import CassetteCorruptError, CassetteError
 from replay._cassette.events import Event, RecordedError
 
 
@@ -60,3 +62,31 @@ def test_seq_order_is_a_range_for_a_file_in_order_else_the_sorting_permutation(
     order = packed(tmp_path / "c.replay", shuffled).seq_order()
     assert [shuffled[j].seq for j in order] == list(range(50))
     assert packed(tmp_path / "d.replay", []).seq_order() == range(0)
+
+
+def test_frames_unchecked_at_open_are_checked_when_read_or_asked(
+        tmp_path: pathlib.Path) -> None:
+    evs = [Event(seq=i, channel="tool:x", request=i, response="v" * 900 + str(i))
+           for i in range(3000)]
+    path = tmp_path / "a.replay"
+    log = packed(path, evs)
+    frames = log._p.index.frames
+    assert len(frames["off"]) >= 3
+    log.check_frames()  # intact: nothing to say
+    bad = int(frames["off"][1]) + int(frames["len"][1]) // 2  # inside the second frame
+    data = bytearray(path.read_bytes())
+    data[bad] ^= 0x40
+    path.write_bytes(bytes(data))
+
+    lazy = read_cassette(path, check_frames=False)
+    assert isinstance(lazy.events, EventLog) and lazy.damage is None
+    assert len(lazy.events) == 3000 and lazy.events[0] == evs[0]  # the first frame is fine
+    with pytest.raises(CassetteCorruptError) as exc:
+        lazy.events.check_frames()
+    assert exc.value.offset == frames["off"][1]
+    with pytest.raises(CassetteError):
+        list(lazy.events)  # reaching the bad frame
+
+    whole = read_cassette(path, strict=False)  # checked at open: read sequentially
+    assert whole.damage is not None and not isinstance(whole.events, EventLog)
+    assert 0 < len(whole.events) < 3000 and whole.events[0] == evs[0]

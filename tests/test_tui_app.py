@@ -20,7 +20,7 @@ from tui.conversation import ConversationPane
 from tui.diff_screen import DiffScreen
 from tui.main_screen import MainScreen
 from tui.modals import ChannelFilter, HelpScreen
-from tui.model import DIVERGENCE, DRIFT, ERROR
+from tui.model import DIVERGENCE, DRIFT, ERROR, auto_flags
 from tui.rendered import RenderedView
 from tui.stats import StatsScreen
 from tui.stream import StreamPane
@@ -434,6 +434,54 @@ async def test_a_hundred_thousand_events_stay_virtual() -> None:
         assert seq(app) == 1
         # only lines that were on screen were ever built
         assert len(tl._cache) < 4 * SIZE[1]
+
+
+async def test_a_packed_run_opens_from_its_index_and_scrolls_to_its_end(
+        tmp_path: pathlib.Path) -> None:
+    """The timeline reads a packed cassette's index, and decodes only the rows it draws
+    (a million events open this way): the last screen shows the last events, in order."""
+    evs = samples.big_run(20_000)
+    app = ReplayApp(samples.write(tmp_path / "big.replay", evs))
+    async with running(app) as pilot:
+        tl = main(app).timeline
+        assert app.cassette is not None and isinstance(app.cassette.events, replay.EventLog)
+        assert tl.row_count == 20_000 and app.cassette.damage is None
+        await press(pilot, "G")
+        assert seq(app) == 19_999
+        height = tl.scrollable_content_region.height
+        lines = [tl.render_line(y).text for y in range(height)]
+        assert [int(line.split()[0]) for line in lines] == list(range(20_000 - height, 20_000))
+        assert evs[19_999].channel[:8] in lines[-1]
+        await press(pilot, "pageup", "E")  # errors come from the index's flag column
+        assert tl.index is not None and ERROR in main(app).model.flags_of(tl.index)
+        assert auto_flags(main(app).model.events[tl.index]) == {ERROR}  # as decoded
+
+
+@pytest.mark.parametrize("frame", ["first", "last"])
+async def test_a_damaged_packed_file_is_shown_then_said_damaged(
+        tmp_path: pathlib.Path, frame: str) -> None:
+    """A packed file is shown from its index before its frames' checksums are checked
+    (in the background); a damaged frame then reloads it as damaged, with its banner.
+    Rows in the damaged frame drawn before that say they cannot be read: no crash."""
+    evs = samples.big_run(8_000)
+    path = samples.write(tmp_path / "big.replay", evs)
+    log = replay.read_cassette(path).events
+    assert isinstance(log, replay.EventLog)
+    frames = log._p.index.frames
+    k = 0 if frame == "first" else len(frames["off"]) - 1
+    assert len(frames["off"]) >= 2
+    data = bytearray(pathlib.Path(path).read_bytes())
+    data[int(frames["off"][k]) + int(frames["len"][k]) // 2] ^= 0x40
+    pathlib.Path(path).write_bytes(bytes(data))
+    app = ReplayApp(path)
+    async with running(app) as pilot:
+        screen = main(app)
+        assert app.cassette is not None and app.cassette.damage is not None
+        banner = screen.query_one("#banner", Static)
+        assert not banner.has_class("hidden") and "big.replay" in text_of(banner)
+        assert screen.timeline.row_count == len(app.cassette.events) < 8_000
+        await press(pilot, "G", "g")
+        assert app.is_running
 
 
 async def test_loading_shows_progress_until_the_worker_is_done(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -121,9 +122,9 @@ class ReplayApp(App[None]):
 
     # --- loading ---------------------------------------------------------------------
 
-    def _read(self, source: Source) -> replay.Cassette:
+    def _read(self, source: Source, *, check_frames: bool = True) -> replay.Cassette:
         cassette = (source if isinstance(source, replay.Cassette)
-                    else replay.read_cassette(source, strict=False))
+                    else replay.read_cassette(source, strict=False, check_frames=check_frames))
         return _shown(cassette)
 
     def _say(self, label: str, done: float | None = None, total: float | None = None) -> None:
@@ -131,14 +132,38 @@ class ReplayApp(App[None]):
 
     @work(thread=True, exclusive=True, group="load")
     def load(self) -> None:
-        """Read, index and (with ``other``) align, reporting progress; then show."""
+        """Read, index and (with ``other``) align, reporting progress; then show.
+
+        Alone, a packed cassette is shown from its index before its frames' checksums
+        are checked (a pass over the whole file: 323 MB at a million events); they are
+        checked right after, and a damaged file is then read again as ``read_cassette``
+        reads it, and shown as damaged."""
+        lazy = self.other_source is None and not isinstance(self.source, replay.Cassette)
+        cassette = self._load(check_frames=not lazy)
+        if cassette is None:
+            return
+        if lazy and isinstance(cassette.events, replay.EventLog):
+            painted = threading.Event()  # check once the rows are on screen, not meanwhile
+            self.call_from_thread(self.main.call_after_refresh, painted.set)
+            painted.wait(10)
+            try:
+                cassette.events.check_frames()
+            except replay.CassetteError:
+                cassette = self._load(check_frames=True)
+                if cassette is None:
+                    return
+        if len(cassette.events) <= STEPS_AUTO:
+            self._group_steps(cassette)
+        self.settled = True
+
+    def _load(self, *, check_frames: bool) -> replay.Cassette | None:
         try:
-            cassette = self._read(self.source)
+            cassette = self._read(self.source, check_frames=check_frames)
         except (replay.CassetteError, OSError) as exc:
             self.load_error = str(exc)
             self.call_from_thread(self.main.show_failure, str(exc))
             self.settled = True
-            return
+            return None
         n = len(cassette.events)
         self._say(f"indexing {n:,} events…", 0, 2)
         model = RunModel(cassette.events, self.extra_flags)
@@ -154,9 +179,7 @@ class ReplayApp(App[None]):
         self.title_text = self._title(cassette, model)
         damage = [d for d in (self._damage_of_left(cassette), self.other_damage) if d]
         self.call_from_thread(self.main.show_run, model, self.title_text, damage, self.start_at)
-        if n <= STEPS_AUTO:
-            self._group_steps(cassette)
-        self.settled = True
+        return cassette
 
     def group_steps(self) -> None:
         """Group the run into agent steps now (a long run is grouped only when asked)."""

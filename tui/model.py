@@ -105,7 +105,12 @@ class _Identity(Mapping[int, int]):
 
 
 class _Ordered(Sequence[replay.Event]):
-    """A packed run's events in ``seq`` order (``order``: file indexes), decoded on demand."""
+    """A packed run's events in ``seq`` order (``order``: file indexes), decoded on demand.
+
+    An event that cannot be decoded (its frame is damaged: the file's checksums are
+    checked in the background after the first paint) is shown as what the index says
+    of it, with the reason as its error, instead of failing the screen that reads it.
+    """
 
     def __init__(self, log: replay.EventLog, order: Sequence[int]) -> None:
         self._log = log
@@ -121,8 +126,20 @@ class _Ordered(Sequence[replay.Event]):
 
     def __getitem__(self, i: int | slice) -> replay.Event | Sequence[replay.Event]:
         if isinstance(i, slice):
-            return [self._log[j] for j in self._order[i]]
-        return self._log[self._order[i]]
+            return [self._get(j) for j in self._order[i]]
+        return self._get(self._order[i])
+
+    def _get(self, j: int) -> replay.Event:
+        log = self._log
+        try:
+            return log[j]
+        except replay.CassetteError as exc:
+            return replay.Event(
+                seq=log.seq(j), channel=log.channel(j), request=None,
+                error=replay.RecordedError(f"replay.{type(exc).__name__}",
+                                           f"cannot read this event: {exc}"),
+                start_ns=log.start_ns(j), duration_ns=log.duration_ns(j), task=log.task(j),
+                parent=log.parent(j))
 
 
 class RunModel:
@@ -184,15 +201,14 @@ class RunModel:
         order = log.seq_order()
         seqs = log.seqs()
         self._log = log
+        self.events = _Ordered(log, order)
         if isinstance(order, range):
-            self.events = log
             n = len(seqs)
             if n == 0 or (seqs[0] == 0 and seqs[n - 1] == n - 1):  # sorted, so 0..n-1
                 self.index_of = _Identity(n)
             else:
                 self.index_of = {s: i for i, s in enumerate(seqs)}
         else:
-            self.events = _Ordered(log, order)
             self.index_of = {seqs[j]: i for i, j in enumerate(order)}
         self.channel_names = list(log.channel_ids()[1])
         self.last_start_ns = max(log.start_column(), default=0)

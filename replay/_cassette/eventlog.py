@@ -81,19 +81,25 @@ def open_packed(path: str, limits: Limits, *, check_frames: bool,
             raise _Damage(CassetteCorruptError, f"bad index: {exc}", at) from None
         frames = index.frames
         limit = limits.max_record_size + 2 * FRAME_RAW
-        for off, ln, crc, rl in zip(frames["off"], frames["len"], frames["crc"],
-                                    frames["rawlen"], strict=True):
+        for off, rl in zip(frames["off"], frames["rawlen"], strict=True):
             if rl > limit:
                 raise _Damage(CassetteLimitError, f"frame of {rl} bytes decoded, over the "
                               f"{limit} limit", off)
             if rl > limits.max_window_size:  # a one-shot frame's window is its content
                 raise _Damage(CassetteLimitError, f"zstd window of {rl} bytes, over the "
                               f"{limits.max_window_size} limit", off)
-            if check_frames:
-                f.seek(off)
-                if crc32c.crc32c(f.read(ln)) != crc:
-                    raise _Damage(CassetteCorruptError, "frame checksum mismatch (index)", off)
+        if check_frames:
+            _check_frames(f, index)
     return EventLog(_Packed(path, header, index, limits, size))
+
+
+def _check_frames(f: IO[bytes], index: ix.Index) -> None:
+    """Every data frame's CRC32C against the index; raise _Damage at the first bad one."""
+    frames = index.frames
+    for off, ln, crc in zip(frames["off"], frames["len"], frames["crc"], strict=True):
+        f.seek(off)
+        if crc32c.crc32c(f.read(ln)) != crc:
+            raise _Damage(CassetteCorruptError, "frame checksum mismatch (index)", off)
 
 
 # -- decoding on demand ----------------------------------------------------------
@@ -314,6 +320,17 @@ class EventLog(Sequence[Event]):
         except _Damage as d:
             raise d.cls(d.message, offset=d.offset, events_read=i, path=p.path) from None
         return ev if self._transform is None else self._transform(ev)
+
+    def check_frames(self) -> None:
+        """Check every frame's CRC32C against the index, as ``read_cassette`` does when
+        it opens the file (one pass over it); raise CassetteCorruptError at the first
+        frame that fails. For a log opened with ``check_frames=False``."""
+        p = self._p
+        try:
+            with open(p.path, "rb") as f:
+                _check_frames(f, p.index)
+        except _Damage as d:
+            raise d.cls(d.message, offset=d.offset, path=p.path) from None
 
     def map(self, transform: Callable[[Event], Event]) -> EventLog:
         """A view of the same events with ``transform`` applied to each as it is decoded."""

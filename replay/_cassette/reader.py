@@ -430,15 +430,21 @@ def open_events(path: PathArg, *, limits: Limits | None = None,
 
 
 def read_cassette(path: PathArg, *, strict: bool = True,
-                  limits: Limits | None = None) -> Cassette:
+                  limits: Limits | None = None, check_frames: bool = True) -> Cassette:
     """Read a whole cassette.
 
     ``strict=True`` raises on any damage; ``strict=False`` returns the events
     before it with ``damage`` set (a header that cannot be read still raises:
     there is nothing to return).
+
+    A packed cassette's events are decoded on demand (``EventLog``); its frames'
+    checksums are checked at open, a pass over the whole file. ``check_frames=False``
+    leaves that pass out (each frame is still checked when an event in it is
+    decoded, and ``EventLog.check_frames()`` does the pass later): a damaged frame
+    then surfaces as a CassetteError when one of its events is read.
     """
     limits = limits or Limits()
-    log = _indexed(path, limits, check_frames=True)
+    log = _indexed(path, limits, check_frames=check_frames)
     if log is not None:
         return Cassette(log.path, log.header, log)
     reader = _Reader(path, limits, keep_events=True)

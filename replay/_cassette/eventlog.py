@@ -16,7 +16,7 @@ import itertools
 import operator
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, overload
+from typing import IO, Any, overload
 
 import crc32c
 import msgpack

@@ -117,3 +117,17 @@ def test_names_can_be_turned_off() -> None:
     red = Redactor(names=None)
     assert red.text('{"password": "hunter2-hunter2"}') == '{"password": "hunter2-hunter2"}'
     assert red.value({"Authorization": "x"}) == {"Authorization": REDACTED}  # the header set
+
+
+@pytest.mark.parametrize("label", sorted(SAMPLES))
+def test_anchor_scan_keeps_offsets_after_wide_characters(label: str) -> None:
+    # the anchor automaton reports str offsets in characters, bytes offsets in bytes
+    secret = SAMPLES[label]
+    prefix = "日本語 ü € 🙂 tokens max_tokens "
+    text = DEFAULT.text(f"{prefix}{secret} end")
+    assert text.startswith(prefix) and text.endswith(" end")
+    assert needle(label, secret) not in text and REDACTED in text
+    raw = f"{prefix}{secret} end".encode()
+    masked = DEFAULT.data(raw)
+    assert len(masked) == len(raw) and masked.startswith(prefix.encode())
+    assert needle(label, secret).encode() not in masked

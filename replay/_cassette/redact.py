@@ -207,6 +207,9 @@ class Redactor:
         """
         if key is not None and self._key(key)[0]:
             return self._under(v)
+        t = type(v)
+        if t is int or t is float or t is bool or v is None:  # most leaves: nothing to do
+            return v
         if isinstance(v, str):
             return self.text(v)
         if isinstance(v, dict):
@@ -216,8 +219,13 @@ class Redactor:
                 pair = [self.value(v[0]), _mask(v[1])]
                 return tuple(pair) if isinstance(v, tuple) else pair
             items: list[Any] | None = None
+            texts: dict[str, str] = self._texts  # type: ignore[attr-defined]
             for i, x in enumerate(v):
-                y = self.value(x)
+                if type(x) is str:  # inline cache hit of text(): list items are mostly text
+                    hit = texts.get(x)
+                    y = x if hit is _SAME else hit if hit is not None else self.text(x)
+                else:
+                    y = self.value(x)
                 if y is not x and y != x:
                     if items is None:
                         items = list(v)
@@ -242,10 +250,22 @@ class Redactor:
     def _map(self, v: dict[Any, Any]) -> dict[Any, Any]:
         changed: dict[Any, Any] | None = None
         renamed = False
+        keys: dict[str, tuple[bool, bool]] = self._keys  # type: ignore[attr-defined]
+        texts: dict[str, str] = self._texts  # type: ignore[attr-defined]
         for k, x in v.items():
-            if isinstance(k, str):
-                sensitive, secret = self._key(k)
+            if type(k) is str:  # the same keys in every event: their verdict is cached
+                sensitive, secret = keys.get(k) or self._key(k)
                 renamed = renamed or secret  # a secret used as a key: {KEY: 1}
+                if sensitive:
+                    y = self._under(x)
+                elif type(x) is str:  # inline cache hit of text()
+                    hit = texts.get(x)
+                    y = x if hit is _SAME else hit if hit is not None else self.text(x)
+                else:
+                    y = self.value(x)
+            elif isinstance(k, str):
+                sensitive, secret = self._key(k)
+                renamed = renamed or secret
                 y = self._under(x) if sensitive else self.value(x)
             elif isinstance(k, bytes):
                 renamed = renamed or self.data(k) != k

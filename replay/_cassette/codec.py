@@ -170,17 +170,8 @@ def pack_plain(value: Any) -> bytes:
         raise UnrecordableValueError(value, f"a cassette header ({exc})") from exc
 
 
-def _len_head(n: int) -> int:
-    """Bytes of a msgpack str/array/map length prefix (an upper bound)."""
-    return 1 if n < 16 else 3 if n < 65536 else 5
-
-
-def _scalar_size(v: Any) -> int:
-    if type(v) is int:
-        return 1 if -32 <= v < 128 else 3 if -32768 <= v < 65536 else 9
-    if type(v) is float:
-        return 9
-    return 1  # None, bool
+_SHORT_STR: Final = BLOB_MIN_SIZE // 4
+"""A str shorter than this many characters is shorter than BLOB_MIN_SIZE bytes."""
 
 
 class Encoder:
@@ -224,7 +215,9 @@ class Encoder:
                 self._payloads = []
                 for key in _PAYLOAD_FIELDS:  # the rest are scalars, names and the site
                     if key in fields:
-                        record[key] = self._walk(fields[key])[0]
+                        value = fields[key]
+                        record[key] = (self._chunks(value) if key == "chunks"
+                                       else self._walk(value))
                 data = self._packer.pack(record)
                 out = [*self._payloads, data]
         except UnrecordableValueError:
@@ -255,54 +248,58 @@ class Encoder:
         return frame_record(self._packer.pack({"k": "end", "events": self.events,
                                                "blobs": self.blobs}))
 
-    def _walk(self, v: Any) -> tuple[Any, int]:
-        """``v`` with its large parts replaced by refs, and its plain encoded size.
+    def _walk(self, v: Any, data: bytes | None = None) -> Any:
+        """``v`` with its large parts replaced by refs.
 
-        Bottom-up: a container's children are replaced first, so its blob holds
-        refs to earlier blobs, and each byte is packed once for the blob it
-        lands in (the probe in ``encode_event`` aside).
+        ``data`` is ``v``'s plain msgpack encoding when the caller has it. Only
+        what encodes to at least :data:`BLOB_MIN_SIZE` bytes is looked into, its
+        parts measured by one C-speed pack each: a small part (a header map, a
+        short message) is never walked in Python. Bottom-up: a container's large
+        children are replaced first, so its blob holds refs to earlier blobs.
         """
         t = type(v)
+        if t is not str and t is not bytes and t is not dict and t is not list \
+                and t is not tuple:
+            if v is None or t is bool or t is int or t is float:
+                return v
+            return self._walk(_convert(v))  # subclass -> base type, or raises
         if t is str:
-            n = len(v) if v.isascii() else len(v.encode("utf-8"))
-            if n < BLOB_MIN_SIZE:
-                return v, n + _len_head(n)
-            return self._blob(self._packer.pack(v)), n + 5
+            if len(v) < _SHORT_STR or (len(v) if v.isascii() else
+                                       len(v.encode("utf-8"))) < BLOB_MIN_SIZE:
+                return v
+            return self._blob(self._packer.pack(v))
         if t is bytes:
-            n = len(v)
-            if n < BLOB_MIN_SIZE:
-                return v, n + 2
-            return self._blob(self._packer.pack(v)), n + 5
+            return v if len(v) < BLOB_MIN_SIZE else self._blob(self._packer.pack(v))
+        if data is None:
+            data = self._packer.pack(v)
+        if len(data) < BLOB_MIN_SIZE:
+            return v
         if t is dict:
-            size = _len_head(len(v))
-            changed = False
-            out: dict[Any, Any] = {}
+            out: dict[Any, Any] | None = None
             for key, x in v.items():
-                y, s = self._walk(x)
-                size += s + (len(key) + 1 if type(key) is str else 9)
-                out[key] = y
-                changed = changed or y is not x
-            return self._container(out if changed else v, size)
-        if t is list or t is tuple:
-            size = _len_head(len(v)) + (3 if t is tuple else 0)
-            items = []
-            changed = False
-            for x in v:
-                y, s = self._walk(x)
-                size += s
-                items.append(y)
-                changed = changed or y is not x
-            if changed:
-                return self._container(items if t is list else tuple(items), size)
-            return self._container(v, size)
-        if v is None or t is bool or t is int or t is float:
-            return v, _scalar_size(v)
-        return self._walk(_convert(v))  # subclass -> base type, or raises
+                y = self._walk(x)
+                if y is not x:
+                    if out is None:
+                        out = dict(v)
+                    out[key] = y
+            return self._blob(data if out is None else self._packer.pack(out))
+        items: list[Any] | None = None
+        for i, x in enumerate(v):
+            y = self._walk(x)
+            if y is not x:
+                if items is None:
+                    items = list(v)
+                items[i] = y
+        if items is None:
+            return self._blob(data)
+        return self._blob(self._packer.pack(items if t is list else tuple(items)))
 
-    def _container(self, v: Any, size: int) -> tuple[Any, int]:
-        if size < BLOB_MIN_SIZE:
-            return v, size
-        return self._blob(self._packer.pack(v)), size
+    def _chunks(self, chunks: list[list[Any]]) -> list[list[Any]]:
+        """An event's ``chunks`` with each large chunk's bytes a blob, and the list and
+        its ``[data, at_ns]`` pairs left inline: they hold arrival times, new in every
+        event, so as blobs they would never be shared (only cost two records more
+        per streamed body to write and to read)."""
+        return [[self._walk(data), *rest] for data, *rest in chunks]
 
     def _blob(self, data: bytes) -> msgpack.ExtType:
         """A ref to the blob holding ``data`` (one packed value), made if new."""

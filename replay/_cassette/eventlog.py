@@ -11,31 +11,22 @@ bounded caches of frames, blobs and events.
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
 import operator
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import IO, Any, overload
+from typing import IO, overload
 
 import crc32c
-import msgpack
-import zstandard
 
 from replay._cassette import index as ix
-from replay._cassette.codec import _FRAMING, EXT_REF, OverLimitError
 from replay._cassette.decoder import (
     DecodeError,
-    Decoder,
-    _may_hold_timestamp,
-    _ref_id,
-    check_values,
     reason,
 )
 from replay._cassette.errors import (
     CassetteCorruptError,
     CassetteLimitError,
-    CassetteTruncatedError,
 )
 from replay._cassette.events import Event
 from replay._cassette.indexread import read_index
@@ -47,13 +38,10 @@ from replay._cassette.layout import (
     Header,
     Limits,
 )
+from replay._cassette.ondemand import _Packed
 from replay._cassette.sections import _Damage, _read_header
 
-MAX_REF_DEPTH = 64
-"""Blob references resolved one inside another, at most (each is a nested decode)."""
-_FRAMES_CACHED = 4
 _EVENTS_CACHED = 512
-_BLOB_CACHE_BYTES = 8 * 1024 * 1024
 
 
 class NotPacked(Exception):
@@ -103,130 +91,6 @@ def _check_frames(f: IO[bytes], index: ix.Index) -> None:
 
 
 # -- decoding on demand ----------------------------------------------------------
-
-class _Packed:
-    """What every view of one packed file shares: the index and the caches."""
-
-    def __init__(self, path: str, header: Header, index: ix.Index, limits: Limits,
-                 size: int) -> None:
-        self.path = path
-        self.header = header
-        self.index = index
-        self.limits = limits
-        self.budget = limits.decoded_budget(size)
-        self.raw_starts = list(index.frames["raw"])
-        self.frames: dict[int, bytes] = {}
-        self.blobs: dict[int, tuple[Any, int]] = {}
-        self.blob_bytes = 0
-        self.dctx = zstandard.ZstdDecompressor(max_window_size=limits.max_window_size)
-        self.decoder = Decoder(limits.max_record_size, max_values=limits.max_record_values)
-        self.decoder._unpackb = functools.partial(  # no per-list/map hooks: C speed
-            msgpack.unpackb, raw=False, strict_map_key=False, use_list=True,
-            ext_hook=self._ext)
-        self._depth = 0
-        self._expanded = 0
-        self._at = 0  # stream offset of the record being decoded
-
-    def path_offset(self, i: int) -> int:
-        """File offset of the frame holding event ``i`` (where its damage is reported)."""
-        pos = self.index.cols["pos"][i]
-        k = bisect.bisect_right(self.raw_starts, pos) - 1
-        return int(self.index.frames["off"][k])
-
-    def frame(self, k: int) -> bytes:
-        data = self.frames.get(k)
-        if data is not None:
-            return data
-        f = self.index.frames
-        off, ln, crc, rl = f["off"][k], f["len"][k], f["crc"][k], f["rawlen"][k]
-        with open(self.path, "rb") as fh:
-            fh.seek(off)
-            z = fh.read(ln)
-        if len(z) != ln:
-            raise _Damage(CassetteTruncatedError, "file ends inside a frame", off + len(z))
-        if crc32c.crc32c(z) != crc:
-            raise _Damage(CassetteCorruptError, "frame checksum mismatch (index)", off)
-        try:
-            if zstandard.frame_content_size(z) != rl:
-                raise zstandard.ZstdError("frame content size differs from the index")
-            data = self.dctx.decompress(z, max_output_size=rl)
-        except zstandard.ZstdError as exc:
-            raise _Damage(CassetteCorruptError, str(exc), off) from None
-        if len(data) != rl:
-            raise _Damage(CassetteCorruptError, "frame decodes to the wrong size", off)
-        if len(self.frames) >= _FRAMES_CACHED:
-            del self.frames[next(iter(self.frames))]
-        self.frames[k] = data
-        return data
-
-    def record(self, pos: int) -> tuple[Any, int]:
-        """Decode the record at stream offset ``pos``: (its map, its expanded size)."""
-        k = bisect.bisect_right(self.raw_starts, pos) - 1
-        data = self.frame(k)
-        off = self.index.frames["off"][k]
-        i = pos - self.raw_starts[k]
-        try:
-            if i + 8 > len(data):
-                raise DecodeError("index points past its frame")
-            length, crc = _FRAMING.unpack_from(data, i)
-            if i + 8 + length > len(data):
-                raise DecodeError("record crosses the end of its frame")
-            payload = data[i + 8:i + 8 + length]
-            if crc32c.crc32c(payload) != crc:
-                raise DecodeError("record checksum mismatch")
-            check_values(payload, self.limits.max_record_values)
-            saved, self._at, outer = self._at, pos, self._expanded
-            self._expanded = 0
-            try:
-                m = self.decoder.unpack(payload)
-                if data.find(b"\xff", i + 8, i + 8 + length) >= 0 and \
-                        _may_hold_timestamp(data, i + 8, i + 8 + length):
-                    self.decoder._reject_foreign(m)
-                expanded = 2 * length + self._expanded
-            finally:
-                self._at, self._expanded = saved, outer
-            if expanded > self.budget:
-                raise OverLimitError(f"record expands to {expanded} decoded bytes with its "
-                                     f"blob references resolved, over the {self.budget}-byte "
-                                     "budget")
-        except OverLimitError as exc:
-            raise _Damage(CassetteLimitError, str(exc), off) from None
-        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-            raise _Damage(CassetteCorruptError, f"bad record: {reason(exc)}", off) from None
-        if type(m) is not dict:
-            raise _Damage(CassetteCorruptError, "record is not a map", off)
-        return m, expanded
-
-    def _ext(self, code: int, data: bytes) -> Any:
-        if code != EXT_REF:
-            return self.decoder._ext(code, data)
-        ident = _ref_id(data)
-        bpos = self.index.bpos
-        if ident >= len(bpos) or bpos[ident] >= self._at:
-            raise DecodeError(f"reference to blob {ident}, which is not defined before it")
-        hit = self.blobs.get(ident)
-        if hit is None:
-            if self._depth >= MAX_REF_DEPTH:
-                raise DecodeError(f"blob references nested more than {MAX_REF_DEPTH} deep")
-            self._depth += 1
-            try:
-                m, size = self.record(bpos[ident])
-            except _Damage as d:
-                if d.cls is CassetteLimitError:
-                    raise OverLimitError(d.message) from None
-                raise DecodeError(f"blob {ident}: {d.message}") from None
-            finally:
-                self._depth -= 1
-            if m.get("k") != "blob" or m.get("id") != ident or "v" not in m or len(m) != 3:
-                raise DecodeError(f"index points at no blob {ident}")
-            hit = (m["v"], size)
-            while self.blobs and self.blob_bytes + size > _BLOB_CACHE_BYTES:
-                self.blob_bytes -= self.blobs.pop(next(iter(self.blobs)))[1]
-            self.blobs[ident] = hit
-            self.blob_bytes += size
-        self._expanded += hit[1]
-        return hit[0]
-
 
 class EventLog(Sequence[Event]):
     """The events of a packed cassette, decoded when asked for (in file order).
@@ -288,8 +152,46 @@ class EventLog(Sequence[Event]):
         return ev
 
     def __iter__(self) -> Iterator[Event]:
-        for i in range(len(self)):
-            yield self[i]
+        """Every event in file order, each record decoded once: the frames are read one
+        after the other, and each blob as it comes, before the events that use it (so
+        their references are cache hits, not nested reads)."""
+        p = self._p
+        pos, bpos = self._cols["pos"], p.index.bpos
+        n, nb = len(pos), len(bpos)
+        starts, offs = p.raw_starts, p.index.frames["off"]
+        e = b = k = 0
+        data, base, off = b"", 0, 0
+        end = -1  # stream offset where the frame in ``data`` ends
+        while e < n:
+            blob = b < nb and bpos[b] < pos[e]
+            at = bpos[b] if blob else pos[e]
+            if at >= end:
+                k = bisect.bisect_right(starts, at) - 1
+                try:
+                    data = p.frame(k)
+                except _Damage as d:
+                    raise d.cls(d.message, offset=d.offset, events_read=e,
+                                path=p.path) from None
+                base, off = starts[k], offs[k]
+                end = base + len(data)
+            if blob:
+                if b not in p.blobs:
+                    try:
+                        m, size = p.decode_at(data, at - base, at, off)
+                        p.keep_blob(b, m, size)
+                    except DecodeError as exc:
+                        raise CassetteCorruptError(str(exc), offset=off, events_read=e,
+                                                   path=p.path) from None
+                    except _Damage as d:
+                        raise d.cls(d.message, offset=d.offset, events_read=e,
+                                    path=p.path) from None
+                b += 1
+                continue
+            ev = self._cache.get(e)
+            if ev is None:
+                ev = self._decode(e, (data, at - base, off))
+            yield ev
+            e += 1
 
     def __eq__(self, other: object) -> bool:
         """Equal to any sequence of the same events (a tuple of them, say)."""
@@ -303,10 +205,13 @@ class EventLog(Sequence[Event]):
     def __repr__(self) -> str:
         return f"<EventLog of {len(self)} events from {self.path!r}>"
 
-    def _decode(self, i: int) -> Event:
+    def _decode(self, i: int, where: tuple[bytes, int, int] | None = None) -> Event:
+        """Event ``i``; ``where`` is (its frame's data, its offset in it, the frame's file
+        offset) when the caller has the frame at hand."""
         p = self._p
         try:
-            m, _ = p.record(self._cols["pos"][i])
+            at = self._cols["pos"][i]
+            m, _ = p.record(at) if where is None else p.decode_at(*where[:2], at, where[2])
             if m.get("k") != "ev":
                 raise _Damage(CassetteCorruptError, "index points at no event", p.path_offset(i))
             try:

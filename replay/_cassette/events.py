@@ -12,6 +12,7 @@ untrusted input.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -140,17 +141,30 @@ class Event:
         """Build an event from a decoded map, checking every field's type.
 
         Raises ``ValueError`` on anything malformed; the reader turns that into
-        a :class:`~replay.CassetteCorruptError` with the byte offset.
+        a :class:`~replay.CassetteCorruptError` with the byte offset. Readers call
+        it once per event loaded, so it checks each field inline and fills the
+        slots directly (the frozen dataclass ``__init__`` costs twice as much).
         """
         if not isinstance(m, dict):
             raise ValueError("event record is not a map")
-        seq = _int(m, "seq")
-        channel = _str(m, "channel")
+        get = m.get
+        seq, channel = get("seq"), get("channel")
+        if type(seq) is not int:
+            raise ValueError("event field 'seq' is not an int")
+        if type(channel) is not str and not isinstance(channel, str):
+            raise ValueError("field 'channel' is not a string")
         if "request" not in m:
             raise ValueError("event has no request")
+        start, duration, task = get("start_ns"), get("duration_ns"), get("task")
+        if type(start) is not int:
+            raise ValueError("event field 'start_ns' is not an int")
+        if type(duration) is not int:
+            raise ValueError("event field 'duration_ns' is not an int")
+        if type(task) is not str and not isinstance(task, str):
+            raise ValueError("field 'task' is not a string")
         error = None
-        if "error" in m:
-            e = m["error"]
+        e = get("error")
+        if e is not None or "error" in m:
             if not isinstance(e, dict):
                 raise ValueError("event error is not a map")
             args = e.get("args", [])
@@ -159,16 +173,19 @@ class Event:
             error = RecordedError(_str(e, "type"), _str(e, "message"),
                                   _str(e, "traceback", ""), tuple(args))
         site = None
-        if "site" in m:
-            s = m["site"]
+        s = get("site")
+        if s is not None or "site" in m:
             if (not isinstance(s, list | tuple) or len(s) != 3
                     or not isinstance(s[0], str) or type(s[1]) is not int
                     or not isinstance(s[2], str)):
                 raise ValueError("event site is malformed")
-            site = CallSite(s[0], s[1], s[2])
+            site = _new(CallSite)
+            _SITE_FILE(site, s[0])
+            _SITE_LINE(site, s[1])
+            _SITE_FUNCTION(site, s[2])
         chunks: tuple[Chunk, ...] = ()
-        if "chunks" in m:
-            raw = m["chunks"]
+        raw = get("chunks")
+        if raw is not None or "chunks" in m:
             if not isinstance(raw, list | tuple):
                 raise ValueError("event chunks is not a list")
             out = []
@@ -176,19 +193,47 @@ class Event:
                 if (not isinstance(c, list | tuple) or len(c) != 2
                         or not isinstance(c[0], bytes) or type(c[1]) is not int):
                     raise ValueError("event chunk is malformed")
-                out.append(Chunk(c[0], c[1]))
+                chunk = _new(Chunk)
+                _CHUNK_DATA(chunk, c[0])
+                _CHUNK_AT(chunk, c[1])
+                out.append(chunk)
             chunks = tuple(out)
-        parent = m.get("parent")
+        parent = get("parent")
         if parent is not None and type(parent) is not int:
             raise ValueError("event parent is not an int")
-        meta = m.get("meta", {})
-        if not isinstance(meta, dict):
+        meta = get("meta", _NO_META)
+        if type(meta) is not dict and not isinstance(meta, dict):
             raise ValueError("event meta is not a map")
-        return cls(
-            seq=seq, channel=channel, request=m["request"], response=m.get("response"),
-            error=error, start_ns=_int(m, "start_ns"), duration_ns=_int(m, "duration_ns"),
-            task=_str(m, "task"), site=site, chunks=chunks, parent=parent, meta=meta,
-        )
+        if meta is _NO_META:
+            meta = {}
+        ev = _new(cls)
+        _SEQ(ev, seq)
+        _CHANNEL(ev, channel)
+        _REQUEST(ev, m["request"])
+        _RESPONSE(ev, get("response"))
+        _ERROR(ev, error)
+        _START(ev, start)
+        _DURATION(ev, duration)
+        _TASK(ev, task)
+        _SITE(ev, site)
+        _CHUNKS(ev, chunks)
+        _PARENT(ev, parent)
+        _META(ev, meta)
+        return ev
+
+
+_new = object.__new__
+_NO_META: dict[str, Value] = {}
+(_SEQ, _CHANNEL, _REQUEST, _RESPONSE, _ERROR, _START, _DURATION, _TASK, _SITE, _CHUNKS,
+ _PARENT, _META) = (getattr(Event, f).__set__ for f in (
+    "seq", "channel", "request", "response", "error", "start_ns", "duration_ns", "task",
+    "site", "chunks", "parent", "meta"))
+_SITE_FILE, _SITE_LINE, _SITE_FUNCTION = (getattr(CallSite, f).__set__
+                                          for f in ("file", "line", "function"))
+_CHUNK_DATA, _CHUNK_AT = (getattr(Chunk, f).__set__ for f in ("data", "at_ns"))
+assert [f.name for f in dataclasses.fields(Event)] == [
+    "seq", "channel", "request", "response", "error", "start_ns", "duration_ns", "task",
+    "site", "chunks", "parent", "meta"], "from_map fills every field of Event"
 
 
 def _int(m: dict[str, Any], key: str) -> int:

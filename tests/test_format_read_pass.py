@@ -1,0 +1,110 @@
+"""Reading a packed cassette in one pass (``iter(EventLog)``), and the writer's
+policy for streamed bodies: both must give exactly the events random access gives."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+from _format_child import golden_header, make_event, text
+
+from replay._cassette import CassetteWriter, iter_events, read_cassette, verify
+from replay._cassette.errors import CassetteCorruptError
+from replay._cassette.eventlog import EventLog
+from replay._cassette.events import CallSite, Chunk, Event, RecordedError
+from replay._cassette.reader import open_events
+
+
+def write(path: pathlib.Path, events: list[Event]) -> None:
+    with CassetteWriter(path, golden_header()) as w:
+        for ev in events:
+            w.write(ev)
+
+
+def log_of(path: pathlib.Path) -> EventLog:
+    cassette = open_events(path)
+    assert cassette is not None and isinstance(cassette.events, EventLog)
+    return cassette.events
+
+
+def streamed(i: int, body: bytes) -> Event:
+    return Event(seq=i, channel="http", request={"method": "GET", "url": f"http://h/{i}"},
+                 response={"status": 200, "headers": [["a", "b"]]},
+                 chunks=(Chunk(body, 10 + i), Chunk(b"tail", 20 + i)), start_ns=i,
+                 site=CallSite("/a.py", i + 1, "f"), meta={"client": "httpx"})
+
+
+def test_one_pass_gives_what_random_access_gives(tmp_path: pathlib.Path) -> None:
+    # many frames (a frame holds ~1 MiB of records), blobs shared across them
+    events = [make_event(i) for i in range(3000)]
+    path = tmp_path / "run.replay"
+    write(path, events)
+    assert len(log_of(path)._p.raw_starts) > 1
+    assert list(log_of(path)) == events
+    fresh = log_of(path)
+    assert [fresh[i] for i in range(len(fresh))] == events
+    # random access first (blobs cached out of order), then a pass; a second pass
+    half = log_of(path)
+    assert half[2999] == events[2999] and half[7] == events[7]
+    assert list(half) == events and list(half) == events
+    # a transformed view reads the same way
+    renamed = log_of(path).map(lambda ev: Event(ev.seq, ev.channel.upper(), ev.request))
+    assert [ev.channel for ev in renamed] == [ev.channel.upper() for ev in events]
+    assert list(iter_events(path)) == events
+
+
+def test_one_pass_stops_at_damage_with_the_offset(tmp_path: pathlib.Path) -> None:
+    events = [make_event(i) for i in range(3000)]
+    path = tmp_path / "run.replay"
+    write(path, events)
+    log = log_of(path)
+    off = log._p.index.frames["off"][1]
+    data = bytearray(path.read_bytes())
+    data[off + 40] ^= 0xFF  # inside the second frame
+    path.write_bytes(bytes(data))
+    got: list[Event] = []
+    with pytest.raises(CassetteCorruptError) as err:
+        got.extend(log)
+    assert err.value.offset == off
+    assert got == events[:len(got)] and 0 < len(got) < len(events)
+    assert err.value.events_read == len(got)
+
+
+def test_streamed_body_is_one_blob_shared_between_events(tmp_path: pathlib.Path) -> None:
+    body = text(5, 2000).encode()
+    events = [streamed(i, body) for i in range(20)] + [streamed(20, b"x" * 300)]
+    path = tmp_path / "stream.replay"
+    write(path, events)
+    # the two bodies, and nothing else: the chunk list and its [data, at_ns] pairs
+    # (arrival times, new in every event) stay inline
+    assert verify(path).blob_count == 2
+    loaded = read_cassette(path).events
+    assert list(loaded) == events
+    assert loaded[0].chunks[0].data is loaded[19].chunks[0].data
+
+
+def test_from_map_checks_every_field() -> None:
+    ev = Event(seq=3, channel="tool:x", request={"a": 1}, response=[1], start_ns=5,
+               duration_ns=6, task="main/1", site=CallSite("/f.py", 2, "g"),
+               chunks=(Chunk(b"a", 1),), parent=1, meta={"m": 1},
+               error=RecordedError("builtins.E", "boom", "tb", ("boom",)))
+    assert Event.from_map(ev.to_map()) == ev
+    assert Event.from_map(Event(0, "c", None).to_map()) == Event(0, "c", None)
+    bad: list[tuple[str, object]] = [
+        ("seq", "1"), ("seq", True), ("channel", 1), ("start_ns", 1.0), ("duration_ns", None),
+        ("task", b"main"), ("site", ["/f.py", "2", "g"]), ("site", ["/f.py", 2]),
+        ("chunks", [[b"a"]]), ("chunks", [["a", 1]]), ("chunks", {"a": 1}),
+        ("parent", "1"), ("meta", []), ("error", None), ("error", {"type": 1, "message": ""}),
+        ("error", {"type": "E", "message": "", "args": 1}),
+    ]
+    for key, value in bad:
+        m = ev.to_map()
+        m[key] = value
+        with pytest.raises(ValueError):
+            Event.from_map(m)
+    m = ev.to_map()
+    del m["request"]
+    with pytest.raises(ValueError):
+        Event.from_map(m)
+    with pytest.raises(ValueError):
+        Event.from_map([1])

@@ -152,8 +152,8 @@ class Rows:
     def __init__(self, batches: Iterator[dict[str, Any]], scan: IndexScan) -> None:
         self._batches = batches
         self._scan = scan
-        self._want: list[tuple[Any, ...]] = []
-        self._at = 0
+        self._cols: dict[str, array.array[int]] = {"seq": array.array("q")}
+        self._at = 0  # the next row of the current batch
         self.next = 0
         """File-order number of the next event."""
         self.mismatch = ""
@@ -172,19 +172,26 @@ class Rows:
 
     def _take(self, n: int) -> list[tuple[Any, ...]]:
         """The next ``n`` index rows (fewer at the end of the index):
-        (pos, seq, start, dur, parent, flags, channel, task)."""
-        while len(self._want) - self._at < n:
-            m = next(self._batches, None)
-            if m is None or m["k"] != "ix":
-                break
-            c = {k: ix.from_bin(code, m[k], m["n"], k) for k, code in ix.EVENT_COLUMNS.items()}
-            chans, tasks = self._scan.channels, self._scan.tasks
-            self._want = self._want[self._at:] + list(zip(
-                c["pos"], c["seq"], c["start"], c["dur"], c["parent"], c["flags"],
-                [chans[i] for i in c["chan"]], [tasks[i] for i in c["task"]], strict=True))
-            self._at = 0
-        out = self._want[self._at:self._at + n]
-        self._at += n
+        (pos, seq, start, dur, parent, flags, channel, task). Only those rows are
+        made into tuples, however many rows one ``ix`` record holds."""
+        out: list[tuple[Any, ...]] = []
+        chans, tasks = self._scan.channels, self._scan.tasks
+        while len(out) < n:
+            c = self._cols
+            if self._at >= len(c["seq"]):
+                m = next(self._batches, None)
+                if m is None or m["k"] != "ix":
+                    break
+                self._cols = {k: ix.from_bin(code, m[k], m["n"], k)
+                              for k, code in ix.EVENT_COLUMNS.items()}
+                self._at = 0
+                continue
+            lo = self._at
+            hi = self._at = min(len(c["seq"]), lo + n - len(out))
+            out += zip(c["pos"][lo:hi], c["seq"][lo:hi], c["start"][lo:hi], c["dur"][lo:hi],
+                       c["parent"][lo:hi], c["flags"][lo:hi],
+                       [chans[i] for i in c["chan"][lo:hi]],
+                       [tasks[i] for i in c["task"][lo:hi]], strict=True)
         return out
 
     def check(self, positions: array.array[int]) -> None:

@@ -6,7 +6,11 @@ bound without ``inspect`` to what ``inspect`` gives."""
 from __future__ import annotations
 
 import inspect
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +22,7 @@ import pytest
 import replay
 from replay._capture.tools import _binder
 from replay._capture.values import canonical
-from replay._cassette import CassetteWriter, read_cassette
+from replay._cassette import CassetteWriter, iter_events, read_cassette
 from replay._cassette.index import BATCH
 
 
@@ -139,3 +143,50 @@ def test_tool_arguments_are_bound_as_inspect_binds_them() -> None:
             assert bind(*args, **kwargs) == _slow_bind(func, *args, **kwargs), (func, args)
             fast: Any = bind(*args, **kwargs)
             assert list(fast["args"]) == list(_slow_bind(func, *args, **kwargs)["args"])
+
+
+_KILLED_CHILD = """
+import sys, time, random
+import replay
+run = replay.record(sys.argv[1])
+with run:
+    out = sys.stdout
+    out.write("ready\\n")
+    out.flush()
+    while True:
+        value = time.time() if random.random() < 2 else 0.0  # two reads, both acked
+        out.write(f"ack {value!r}\\n")
+        out.flush()
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+@pytest.mark.parametrize("after", [1, 37, 500])
+def test_a_read_that_returned_survives_sigkill(tmp_path: Path, after: int) -> None:
+    path = tmp_path / "killed.replay"
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_CHILD, str(path)],
+                             stdout=subprocess.PIPE)
+    assert child.stdout is not None
+    acked: list[float] = []
+    try:
+        assert child.stdout.readline() == b"ready\n"
+        while len(acked) < after:
+            line = child.stdout.readline().split()
+            acked.append(float(line[1]))
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+        acked += [float(t) for t in child.stdout.read().split() if t != b"ack"]
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    partial = str(path) + ".partial"
+    with pytest.raises(replay.CassetteTruncatedError):
+        list(iter_events(partial))
+    got = read_cassette(partial, strict=False)
+    assert got.damage is not None
+    clock = [e.response for e in sorted(got.events, key=lambda e: e.seq)
+             if e.channel == "clock"]
+    assert clock[:len(acked)] == acked  # every acknowledged read, in order
+    assert len(clock) - len(acked) <= 1  # at most the one read not yet acked

@@ -79,8 +79,8 @@ def main() -> None:
             path = os.path.join(tmp, "c.replay")
             with replay.record(path):
                 rec = per_call(fn, k, rounds)
-            with replay.play(path, unused="ignore"):
-                rep = per_call(fn, k, 1)  # the recording holds `rounds` passes: one
+            with replay.play(path):
+                rep = per_call(fn, k, rounds)  # the recording holds `rounds` passes
             rows[label] = (plain, rec, rep)
     pack = msgpack.Packer().pack
     payload = per_call(lambda i: pack({"request": {"args": {"i": i}}, "response": _result(i)}),

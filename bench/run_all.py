@@ -146,7 +146,7 @@ GOALS = (
          "record with a blake2b digest), redaction of request and result about a fifth, "
          "then binding and canonicalising the arguments, checking the result, begin(), "
          "the Event, its index row and the write(); the payload's own msgpack encoding is "
-         "0.5 us of the ~32 us."),
+         "0.5 us of the 24-32 us measured."),
     Goal("sessions.outside",
          "a patched call outside any session at most 100 ns over the unpatched call "
          "(issue 17)", "bench_sessions.py",

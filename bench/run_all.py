@@ -50,8 +50,7 @@ QUICK_ARGS = {
     "bench_scale.py": ["--sizes", "500"],
     "bench_sessions.py": ["--n", "20000", "--repeat", "3"],
     "bench_s3.py": ["--runs", "40", "--threads", "4"],
-    "bench_service.py": ["--requests", "60", "--rounds", "1", "--warmup", "10",
-                         "--clients", "10"],
+    "bench_service.py": ["--requests", "200", "--rounds", "1", "--warmup", "50"],
     "profile_paths.py": ["--repeat", "1", "--calls", "500", "--requests", "50"],
 }
 FULL_ARGS = {
@@ -183,16 +182,23 @@ GOALS = (
     Goal("service.keep_failed_throughput",
          "recorded FastAPI service, 50 clients, keep failed: throughput loss <= 5% (issue 17)",
          "bench_service.py",
-         "Every request is recorded (retention decides at the end), and a recorded request "
-         "cost about 0.6 s even with one client at a time (unrecorded: 3 ms) when this was "
-         "first measured, so the loss is a fixed per-run cost (opening and closing a "
-         "session and its cassette, the row read back, the store), not contention; where "
-         "those 0.6 s go was not yet profiled."),
+         "Every request is recorded (retention decides at the end). With the lean path "
+         "(patches held by the middleware, the context fingerprint taken once, journal "
+         "slots reused, a kept run packed and fsynced in a worker thread, a dropped one "
+         "emptied) a keep-failed request still costs the service ~0.9 ms more CPU than an "
+         "unrecorded one (4.8 vs 3.9 ms/req, +24%, at load 16): opening the run (header "
+         "with the request redacted, the journal), and capturing, redacting and encoding "
+         "its HTTP and uuid events. At saturation the loss is that share; the req/s "
+         "figures on this shared 2-core machine are set by the load and the emulator's "
+         "own tail (seconds at 50 clients), not by recording, and swing +-25% between "
+         "runs."),
     Goal("service.keep_failed_p99",
          "recorded FastAPI service, 50 clients, keep failed: p99 + <= 2 ms (issue 17)",
          "bench_service.py",
-         "The same per-run cost as the throughput goal, queued behind the other requests "
-         "on the one event loop."),
+         "The p99 at 50 clients is seconds here (queueing in a CPU-starved machine and in "
+         "the threaded emulator), so +-2 ms is far below the run-to-run noise; the "
+         "recorded work on the event loop per request is ~0.9 ms of CPU (see the "
+         "throughput goal), which queues behind the other requests on the one loop."),
     Goal("diff.time", "diff of 10,000 vs 10,000 events < 2 s", "bench_diff.py",
          "Reading both cassettes and the alignment."),
     Goal("scale.tui_rows", "1M events: replay tui shows event rows < 1 s (issue 16)",

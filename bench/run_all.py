@@ -208,8 +208,8 @@ GOALS = (
          "reading the index ~0.2 s (~10 MB of zstd into ~49 MB of columns, offsets checked "
          "in order) and the model plus the first paint ~0.1 s; only drawn rows are decoded, "
          "nothing is counted per event in Python, and the file's checksum pass (a read of "
-         "all of it) runs after the rows. Idle, that is well under 1 s; at load 13-15 on "
-         "2 cores, 1.2-1.5 s."),
+         "all of it) runs after the rows. Idle (load < 1) that is 0.5 s of wall time too; "
+         "at load 11-15 on 2 cores, 1.2-1.5 s."),
     Goal("scale.tui_rss", "1M events: replay tui < 300 MB (issue 16)", "bench_scale.py",
          "The index columns and the Textual app; events are not held."),
     Goal("scale.show_first", "replay show X | head -1 < 0.3 s at any size (issue 16)",

@@ -131,3 +131,22 @@ def test_anchor_scan_keeps_offsets_after_wide_characters(label: str) -> None:
     masked = DEFAULT.data(raw)
     assert len(masked) == len(raw) and masked.startswith(prefix.encode())
     assert needle(label, secret).encode() not in masked
+
+
+@pytest.mark.parametrize("text", [
+    '{"content": "ask for a new token ", "usage": {"total_tokens": 9}}',
+    '{"content": "the password "}, {"role": "user", "content": "hi"}',
+    "he said the secret 'is out' and left",
+])
+def test_a_quote_after_a_name_in_running_text_is_not_a_value(text: str) -> None:
+    """The quote after ``token `` ends the JSON string holding the word: masking up to
+    the next quote broke the response body the program parsed on replay."""
+    assert DEFAULT.text(text) == text
+    assert DEFAULT.data(text.encode()) == text.encode()
+
+
+@pytest.mark.parametrize("text", ['--token "%s"', "password '%s'", 'x\n  api_key "%s"'])
+def test_a_quoted_value_after_a_flag_or_at_a_line_start_is_still_masked(text: str) -> None:
+    value = "v4lue-" + "q" * 12
+    assert value not in DEFAULT.text(text % value)
+    assert value.encode() not in DEFAULT.data((text % value).encode())

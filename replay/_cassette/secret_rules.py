@@ -292,6 +292,9 @@ class Finder:
         group = next(g for g in _VALUE_GROUPS if tail.group(g) is not None)
         if group == "bare" and not _bare_allowed(s, c, start, raw, tail):
             return None
+        if group != "bare" and tail.group("ws") is not None and not _spaced_allowed(
+                s, c, start, raw):
+            return None
         if not name or not self.names(name):
             return None
         value = tail.group(group)
@@ -324,6 +327,20 @@ def _bare_allowed(s: Any, c: _Compiled, start: int, raw: str, tail: re.Match[Any
         return raw.startswith("-")  # "--password x"; not "token count"
     if tail.group("sep") in ("=", b"="):
         return not tail.group("pre")
+    i = start
+    while i > 0 and s[i - 1:i] in c.blank:
+        i -= 1
+    return i == 0 or s[i - 1:i] in c.newline
+
+
+def _spaced_allowed(s: Any, c: _Compiled, start: int, raw: str) -> bool:
+    """Whether a quoted value after a name and a space (no ``:`` or ``=``) is one:
+    ``--token "x"`` or ``password "x"`` at the start of a line. Not in running text,
+    where the quote is often the end of the string that holds the name: in the
+    JSON ``{"content": "... a token "}, "usage": ...`` it would mask ``}, `` and
+    break the body the program reads on replay."""
+    if raw.startswith("-"):
+        return True
     i = start
     while i > 0 and s[i - 1:i] in c.blank:
         i -= 1

@@ -62,6 +62,14 @@ file (70.5 KB at 200 turns, x2.02 from 100) while 512 misses the messages
 for the same size. Readers do not depend on it: any value may be a blob or
 inline."""
 
+ITEM_BLOB_MIN_SIZE: Final = 64
+"""Writer policy: a map inside an array that is itself walked (a conversation's
+messages, a tool list) is stored as a blob from this many bytes. Every request of
+a conversation repeats all of its earlier messages, short ones included; inline,
+they grow the file with the square of the turns once the repeats fall in
+different compressed frames (version 2 frames are compressed one by one):
+400 turns of ~190-byte user messages took 428 KB against 109 KB at 200."""
+
 DEDUP_ENTRIES: Final = 1 << 16
 """Writer policy: the most blob digests the encoder remembers (~130 bytes each,
 so ~8.5 MB). When a new event would pass it, the encoder forgets them all and
@@ -285,7 +293,12 @@ class Encoder:
             return self._blob(data if out is None else self._packer.pack(out))
         items: list[Any] | None = None
         for i, x in enumerate(v):
-            y = self._walk(x)
+            if type(x) is dict:
+                packed = self._packer.pack(x)
+                y = (self._walk(x, packed) if len(packed) >= BLOB_MIN_SIZE
+                     else self._blob(packed) if len(packed) >= ITEM_BLOB_MIN_SIZE else x)
+            else:
+                y = self._walk(x)
             if y is not x:
                 if items is None:
                     items = list(v)

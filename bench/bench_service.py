@@ -237,14 +237,25 @@ def main() -> None:
         print("\n(replay.RecordingMiddleware is not in this checkout: recording not measured)")
         return
     f = med["failed"]
-    loss = (1 - f.rps / base.rps) * 100
-    goal("service.keep_failed_throughput", loss, 5, "<=", unit="%",
-         what="throughput lost with recording on, keep failed (vs off, same run)",
-         detail=f"{f.rps:.0f} vs {base.rps:.0f} req/s, {args.clients} clients")
-    goal("service.keep_failed_p99", f.p99_ms - base.p99_ms, 2, "<=", unit="ms",
-         what="p99 latency added with recording on, keep failed",
-         detail=f"p99 {f.p99_ms:.1f} vs {base.p99_ms:.1f} ms")
-
+    # The clients, the emulator and the service share this machine's cores, so the
+    # wall figures swing with its load (recording on has measured faster than off).
+    # The service's own CPU per request is steadier: at saturation throughput is its
+    # inverse, and every request takes at least the added CPU longer. Each goal
+    # takes the worse of the wall figure and that CPU bound, so noise cannot meet it.
+    wall_loss = (1 - f.rps / base.rps) * 100
+    cpu_loss = (1 - base.cpu_ms / f.cpu_ms) * 100 if f.cpu_ms else 0.0
+    added_cpu = f.cpu_ms - base.cpu_ms
+    goal("service.keep_failed_throughput", max(wall_loss, cpu_loss), 5, "<=", unit="%",
+         what="throughput lost with recording on, keep failed: the worse of the wall "
+              "figure and the saturation bound from the service's CPU per request",
+         detail=f"wall {f.rps:.0f} vs {base.rps:.0f} req/s ({wall_loss:+.1f}%); CPU "
+                f"{f.cpu_ms:.2f} vs {base.cpu_ms:.2f} ms a request ({cpu_loss:.1f}% at "
+                f"saturation); {args.clients} clients")
+    goal("service.keep_failed_p99", max(f.p99_ms - base.p99_ms, added_cpu), 2, "<=",
+         unit="ms", what="p99 latency added with recording on, keep failed: the worse of "
+                         "the wall figure and the CPU each request adds",
+         detail=f"p99 {f.p99_ms:.1f} vs {base.p99_ms:.1f} ms; +{added_cpu:.2f} ms CPU a "
+                "request")
 
 if __name__ == "__main__":
     main()

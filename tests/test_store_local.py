@@ -241,3 +241,32 @@ def test_a_spool_is_made_once_per_process_and_never_taken_while_being_made(
     assert sorted(os.listdir(tmp_path)) == [".making-abc123", os.path.basename(got[0])]
     assert Spool(str(tmp_path)).leftovers() == []  # ours is locked, the other is being made
     assert making.is_dir() and os.path.isdir(got[0])
+
+
+def test_a_stored_run_is_durable_in_the_store_folder_before_it_is_listed(
+        tmp_path: Path) -> None:
+    """put() renames the cassette out of the spool, then fsyncs the store's folder (an
+    open of the folder, seen by an audit hook), then adds the index row."""
+    code = textwrap.dedent(f"""
+        import os, sys
+        import replay
+        from replay._runs.store import LocalStore, RunRow, RunStatus, new_run_id
+        store = LocalStore({str(tmp_path / "runs")!r})
+        run_id = new_run_id(1_780_000_000.0)
+        path = store.new_run(run_id)
+        with replay.record(path):
+            pass
+        seen = []
+        sys.addaudithook(lambda ev, args: seen.append((ev, args[0])) if ev in (
+            "open", "os.rename", "os.replace", "sqlite3.connect") else None)
+        store.put(path, RunRow(id=run_id, start=1_780_000_000.0, entry="e", duration=0.1,
+                               status=RunStatus.OK))
+        folder = os.path.abspath(store.root)
+        events = [(ev, str(a)) for ev, a in seen]
+        moved = next(i for i, (ev, _) in enumerate(events) if ev in ("os.rename", "os.replace"))
+        synced = next(i for i, e in enumerate(events) if e == ("open", folder))
+        print("ORDER", moved < synced, [r.id for r in store.query()] == [run_id])
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert "ORDER True True" in out, out

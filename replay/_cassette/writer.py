@@ -287,7 +287,7 @@ class CassetteWriter:
             finally:
                 self._file.close()
             os.replace(self.partial_path, self.path)
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
 
     def end(self) -> None:
         """Version 2: write the journal's last ``ix`` and ``end`` records (one ``write()``),
@@ -322,7 +322,7 @@ class CassetteWriter:
             os.truncate(self.partial_path, 0)
         else:
             os.remove(self.partial_path)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
 
     def drop(self) -> None:
         """Discard the run unfinished: nothing packed, nothing fsynced. Its journal is
@@ -359,8 +359,9 @@ class CassetteWriter:
         self.close()
 
 
-def _fsync_dir(path: str) -> None:
-    """Make the rename durable where the OS lets us open a directory."""
+def fsync_dir(path: str) -> None:
+    """Make a rename to ``path`` durable: fsync the folder holding it, where the OS
+    lets us open a directory."""
     with contextlib.suppress(OSError):
         fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
         try:

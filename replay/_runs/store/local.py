@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterable
 
 from replay._cassette.errors import StoreError
+from replay._cassette.writer import fsync_dir
 from replay._runs.store.base import (
     EXTENSION,
     Caps,
@@ -65,6 +66,7 @@ class LocalStore(Store):
         dest = self._file(row.id)
         size = os.path.getsize(path)
         os.replace(path, dest)
+        fsync_dir(dest)  # the file is in the store's folder before the index lists it
         self.index.add(dataclasses.replace(row, size=size))
         self.evict()
 

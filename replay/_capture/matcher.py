@@ -74,6 +74,12 @@ VALUE_CHANNELS = frozenset({"clock", "random", "uuid"})
 _KEY_FIELDS = ("fn", "method", "url", "name")
 
 
+def _plain_reads(prefixes: tuple[str, ...]) -> frozenset[str]:
+    """The value channels no custom matcher's prefix covers: :meth:`Matcher.take_value`
+    answers them after one set look instead of a ``startswith`` call."""
+    return frozenset(c for c in VALUE_CHANNELS if not c.startswith(prefixes))
+
+
 class OnMiss(enum.Enum):
     """What a request that no recorded event answers does."""
 
@@ -152,6 +158,7 @@ class Matcher:
         self._index(self._all)
         self._matchers = dict(matchers or {})
         self._prefixes = tuple(self._matchers)
+        self._plain_reads = _plain_reads(self._prefixes)
         self._lock = threading.Lock()
         self._skips: dict[str, _Skip] = {}
         self._copied: set[int] = set()
@@ -188,6 +195,7 @@ class Matcher:
         """Compare requests on channels starting with ``channel_prefix`` with ``fn``."""
         self._matchers[channel_prefix] = fn
         self._prefixes = tuple(self._matchers)
+        self._plain_reads = _plain_reads(self._prefixes)
 
     def _same(self, recorded: Event, channel: str, request: Value) -> bool:
         if recorded.channel != channel:
@@ -235,7 +243,7 @@ class Matcher:
         """The head of ``task``'s queue when it is this value read at ``site``: what
         :meth:`match` serves in that case, found in a few comparisons. None when it
         is not (or a verdict is waiting): ask :meth:`match`, nothing has changed."""
-        if self._prefixes and channel.startswith(self._prefixes):
+        if channel not in self._plain_reads and channel.startswith(self._prefixes):
             return None
         with self._lock:
             q = self._queues.get(task)

@@ -449,7 +449,10 @@ class Session:
                 if found is not None:
                     if found.error is not None:
                         raise _exc.rebuild(found.error, found.seq)
-                    return read.decode(found.response)
+                    value = found.response
+                    if type(value) is read.decode:  # already final: decode would return it
+                        return value
+                    return read.decode(value)
         return self.call(read.channel, read.request, live, decode=read.decode, leaf=True)
 
     def _read_site(self, state: TaskState, read: Read, key: tuple[int, int, object],

@@ -54,6 +54,13 @@ _STR_OR_BIN = frozenset(bytes([b]) for b in [*range(0xA0, 0xC0), 0xD9, 0xDA, 0xD
                                              0xC4, 0xC5, 0xC6])
 
 
+_PLAIN_KEYS = frozenset(("k", "seq", "channel", "request", "start_ns", "duration_ns", "task",
+                         "response", "site", "meta"))
+"""The keys of the usual event map (no parent, error or chunks): see ``_records``."""
+_NO_META: dict[str, Any] = {}
+"""``meta``'s stand-in when the map has none (absent is fine, a non-dict is not)."""
+
+
 class _Bail(Exception):
     """The fast path will not vouch for this frame: read it sequentially."""
 
@@ -170,10 +177,11 @@ class Rows:
         """Forget the rows gathered since the last :meth:`check` (a rolled-back frame)."""
         self.got = []
 
-    def _take(self, n: int) -> list[tuple[Any, ...]]:
-        """The next ``n`` index rows (fewer at the end of the index):
-        (pos, seq, start, dur, parent, flags, channel, task). Only those rows are
-        made into tuples, however many rows one ``ix`` record holds."""
+    def _take(self, n: int) -> tuple[list[int], list[tuple[Any, ...]]]:
+        """The next ``n`` index rows (fewer at the end of the index): their ``pos``
+        column, and (seq, start, dur, parent, flags, channel, task) of each. Only
+        those rows are made into tuples, however many rows one ``ix`` record holds."""
+        pos: list[int] = []
         out: list[tuple[Any, ...]] = []
         chans, tasks = self._scan.channels, self._scan.tasks
         while len(out) < n:
@@ -188,11 +196,12 @@ class Rows:
                 continue
             lo = self._at
             hi = self._at = min(len(c["seq"]), lo + n - len(out))
-            out += zip(c["pos"][lo:hi], c["seq"][lo:hi], c["start"][lo:hi], c["dur"][lo:hi],
+            pos += c["pos"][lo:hi]
+            out += zip(c["seq"][lo:hi], c["start"][lo:hi], c["dur"][lo:hi],
                        c["parent"][lo:hi], c["flags"][lo:hi],
                        [chans[i] for i in c["chan"][lo:hi]],
                        [tasks[i] for i in c["task"][lo:hi]], strict=True)
-        return out
+        return pos, out
 
     def check(self, positions: array.array[int]) -> None:
         """Compare the rows gathered since the last call, and the stream offsets of
@@ -202,14 +211,14 @@ class Rows:
         self.next = lo + len(got)
         if self.mismatch:
             return
-        want = self._take(len(got))
+        pos, want = self._take(len(got))
         if len(want) < len(got):
             self.mismatch = f"event {lo + len(want)} has no index row"
             return
-        if [w[1:] for w in want] != got or [w[0] for w in want] != positions.tolist():
+        if want != got or pos != positions.tolist():
             names = ("pos", "seq", "start", "dur", "parent", "flags", "chan", "task")
-            for at, (w, g, p) in enumerate(zip(want, got, positions, strict=True)):
-                for name, a, b in zip(names, w, (p, *g), strict=True):
+            for at, (p, w, g, q) in enumerate(zip(pos, want, got, positions, strict=True)):
+                for name, a, b in zip(names, (p, *w), (q, *g), strict=True):
                     if a != b:
                         self.mismatch = f"event {lo + at}'s {name!r} column differs from " \
                             "its record"
@@ -298,15 +307,26 @@ class FastFrames:
         return data if len(data) == rl else None
 
     def _records(self, data: bytes) -> None:
-        """Every record of one frame, as ``Decoder.feed`` would take them."""
+        """Every record of one frame, as ``Decoder.feed`` would take them.
+
+        The usual records are handled inline (no call per record): a blob record
+        as :meth:`_blob` checks it, an event whose map :func:`plain_event` accepts
+        (the same checks, each value looked up once). ``held`` is the decoder's,
+        kept in a local and written back before the decoder sees any record.
+        """
         dec = self.decoder
         got = self.rows.got
+        add_row = got.append
         unpack = _FRAMING.unpack_from
         unpackb = msgpack.unpackb
         crc32 = crc32c.crc32c
         budget, max_values, max_len = dec.budget, dec._max_values, dec._max
         blobs, sizes = dec.blobs, dec._sizes
+        add_blob, add_size = blobs.append, sizes.append
         slow_ext = dec._ext
+        value_at, blob_head, head_len, str_or_bin = _VALUE_AT, _BLOB_HEAD, _HEAD_LEN, _STR_OR_BIN
+        blob_cost, ev_cost = VALUE_COST * _BLOB_VALUES, VALUE_COST + 1
+        plain_keys = _PLAIN_KEYS
 
         def ext(code: int, data: bytes) -> Any:
             if code == 1 and len(data) in (1, 2, 4, 8):
@@ -316,9 +336,12 @@ class FastFrames:
                     return blobs[ident]
             return slow_ext(code, data)  # anything else: the decoder's own checks
 
-        event_pos = dec.event_pos
+        add_pos = dec.event_pos.append
         no_parent, flag_response = ix.NO_PARENT, ix.FLAG_RESPONSE
         base = dec.done
+        held = dec.held
+        ended = dec.end is not None
+        events = dec.events
         i, n = 0, len(data)
         while i < n:
             if n - i < 8:
@@ -327,19 +350,32 @@ class FastFrames:
             stop = i + 8 + length
             if length > max_len or stop > n:
                 raise _Bail
-            if length > max_values or dec.held + _WORST * length > budget \
-                    or dec.end is not None:
-                dec.done = base + i
+            if length > max_values or held + _WORST * length > budget or ended:
+                dec.held, dec.events, dec.done = held, events, base + i
                 self._feed(data[i:stop])  # the decoder counts its values
+                held, events, ended = dec.held, dec.events, dec.end is not None
                 i = stop
                 continue
             payload = data[i + 8:stop]
             if crc32(payload) != crc:
                 raise _Bail
-            if payload.startswith(_BLOB_HEAD):
-                if not self._blob(payload, length):
-                    dec.done = base + i
+            if payload.startswith(blob_head):  # as _blob, inline
+                j = value_at[payload[head_len]] if length > head_len else 0
+                b: Any = None
+                if j and payload[j - 2:j] == b"\xa1v" and payload[j:j + 1] in str_or_bin:
+                    try:  # a str or bin value: no extension; msgpack checks the UTF-8
+                        b = unpackb(payload, raw=False)
+                    except Exception:
+                        b = None
+                if b is not None and b["id"] == len(blobs) \
+                        and length + blob_cost <= budget and held + VALUE_COST <= budget:
+                    held += VALUE_COST
+                    add_blob("" if type(b["v"]) is str else b"")
+                    add_size(length + blob_cost)
+                else:
+                    dec.held, dec.events, dec.done = held, events, base + i
                     self._feed(data[i:stop])
+                    held, events, ended = dec.held, dec.events, dec.end is not None
                 i = stop
                 continue
             dec._expanded = 0
@@ -350,27 +386,53 @@ class FastFrames:
             except Exception:
                 raise _Bail from None
             if type(m) is not dict or m.get("k") != "ev" \
-                    or (VALUE_COST + 1) * length + dec._expanded > budget:
-                dec.done = base + i
+                    or ev_cost * length + dec._expanded > budget:
+                dec.held, dec.events, dec.done = held, events, base + i
                 self._feed(data[i:stop])  # the end record, or a count that matters
+                held, events, ended = dec.held, dec.events, dec.end is not None
                 i = stop
                 continue
-            if plain_event(m):
+            if m.keys() == plain_keys:  # what the recorder writes: subscripts, no .get
+                seq, start, dur, chan, task = (m["seq"], m["start_ns"], m["duration_ns"],
+                                               m["channel"], m["task"])
+                site, meta, res = m["site"], m["meta"], m["response"]
+                if type(seq) is int and type(start) is int and type(dur) is int \
+                        and type(chan) is str and type(task) is str and type(site) is list \
+                        and len(site) == 3 and type(site[0]) is str \
+                        and type(site[1]) is int and type(site[2]) is str \
+                        and type(meta) is dict:
+                    add_row((seq, start, dur, no_parent,
+                             0 if res is None else flag_response if type(res) is not dict
+                             else map_flags(m), chan, task))
+                    events += 1
+                    add_pos(base + i)
+                    i = stop
+                    continue
+            # plain_event(m), inline: the usual shape, exact types, no error, no chunks
+            seq, start, dur = m.get("seq"), m.get("start_ns"), m.get("duration_ns")
+            chan, task = m.get("channel"), m.get("task")
+            site, parent = m.get("site", m), m.get("parent")
+            meta = m.get("meta", _NO_META)
+            if type(seq) is int and type(start) is int and type(dur) is int \
+                    and type(chan) is str and type(task) is str and "request" in m \
+                    and "error" not in m and "chunks" not in m \
+                    and (site is m or (type(site) is list and len(site) == 3
+                                       and type(site[0]) is str and type(site[1]) is int
+                                       and type(site[2]) is str)) \
+                    and (parent is None or type(parent) is int) and type(meta) is dict:
                 res = m.get("response")
-                parent = m.get("parent")
-                got.append((m["seq"], m["start_ns"], m["duration_ns"],
-                            no_parent if parent is None else parent,
-                            0 if res is None else flag_response if type(res) is not dict
-                            else map_flags(m), m["channel"], m["task"]))
+                add_row((seq, start, dur, no_parent if parent is None else parent,
+                         0 if res is None else flag_response if type(res) is not dict
+                         else map_flags(m), chan, task))
             else:
                 try:
                     self.rows.add_event(Event.from_map(m))
                 except (ValueError, TypeError):
                     raise _Bail from None
-            dec.events += 1
-            event_pos.append(base + i)
+            events += 1
+            add_pos(base + i)
             i = stop
-        dec.done = base + n
+        dec.held, dec.events, dec.done = held, events, base + n
 
     def _blob(self, payload: bytes, length: int) -> bool:
         """A ``{"k": "blob", "id": N, "v": str or bytes}`` record as the writer packs it

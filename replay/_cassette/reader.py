@@ -11,7 +11,7 @@ import collections
 import gc
 import os
 from collections.abc import Iterable, Iterator
-from typing import IO, cast
+from typing import IO, TYPE_CHECKING, cast
 
 import crc32c
 import zstandard
@@ -26,7 +26,6 @@ from replay._cassette.errors import (
 )
 from replay._cassette.eventlog import EventLog, NotPacked, open_packed
 from replay._cassette.events import Event
-from replay._cassette.framecheck import FastFrames, IndexScan, Rows
 from replay._cassette.indexread import IndexRecords, check_index, read_index
 from replay._cassette.layout import (
     _BLOCK_MAX,
@@ -48,6 +47,9 @@ from replay._cassette.layout import (
     VerifyReport,
 )
 from replay._cassette.sections import _Damage, _Frame, _read_header
+
+if TYPE_CHECKING:  # imported where verify needs them (threads, logging: not for every reader)
+    from replay._cassette.framecheck import FastFrames, IndexScan, Rows
 
 # -- reading -----------------------------------------------------------------
 
@@ -176,6 +178,8 @@ class _Reader:
         if scan is None:
             yield from self._packed_frames(f, start, None, None)
             return
+        from replay._cassette.framecheck import FastFrames, Rows
+
         with open(self.path, "rb") as again:
             rows = Rows(iter(IndexRecords(again, self.index_at, self.file_size, self.limits)),
                         scan)
@@ -257,6 +261,8 @@ class _Reader:
         magic, at, length, _ = _TRAILER2.unpack(f.read(_TRAILER2.size))
         if magic != TRAILER2_MAGIC or at + length + _TRAILER2.size != size or at < start:
             return None
+        from replay._cassette.framecheck import IndexScan
+
         scan = IndexScan()
         try:
             for m in IndexRecords(f, at, size, self.limits):

@@ -65,30 +65,8 @@ class _Bail(Exception):
     """The fast path will not vouch for this frame: read it sequentially."""
 
 
-def plain_event(m: dict[Any, Any]) -> bool:
-    """True when ``Event.from_map(m)`` certainly accepts ``m`` (the usual shape:
-    no error, no chunks, exact types); False means: ask ``Event.from_map``."""
-    if type(m.get("seq")) is not int or type(m.get("start_ns")) is not int \
-            or type(m.get("duration_ns")) is not int or type(m.get("channel")) is not str \
-            or type(m.get("task")) is not str or "request" not in m \
-            or "error" in m or "chunks" in m:
-        return False
-    site = m.get("site")
-    if site is not None and not (type(site) is list and len(site) == 3
-                                 and type(site[0]) is str and type(site[1]) is int
-                                 and type(site[2]) is str):
-        return False
-    if "site" in m and site is None:
-        return False
-    parent = m.get("parent")
-    if parent is not None and type(parent) is not int:
-        return False
-    meta = m.get("meta")
-    return "meta" not in m or type(meta) is dict
-
-
 def map_flags(m: dict[Any, Any]) -> int:
-    """The index's flag bits of a :func:`plain_event` map (no error, no chunks)."""
+    """The index's flag bits of an event map that ``_records`` takes (no error, no chunks)."""
     res = m.get("response")
     if res is None:
         return 0
@@ -307,12 +285,16 @@ class FastFrames:
         return data if len(data) == rl else None
 
     def _records(self, data: bytes) -> None:
-        """Every record of one frame, as ``Decoder.feed`` would take them.
+        """Every record of one frame, as ``Decoder.feed`` would take them, inline
+        (no call per record; ``held`` and ``events`` are the decoder's, kept in
+        locals and written back before the decoder sees any record).
 
-        The usual records are handled inline (no call per record): a blob record
-        as :meth:`_blob` checks it, an event whose map :func:`plain_event` accepts
-        (the same checks, each value looked up once). ``held`` is the decoder's,
-        kept in a local and written back before the decoder sees any record.
+        A ``{"k": "blob", "id": N, "v": str or bytes}`` record as the writer packs
+        it (a map of exactly those 3 keys, so no other value hides in it) is checked
+        and taken here; any other blob goes to the decoder. An event is taken here
+        when ``Event.from_map`` certainly accepts its map (the usual shape: no
+        error, no chunks, exact types, each value looked up once); any other goes
+        through ``Event.from_map``.
         """
         dec = self.decoder
         got = self.rows.got
@@ -433,28 +415,6 @@ class FastFrames:
             add_pos(base + i)
             i = stop
         dec.held, dec.events, dec.done = held, events, base + n
-
-    def _blob(self, payload: bytes, length: int) -> bool:
-        """A ``{"k": "blob", "id": N, "v": str or bytes}`` record as the writer packs it
-        (a map of exactly those 3 keys, so no other value hides in it): checked and
-        taken (True), or False for the decoder to take."""
-        j = _VALUE_AT[payload[_HEAD_LEN]] if length > _HEAD_LEN else 0
-        if not j or payload[j - 2:j] != b"\xa1v" or payload[j:j + 1] not in _STR_OR_BIN:
-            return False
-        try:  # a str or bin value: no extension to resolve; msgpack checks the UTF-8
-            m = msgpack.unpackb(payload, raw=False)
-        except Exception:
-            return False
-        dec = self.decoder
-        if m["id"] != len(dec.blobs):
-            return False
-        expanded = length + VALUE_COST * _BLOB_VALUES
-        if expanded > dec.budget or dec.held + VALUE_COST > dec.budget:
-            return False
-        dec.held += VALUE_COST
-        dec.blobs.append("" if type(m["v"]) is str else b"")
-        dec._sizes.append(expanded)
-        return True
 
     def _feed(self, record: bytes) -> None:
         """One record through the decoder, exactly as the sequential reader takes it."""

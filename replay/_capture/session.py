@@ -174,9 +174,7 @@ class Read:
         self.request = request
         """Recorded for every such read."""
         self.decode = decode
-        """Rebuilds the value from the response (``float``: ``type(x) is float``). A
-        response already of exactly this type is served as is (:meth:`Session.read`):
-        a type given here must give such a value back unchanged, as float and int do."""
+        """Rebuilds the value (``float``); a response already of that type is served as is."""
 
 
 class Session:

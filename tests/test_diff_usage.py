@@ -189,3 +189,38 @@ def test_prices_override_cache_writes_and_no_update() -> None:
         assert priced(tokens, "gpt-4o-mini", provider="openai").cost_usd == before
     finally:
         data_snapshot.set_custom_snapshot(None)
+
+
+def test_diff_caches_never_answer_for_another_event_with_a_reused_id(
+        tmp_path: Path, emulator: Callable[..., Emulator]) -> None:
+    """A packed cassette's events are decoded on demand, so an Event freed during a
+    diff leaves its id to the next one made: the per-diff caches keyed by id must
+    not hand the next event the freed one's model call (the run totals of
+    ``replay.diff`` came out equal, a usage delta of 0, in one CI run)."""
+    from replay._analysis.compare import Comparer
+    from replay._analysis.diff import _Ctx
+
+    emu = emulator(Turn(text="a", usage=Usage(10, 1)), Turn(text="b", usage=Usage(20, 2)),
+                   Turn(text="c", usage=Usage(30, 3)), model="gpt-4o-mini")
+    client = openai.OpenAI(base_url=emu.openai_base_url, api_key="sk-test", max_retries=0)
+    path = tmp_path / "three.replay"
+    with replay.record(path):
+        for q in "xyz":
+            client.chat.completions.create(model="gpt-4o-mini",
+                                           messages=[{"role": "user", "content": q}])
+    maps = [ev.to_map() for ev in replay.load(path).events if ev.channel == "http"]
+    ids = []
+    for i in range(60):  # a fresh Event each time, the last one freed: ids get reused
+        ev = replay.Event.from_map(maps[i % 3])
+        ids.append(id(ev))
+        del ev
+    assert len(set(ids)) < len(ids)  # the hazard is real here
+    ctx = _Ctx((), None, Comparer([], []), False)
+    for i in range(60):
+        ev = replay.Event.from_map(maps[i % 3])
+        call = ctx.call(ev)
+        assert call is not None and call.usage.total_tokens == (11, 22, 33)[i % 3]
+        assert ctx.request_key(ev) == ctx.request_key(replay.Event.from_map(maps[i % 3]))
+        del ev
+    d = replay.diff(path, path)
+    assert d.left_usage.total_tokens == d.right_usage.total_tokens == 66

@@ -147,21 +147,24 @@ class _Ctx:
         self.prices = prices
         self.comparer = comparer
         self.include_noise = include_noise
-        self._calls: dict[int, ModelCall | None] = {}
-        self._req: dict[int, bytes] = {}
-        self._answer: dict[int, bytes] = {}
+        # Keyed by id(ev), each value holding its event: a cassette's events are
+        # decoded on demand, so a freed Event's id is soon another's; the held
+        # event keeps the id taken, and a hit is checked to be that event.
+        self._calls: dict[int, tuple[Event, ModelCall | None]] = {}
+        self._req: dict[int, tuple[Event, bytes]] = {}
+        self._answer: dict[int, tuple[Event, bytes]] = {}
 
     def request_key(self, ev: Event) -> bytes:
-        key = self._req.get(id(ev))
-        if key is None:
-            key = self._req[id(ev)] = request_key(ev)
-        return key
+        hit = self._req.get(id(ev))
+        if hit is None or hit[0] is not ev:
+            hit = self._req[id(ev)] = (ev, request_key(ev))
+        return hit[1]
 
     def answer_key(self, ev: Event) -> bytes:
-        key = self._answer.get(id(ev))
-        if key is None:
-            key = self._answer[id(ev)] = _answer_key(ev)
-        return key
+        hit = self._answer.get(id(ev))
+        if hit is None or hit[0] is not ev:
+            hit = self._answer[id(ev)] = (ev, _answer_key(ev))
+        return hit[1]
 
     def event_key(self, ev: Event) -> tuple[bytes, bytes]:
         return (self.request_key(ev), self.answer_key(ev))
@@ -176,11 +179,11 @@ class _Ctx:
         return call_key(ev.channel, ev.request)
 
     def call(self, ev: Event) -> ModelCall | None:
-        key = id(ev)
-        if key not in self._calls:
-            self._calls[key] = model_call(ev, self.prices) if ev.channel.startswith(
-                "http") else None
-        return self._calls[key]
+        hit = self._calls.get(id(ev))
+        if hit is None or hit[0] is not ev:
+            hit = self._calls[id(ev)] = (ev, model_call(ev, self.prices)
+                                         if ev.channel.startswith("http") else None)
+        return hit[1]
 
 
 # -- alignment --------------------------------------------------------------------

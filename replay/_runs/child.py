@@ -95,12 +95,7 @@ def run_child(mode: str, cassette: str, command: list[str], *,
                               text=capture is not None)
         if capture is not None:
             capture += [proc.stdout, proc.stderr]
-        try:
-            with open(result_path, encoding="utf-8") as f:
-                text = f.read()
-            result: dict[str, Any] = json.loads(text) if text else {}
-        except (OSError, ValueError):
-            result = {}
+        result = _read_result(result_path)
     finally:
         os.unlink(result_path)
     if result.get("boot_error"):
@@ -128,12 +123,18 @@ def run_entry(mode: str, cassette: str, *, extra: dict[str, Any] | None = None
     env["PYTHONHASHSEED"] = _hash_seed(mode, cassette, env)
     try:
         proc = subprocess.run([sys.executable, "-c", CHILD_CODE, json.dumps(spec)], env=env)
-        try:
-            with open(result_path, encoding="utf-8") as f:
-                text = f.read()
-            result: dict[str, Any] = json.loads(text) if text else {}
-        except (OSError, ValueError):
-            result = {}
+        result = _read_result(result_path)
     finally:
         os.unlink(result_path)
     return proc.returncode, result
+
+
+def _read_result(path: str) -> dict[str, Any]:
+    """The child's result file as JSON ({} when it wrote none or it is unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        result: dict[str, Any] = json.loads(text) if text else {}
+    except (OSError, ValueError):
+        return {}
+    return result

@@ -254,7 +254,7 @@ class Matcher:
             if (there is None or head.channel != channel or there.line != site.line
                     or there.function != site.function or head.request != request):
                 return None
-            q.popleft()
+            q.popleft()  # _serve(q, 0) inlined: a call is ~5% of a replayed read
             self.consumed += 1
             if head.seq < self._max_served:
                 self.reordered += 1

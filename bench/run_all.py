@@ -48,7 +48,7 @@ QUICK_ARGS = {
                       "--stream-runs", "3", "--vcr-stream-runs", "1"],
     "bench_tui.py": ["--sizes", "300", "--no-tmux"],
     "bench_scale.py": ["--sizes", "500"],
-    "bench_sessions.py": ["--n", "20000", "--repeat", "3"],
+    "bench_sessions.py": ["--n", "20000", "--rounds", "4"],
     "bench_s3.py": ["--runs", "40", "--threads", "4"],
     "bench_service.py": ["--requests", "200", "--rounds", "1", "--warmup", "50"],
     "profile_paths.py": ["--repeat", "1", "--calls", "500", "--requests", "50"],

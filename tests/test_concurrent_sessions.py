@@ -402,3 +402,34 @@ def test_code_outside_every_run_passes_through_while_runs_record(tmp_path: Path)
     events = replay.load(tmp_path / "busy.replay").events
     assert [e.channel for e in events] == ["clock"]
     assert not {repr(e.response) for e in events} & set(mine)
+
+
+def test_uuid4_outside_every_run_reads_the_os_urandom_in_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside every run the patched uuid4 skips the patched os.urandom (one interceptor
+    fewer) but still reads whatever os.urandom is: code that replaced it gets its bytes."""
+    import os
+
+    started = threading.Event()
+    finish = threading.Event()
+
+    def run() -> None:
+        with replay.record(tmp_path / "busy.replay"):
+            uuid.uuid4()
+            started.set()
+            finish.wait()
+
+    t = threading.Thread(target=run)
+    t.start()
+    started.wait()
+    try:
+        assert _patch.installed()
+        fresh = uuid.uuid4()
+        assert fresh.version == 4 and fresh != uuid.uuid4()
+        monkeypatch.setattr(os, "urandom", lambda n: b"\x11" * n)
+        assert uuid.uuid4() == uuid.UUID(bytes=b"\x11" * 16, version=4)
+        monkeypatch.undo()
+    finally:
+        finish.set()
+        t.join()
+    assert [e.channel for e in replay.load(tmp_path / "busy.replay").events] == ["uuid"]

@@ -9,20 +9,32 @@ worker process) with recording
 * keep all: ``replay.RecordingMiddleware(keep="all")``, every request a run in
   a local store;
 * keep failed: ``keep="failed"``, every request recorded, only the 500s kept
-  (the others cost a file delete).
+  (the others cost emptying their journal).
 
-``--clients`` httpx.AsyncClient workers (one process) send ``--requests``
-requests per round after a warm-up; the modes are interleaved over
-``--rounds`` rounds, a fresh server each. Throughput is requests per second
-of wall time; latency is per request at the client. Medians over rounds.
+One server per mode is started at the beginning and kept; ``--rounds`` rounds
+then load each in turn (the order rotating), ``--requests`` requests a round
+from ``--clients`` concurrent clients (keep-alive connections driven by one
+asyncio loop in this process, a minimal HTTP/1.1 client so the load generator
+takes little of the machine's CPU). So the modes see the machine's load as it
+shifts during the run alike, and every figure is a median over rounds.
 
-    python bench/bench_service.py [--requests 1000] [--clients 50] [--rounds 3]
+Throughput is requests per second of wall time; latency is per request at the
+client (p99 taken per round). The steadier figure is the service's own CPU
+time per request (user + system, read from ``/proc/PID/stat`` before and after
+the round; the clients, the emulator and other processes do not count): at
+saturation a service's throughput is its inverse. It is compared round by
+round (keep failed against off in the same round, the median of those ratios).
+With ``--pin`` (the default on a machine with 2 or more CPUs) the services run
+on the last CPU and the emulator and the clients on the others.
+
+    python bench/bench_service.py [--requests 1000] [--clients 50] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -56,6 +68,10 @@ class Round:
     kept: int
     cpu_ms: float
     """The service process's CPU time per request (user + system)."""
+    emu_ms: float
+    """The emulator's CPU time per request."""
+    client_ms: float
+    """This process's (the clients') CPU time per request."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -66,6 +82,12 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pin(pid: int, cpus: set[int] | None) -> None:
+    if cpus and hasattr(os, "sched_setaffinity"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(pid, cpus)
 
 
 def free_port() -> int:
@@ -92,7 +114,8 @@ def start_emulator(folder: str, latency_ms: int) -> tuple[subprocess.Popen[str],
     return proc, line.split()[-1]
 
 
-def start_service(mode: str, llm: str, store: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_service(mode: str, llm: str, store: str,
+                  cpus: set[int] | None) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": ROOT, "BENCH_RECORDING": mode,
            "BENCH_LLM_URL": llm + "/v1", "REPLAY_STORE": store}
@@ -100,6 +123,7 @@ def start_service(mode: str, llm: str, store: str) -> tuple[subprocess.Popen[byt
                              "--host", "127.0.0.1", "--port", str(port), "--log-level",
                              "warning", "--no-access-log"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    pin(proc.pid, cpus)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -116,6 +140,40 @@ def start_service(mode: str, llm: str, store: str) -> tuple[subprocess.Popen[byt
     raise RuntimeError("uvicorn did not answer within 60 s")
 
 
+class Client:
+    """One keep-alive HTTP/1.1 connection: POSTs a JSON body, reads the status and a
+    ``content-length`` body (what uvicorn sends). Minimal on purpose: the load
+    generator shares the machine with the service it measures."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> int:
+        if self.writer is None or self.reader is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(b"POST %s HTTP/1.1\r\nhost: %s:%d\r\ncontent-type: "
+                          b"application/json\r\ncontent-length: %d\r\n\r\n%s"
+                          % (path.encode(), self.host.encode(), self.port, len(body), body))
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length:
+            await self.reader.readexactly(length)
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError, ConnectionError):
+                await self.writer.wait_closed()
+
+
 async def load(url: str, requests: int, clients: int, fail_every: int) -> tuple[
         float, list[float], int]:
     """(wall seconds, per-request latencies, unexpected answers) of ``requests``
@@ -123,26 +181,34 @@ async def load(url: str, requests: int, clients: int, fail_every: int) -> tuple[
     latencies: list[float] = []
     errors = 0
     counter = iter(range(requests))
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
-        async def worker() -> None:
-            nonlocal errors
-            for i in counter:
-                boom = fail_every > 0 and i % fail_every == 0
-                question = f"boom {i}" if boom else f"question {i}"
-                t0 = time.perf_counter()
-                try:
-                    r = await http.post("/ask", json={"question": question})
-                except httpx.HTTPError:
-                    errors += 1
-                    continue
-                latencies.append(time.perf_counter() - t0)
-                if r.status_code != (500 if boom else 200):
-                    errors += 1
+    hostport = url.split("//", 1)[1]
+    host, port = hostport.rsplit(":", 1)
+    conns = [Client(host, int(port)) for _ in range(clients)]
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
+    async def worker(conn: Client) -> None:
+        nonlocal errors
+        for i in counter:
+            boom = fail_every > 0 and i % fail_every == 0
+            body = json.dumps({"question": f"boom {i}" if boom else f"question {i}"}).encode()
+            t0 = time.perf_counter()
+            try:
+                status = await asyncio.wait_for(conn.post("/ask", body), 60)
+            except (TimeoutError, OSError, ValueError, asyncio.IncompleteReadError):
+                errors += 1
+                await conn.close()
+                conn.reader = conn.writer = None
+                continue
+            latencies.append(time.perf_counter() - t0)
+            if status != (500 if boom else 200):
+                errors += 1
+
+    t0 = time.perf_counter()
+    try:
+        await asyncio.gather(*(worker(c) for c in conns))
+    finally:
         wall = time.perf_counter() - t0
+        for c in conns:
+            await c.close()
     return wall, latencies, errors
 
 
@@ -164,75 +230,111 @@ def kept_runs(store: str) -> int:
         return 0
 
 
+def median_round(mode: str, rs: list[Round]) -> Round:
+    return Round(mode, statistics.median(x.rps for x in rs),
+                 statistics.median(x.p50_ms for x in rs),
+                 statistics.median(x.p99_ms for x in rs),
+                 sum(x.errors for x in rs), int(statistics.median(x.kept for x in rs)),
+                 statistics.median(x.cpu_ms for x in rs),
+                 statistics.median(x.emu_ms for x in rs),
+                 statistics.median(x.client_ms for x in rs))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--clients", type=int, default=50)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--latency-ms", type=int, default=20)
     ap.add_argument("--fail-every", type=int, default=100)
+    ap.add_argument("--pin", action=argparse.BooleanOptionalAction,
+                    default=(os.cpu_count() or 1) >= 2,
+                    help="services on the last CPU, the emulator and the clients on the others")
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
                     help="which modes to run (off is always run: the baseline)")
     args = ap.parse_args()
     modes = tuple(m for m in MODES if m == "off" or m in args.modes)
     if not hasattr(replay, "RecordingMiddleware"):
         modes = ("off",)
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    service_cpus = {cpus[-1]} if args.pin and len(cpus) >= 2 else None
+    other_cpus = set(cpus[:-1]) if service_cpus else None
+    pin(os.getpid(), other_cpus)
     work = tempfile.mkdtemp(prefix="bench-service-")
     emu, llm = start_emulator(work, args.latency_ms)
+    pin(emu.pid, other_cpus)
     results: list[Round] = []
+    servers: dict[str, tuple[subprocess.Popen[bytes], str, str]] = {}
     try:
+        for mode in modes:
+            store = os.path.join(work, f"store-{mode}")
+            proc, url = start_service(mode, llm, store, service_cpus)
+            servers[mode] = (proc, url, store)
+            asyncio.run(load(url, args.warmup, args.clients, args.fail_every))
         for r in range(args.rounds):
             for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
-                store = os.path.join(work, f"store-{mode}-{r}")
-                proc, url = start_service(mode, llm, store)
-                try:
-                    asyncio.run(load(url, args.warmup, args.clients, args.fail_every))
-                    before = kept_runs(store)
-                    cpu0 = cpu_seconds(proc.pid)
-                    wall, lat, errors = asyncio.run(
-                        load(url, args.requests, args.clients, args.fail_every))
-                    time.sleep(0.5)  # let the last stores land
-                    cpu = cpu_seconds(proc.pid) - cpu0
-                    results.append(Round(mode, args.requests / wall, pct(lat, 0.5) * 1e3,
-                                         pct(lat, 0.99) * 1e3, errors,
-                                         kept_runs(store) - before,
-                                         cpu / args.requests * 1e3))
-                finally:
-                    proc.terminate()
-                    proc.wait(30)
+                proc, url, store = servers[mode]
+                before = kept_runs(store)
+                cpu0, emu0, me0 = cpu_seconds(proc.pid), cpu_seconds(emu.pid), time.process_time()
+                wall, lat, errors = asyncio.run(
+                    load(url, args.requests, args.clients, args.fail_every))
+                me = time.process_time() - me0
+                time.sleep(0.5)  # let the last kept runs land
+                cpu = cpu_seconds(proc.pid) - cpu0
+                emu_cpu = cpu_seconds(emu.pid) - emu0
+                n = args.requests
+                results.append(Round(mode, n / wall, pct(lat, 0.5) * 1e3,
+                                     pct(lat, 0.99) * 1e3, errors, kept_runs(store) - before,
+                                     cpu / n * 1e3, emu_cpu / n * 1e3, me / n * 1e3))
     finally:
+        for proc, _url, _store in servers.values():
+            proc.terminate()
+        for proc, _url, _store in servers.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(30)
         emu.terminate()
         emu.wait(30)
 
+    load_avg = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{args.requests:,} requests per round, {args.clients} concurrent clients, "
-          f"{args.rounds} rounds (medians), emulator answering in {args.latency_ms} ms, "
-          f"1 in {args.fail_every} requests answering 500; uvicorn, 1 worker; "
-          f"load average {os.getloadavg()[0]:.1f} at the end\n")
+          f"{args.rounds} rounds (medians; the modes interleaved), emulator answering in "
+          f"{args.latency_ms} ms, 1 in {args.fail_every} requests answering 500; uvicorn, "
+          f"1 worker{', pinned to its own CPU' if service_cpus else ''}; load average "
+          f"{load_avg} at the end\n")
     print(f"{'mode':18} {'req/s':>8} {'vs off':>8} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'p99 +ms':>8} {'runs kept':>10} {'errors':>7} {'CPU ms/req':>11} {'vs off':>7}")
-    med: dict[str, Round] = {}
-    for mode in modes:
-        rs = [x for x in results if x.mode == mode]
-        med[mode] = Round(mode, statistics.median(x.rps for x in rs),
-                          statistics.median(x.p50_ms for x in rs),
-                          statistics.median(x.p99_ms for x in rs),
-                          sum(x.errors for x in rs), int(statistics.median(x.kept for x in rs)),
-                          statistics.median(x.cpu_ms for x in rs))
+    med = {mode: median_round(mode, [x for x in results if x.mode == mode]) for mode in modes}
     base = med["off"]
+
+    def paired(mode: str) -> float:
+        """Median over rounds of (this mode's CPU per request / off's in the same round)."""
+        by_round = [(a, b) for a, b in zip([x for x in results if x.mode == "off"],
+                                           [x for x in results if x.mode == mode],
+                                           strict=True)]
+        return statistics.median(b.cpu_ms / a.cpu_ms for a, b in by_round if a.cpu_ms)
+
     for mode in modes:
         m = med[mode]
         print(f"{LABEL[mode]:18} {m.rps:8.0f} {m.rps / base.rps:8.3f} {m.p50_ms:8.1f} "
               f"{m.p99_ms:8.1f} {m.p99_ms - base.p99_ms:+8.1f} {m.kept:10,} {m.errors:7} "
-              f"{m.cpu_ms:11.2f} {m.cpu_ms / base.cpu_ms if base.cpu_ms else 0:7.2f}")
+              f"{m.cpu_ms:11.2f} {paired(mode):7.3f}")
     print("\nCPU ms/req: the service process's CPU time (user + system) per request, the "
           "figure the machine's load changes least;\nat saturation a service's throughput "
-          "is the inverse of it.")
+          "is its inverse. 'vs off' beside it: the median over rounds of the ratio to off's "
+          "in the same round.")
+    print("\nper round, CPU ms/req (" + ", ".join(modes) + "):")
+    for r in range(args.rounds):
+        row = results[r * len(modes):(r + 1) * len(modes)]
+        by = {x.mode: x for x in row}
+        print(f"  round {r + 1}: " + "  ".join(
+            f"{m} {by[m].cpu_ms:.2f} ({by[m].rps:.0f} req/s, p99 {by[m].p99_ms:.0f} ms)"
+            for m in modes))
+    print(f"\nthe emulator took {base.emu_ms:.2f} ms of CPU a request, the clients "
+          f"{base.client_ms:.2f} ms (medians, recording off)")
     if "all" in med and med["all"].kept < args.requests:
-        print(f"\nkeep all stored {med['all'].kept:,} of {args.requests:,} requests: the "
-              "others ran unrecorded (a request that starts while another is recorded gets "
-              "no session when sessions are one per process)")
+        print(f"\nkeep all stored {med['all'].kept:,} of {args.requests:,} requests")
     if "failed" not in med:
         print("\n(replay.RecordingMiddleware is not in this checkout: recording not measured)")
         return
@@ -242,20 +344,23 @@ def main() -> None:
     # The service's own CPU per request is steadier: at saturation throughput is its
     # inverse, and every request takes at least the added CPU longer. Each goal
     # takes the worse of the wall figure and that CPU bound, so noise cannot meet it.
+    ratio = paired("failed")
     wall_loss = (1 - f.rps / base.rps) * 100
-    cpu_loss = (1 - base.cpu_ms / f.cpu_ms) * 100 if f.cpu_ms else 0.0
-    added_cpu = f.cpu_ms - base.cpu_ms
+    cpu_loss = (1 - 1 / ratio) * 100 if ratio else 0.0
+    added_cpu = base.cpu_ms * (ratio - 1)
     goal("service.keep_failed_throughput", max(wall_loss, cpu_loss), 5, "<=", unit="%",
          what="throughput lost with recording on, keep failed: the worse of the wall "
               "figure and the saturation bound from the service's CPU per request",
          detail=f"wall {f.rps:.0f} vs {base.rps:.0f} req/s ({wall_loss:+.1f}%); CPU "
-                f"{f.cpu_ms:.2f} vs {base.cpu_ms:.2f} ms a request ({cpu_loss:.1f}% at "
-                f"saturation); {args.clients} clients")
+                f"{f.cpu_ms:.2f} vs {base.cpu_ms:.2f} ms a request, {ratio:.3f}x round by "
+                f"round ({cpu_loss:.1f}% at saturation); {args.clients} clients, "
+                f"{args.rounds} rounds, load average {load_avg}")
     goal("service.keep_failed_p99", max(f.p99_ms - base.p99_ms, added_cpu), 2, "<=",
          unit="ms", what="p99 latency added with recording on, keep failed: the worse of "
                          "the wall figure and the CPU each request adds",
          detail=f"p99 {f.p99_ms:.1f} vs {base.p99_ms:.1f} ms; +{added_cpu:.2f} ms CPU a "
                 "request")
+
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,8 @@ another process, in one run so a busy machine shifts every side alike:
 * load, two ways for agent-replay: ``replay.load`` alone (format 2 checks the
   file's frames and index and decodes events on demand) and a full read, the
   load plus every event's request, response and body (what vcrpy's load does:
-  it parses every interaction); the load goal compares the full read;
+  it parses every interaction); the load goal compares the full read at N = 5,000
+  (issue 16; the other Ns are printed too);
 * for agent-replay, vcrpy with its YAML serializer and with its JSON one.
 
 Each N is measured in ``--rounds`` interleaved rounds (default: 5 at N <= 200,
@@ -280,14 +281,17 @@ def table(url: str, ns: list[int], sample: int, forced_rounds: int | None) -> No
     goal("http.size", worst_size[0], 0.1, "<=", unit="x",
          what="cassette size, agent-replay / vcrpy-yaml (worst N)",
          detail=f"N={worst_size[1]}: 1/{1 / worst_size[0]:.0f}")
-    worst_load = min(load_ratio)
-    goal("http.load", worst_load[0], 10, ">=", unit="x",
-         what="full load (every event's request, response and body read), vcrpy-json / "
-              "agent-replay (worst N)",
-         detail=f"N={worst_load[1]}: {worst_load[3] * 1e3:.1f} ms vs "
-                f"{worst_load[2] * 1e3:.1f} ms (replay.load alone: "
-                f"{worst_load[4] * 1e3:.1f} ms)")
-
+    # Issue 16 states the goal at N = 5,000 (at N = 100 the fixed cost of opening a file
+    # weighs most): the goal is taken there, or at the largest N when 5,000 is not run;
+    # the other Ns are printed beside it.
+    at = 5000 if 5000 in ns else hi
+    ratio, _, full, vcr_full, alone = next(r for r in load_ratio if r[1] == at)
+    others = ", ".join(f"N={r[1]:,}: {r[0]:.1f}x" for r in load_ratio if r[1] != at)
+    goal("http.load", ratio, 10, ">=", unit="x",
+         what=f"full load (every event's request, response and body read), vcrpy-json / "
+              f"agent-replay at N={at:,}",
+         detail=f"{vcr_full * 1e3:.1f} ms vs {full * 1e3:.1f} ms (replay.load alone: "
+                f"{alone * 1e3:.1f} ms)" + (f"; {others}" if others else ""))
 
 def first_chunk(client: httpx.Client, url: str) -> float:
     t0 = time.perf_counter()

@@ -142,20 +142,22 @@ class Event:
 
         Raises ``ValueError`` on anything malformed; the reader turns that into
         a :class:`~replay.CassetteCorruptError` with the byte offset. Readers call
-        it once per event loaded, so it checks each field inline and fills the
-        slots directly (the frozen dataclass ``__init__`` costs twice as much).
+        it once per event loaded (a full read of a cassette is mostly this and
+        msgpack), so it looks each key up once, checks exact types first (what
+        msgpack builds) and fills the slots directly (the frozen dataclass
+        ``__init__`` costs twice as much).
         """
-        if not isinstance(m, dict):
+        if type(m) is not dict and not isinstance(m, dict):
             raise ValueError("event record is not a map")
         get = m.get
-        seq, channel = get("seq"), get("channel")
+        seq, channel, request = get("seq"), get("channel"), get("request", _ABSENT)
+        start, duration, task = get("start_ns"), get("duration_ns"), get("task")
         if type(seq) is not int:
             raise ValueError("event field 'seq' is not an int")
         if type(channel) is not str and not isinstance(channel, str):
             raise ValueError("field 'channel' is not a string")
-        if "request" not in m:
+        if request is _ABSENT:
             raise ValueError("event has no request")
-        start, duration, task = get("start_ns"), get("duration_ns"), get("task")
         if type(start) is not int:
             raise ValueError("event field 'start_ns' is not an int")
         if type(duration) is not int:
@@ -163,39 +165,46 @@ class Event:
         if type(task) is not str and not isinstance(task, str):
             raise ValueError("field 'task' is not a string")
         error = None
-        e = get("error")
-        if e is not None or "error" in m:
+        e = get("error", _ABSENT)
+        if e is not _ABSENT:
             if not isinstance(e, dict):
                 raise ValueError("event error is not a map")
             args = e.get("args", [])
-            if not isinstance(args, list | tuple):
+            if not isinstance(args, _ARRAY):
                 raise ValueError("event error args is not a list")
             error = RecordedError(_str(e, "type"), _str(e, "message"),
                                   _str(e, "traceback", ""), tuple(args))
-        site = None
-        s = get("site")
-        if s is not None or "site" in m:
-            if (not isinstance(s, list | tuple) or len(s) != 3
-                    or not isinstance(s[0], str) or type(s[1]) is not int
-                    or not isinstance(s[2], str)):
+        site = get("site", _ABSENT)
+        if site is _ABSENT:
+            site = None
+        else:
+            s = site
+            if (type(s) is not list and not isinstance(s, _ARRAY)) or len(s) != 3:
+                raise ValueError("event site is malformed")
+            file, line, function = s
+            if (type(file) is not str and not isinstance(file, str)) or type(line) is not int \
+                    or (type(function) is not str and not isinstance(function, str)):
                 raise ValueError("event site is malformed")
             site = _new(CallSite)
-            _SITE_FILE(site, s[0])
-            _SITE_LINE(site, s[1])
-            _SITE_FUNCTION(site, s[2])
+            _SITE_FILE(site, file)
+            _SITE_LINE(site, line)
+            _SITE_FUNCTION(site, function)
         chunks: tuple[Chunk, ...] = ()
-        raw = get("chunks")
-        if raw is not None or "chunks" in m:
-            if not isinstance(raw, list | tuple):
+        raw = get("chunks", _ABSENT)
+        if raw is not _ABSENT:
+            if not isinstance(raw, _ARRAY):
                 raise ValueError("event chunks is not a list")
             out = []
             for c in raw:
-                if (not isinstance(c, list | tuple) or len(c) != 2
-                        or not isinstance(c[0], bytes) or type(c[1]) is not int):
+                if (type(c) is not list and not isinstance(c, _ARRAY)) or len(c) != 2:
+                    raise ValueError("event chunk is malformed")
+                data, at = c
+                if (type(data) is not bytes and not isinstance(data, bytes)) \
+                        or type(at) is not int:
                     raise ValueError("event chunk is malformed")
                 chunk = _new(Chunk)
-                _CHUNK_DATA(chunk, c[0])
-                _CHUNK_AT(chunk, c[1])
+                _CHUNK_DATA(chunk, data)
+                _CHUNK_AT(chunk, at)
                 out.append(chunk)
             chunks = tuple(out)
         parent = get("parent")
@@ -209,7 +218,7 @@ class Event:
         ev = _new(cls)
         _SEQ(ev, seq)
         _CHANNEL(ev, channel)
-        _REQUEST(ev, m["request"])
+        _REQUEST(ev, request)
         _RESPONSE(ev, get("response"))
         _ERROR(ev, error)
         _START(ev, start)
@@ -224,6 +233,8 @@ class Event:
 
 _new = object.__new__
 _NO_META: dict[str, Value] = {}
+_ABSENT: Any = object()  # a key's default: absent, as distinct from nil
+_ARRAY = (list, tuple)
 (_SEQ, _CHANNEL, _REQUEST, _RESPONSE, _ERROR, _START, _DURATION, _TASK, _SITE, _CHUNKS,
  _PARENT, _META) = (getattr(Event, f).__set__ for f in (
     "seq", "channel", "request", "response", "error", "start_ns", "duration_ns", "task",

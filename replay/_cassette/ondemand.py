@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+from collections import OrderedDict
 from typing import Any
 
 import crc32c
@@ -18,7 +19,7 @@ import msgpack
 import zstandard
 
 from replay._cassette import index as ix
-from replay._cassette.codec import _FRAMING, EXT_REF, OverLimitError
+from replay._cassette.codec import _BLOB_HEAD, _BLOB_VALUE, _FRAMING, EXT_REF, OverLimitError
 from replay._cassette.decoder import (
     DecodeError,
     Decoder,
@@ -39,6 +40,8 @@ MAX_REF_DEPTH = 64
 """Blob references resolved one inside another, at most (each is a nested decode)."""
 _FRAMES_CACHED = 4
 _BLOB_CACHE_BYTES = 8 * 1024 * 1024
+_UINT = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}  # msgpack uint 8/16/32/64: bytes that follow
+_BIN = {0xC4: 1, 0xC5: 2, 0xC6: 4}  # msgpack bin 8/16/32: bytes of its length
 
 
 class _Packed:
@@ -53,7 +56,9 @@ class _Packed:
         self.budget = limits.decoded_budget(size)
         self.raw_starts = list(index.frames["raw"])
         self.frames: dict[int, bytes] = {}
-        self.blobs: dict[int, tuple[Any, int]] = {}
+        # oldest first; popitem(last=False) is O(1), where a dict's first key after
+        # many removals is found by a scan past every removed slot
+        self.blobs: OrderedDict[int, tuple[Any, int]] = OrderedDict()
         self.blob_bytes = 0
         self.dctx = zstandard.ZstdDecompressor(max_window_size=limits.max_window_size)
         self.decoder = Decoder(limits.max_record_size, max_values=limits.max_record_values)
@@ -150,12 +155,47 @@ class _Packed:
         if type(m) is not dict or m.get("k") != "blob" or m.get("id") != ident \
                 or "v" not in m or len(m) != 3:
             raise DecodeError(f"index points at no blob {ident}")
-        value = m["v"]
+        return self.keep_value(ident, m["v"], size)
+
+    def keep_value(self, ident: int, value: Any, size: int) -> Any:
+        """Cache ``value`` as blob ``ident`` (``size``: its expanded size) and return it."""
         while self.blobs and self.blob_bytes + size > _BLOB_CACHE_BYTES:
-            self.blob_bytes -= self.blobs.pop(next(iter(self.blobs)))[1]
+            self.blob_bytes -= self.blobs.popitem(last=False)[1][1]
         self.blobs[ident] = (value, size)
         self.blob_bytes += size
         return value
+
+    def bin_blob(self, data: bytes, i: int, stop: int, ident: int) -> bool:
+        """Take the record payload ``data[i:stop]`` (its framing and CRC32C checked) as
+        blob ``ident`` when it is ``{"k": "blob", "id": ident, "v": <bin>}`` packed as
+        the writer packs it (the body of an HTTP event, most often): its bytes are
+        sliced out, exactly what msgpack would build, with no map built around them.
+        False for anything else: the caller decodes the record the usual way."""
+        if not data.startswith(_BLOB_HEAD, i, stop):
+            return False
+        j = i + len(_BLOB_HEAD)
+        if j >= stop:
+            return False
+        b = data[j]
+        if b < 0x80:  # positive fixint
+            value, j = b, j + 1
+        else:
+            n = _UINT.get(b, 0)
+            if not n:
+                return False
+            value, j = int.from_bytes(data[j + 1:j + 1 + n], "big"), j + 1 + n
+        if value != ident or not data.startswith(_BLOB_VALUE, j, stop) or j + 2 >= stop:
+            return False
+        j += 2
+        n = _BIN.get(data[j], 0)
+        if not n:
+            return False
+        j, length = j + 1 + n, int.from_bytes(data[j + 1:j + 1 + n], "big")
+        size = 2 * (stop - i)  # as decode_at counts a record without references
+        if j + length != stop or size > self.budget:
+            return False
+        self.keep_value(ident, data[j:stop], size)
+        return True
 
     def _ext(self, code: int, data: bytes) -> Any:
         if code != EXT_REF:

@@ -23,6 +23,7 @@ bytes.
 from __future__ import annotations
 
 import json
+import operator
 import socket
 import threading
 import time
@@ -54,6 +55,16 @@ Pairs = list[list[str]]
 # -- canonical forms -------------------------------------------------------------
 def canonical_url(url: str) -> str:
     """``url`` in the form used for matching (see the module docstring)."""
+    out = _URLS.get(url)
+    if out is None:  # an agent calls the same few URLs again and again
+        out = _canonical_url(url)
+        if len(_URLS) >= _KEPT:
+            _URLS.clear()
+        _URLS[url] = out
+    return out
+
+
+def _canonical_url(url: str) -> str:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
@@ -70,8 +81,19 @@ def canonical_url(url: str) -> str:
     return out
 
 
+_KEPT = 512
+"""Entries kept by each cache of canonical forms (URLs, request header lists) before
+it starts over: a run calls a few endpoints with a few header sets."""
+_URLS: dict[str, str] = {}
+
+
 def canonical_body(content: Any, content_type: str | None = None) -> Value:
     """A request body for matching: parsed JSON (keys sorted), else bytes, else None."""
+    if type(content) is bytes and content[:1] in _OPENERS and content[1:2] != b"\0":
+        try:  # the common case, an SDK's JSON body: UTF-8 (json.detect_encoding's verdict)
+            return _parse_json(content, "utf-8")
+        except ValueError:
+            return content  # what the general path below returns for it
     if content is None or content == b"" or content == "":
         return None
     if isinstance(content, dict | list):
@@ -84,21 +106,40 @@ def canonical_body(content: Any, content_type: str | None = None) -> Value:
     head = data.lstrip()[:1]
     if head in (b"{", b"[") or (content_type is not None and "json" in content_type.lower()):
         try:
-            parsed: Value = json.loads(data, object_pairs_hook=_sorted_object,
-                                       parse_constant=str)
-            return parsed
+            return _parse_json(data)
         except ValueError:
             pass
     return data
 
 
+_OPENERS = (b"{", b"[")
+
+
+def _parse_json(data: bytes, encoding: str | None = None) -> Value:
+    """``json.loads(data, object_pairs_hook=_sorted_object, parse_constant=str)``, by a
+    decoder made once (``json.loads`` with arguments builds a new one per call, half
+    its cost on a chat request) and without the whitespace scans around a body that
+    has none (``raw_decode``; anything else goes through ``decode``, which checks
+    the rest)."""
+    text = data.decode(encoding or _detect_encoding(data), "surrogatepass")
+    try:
+        parsed, end = _raw_decode(text)
+    except ValueError:
+        end = -1  # leading whitespace, or not JSON: decode parses it or says why
+    if end != len(text):
+        parsed = _decode(text)
+    return parsed  # type: ignore[no-any-return]
+
+
 def _sorted_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    pairs.sort(key=_first)
+    pairs.sort(key=_first)  # stable: of a repeated key, the last value wins, as in dict()
     return dict(pairs)
 
 
-def _first(pair: tuple[str, Any]) -> str:
-    return pair[0]
+_first = operator.itemgetter(0)
+_DECODER = json.JSONDecoder(object_pairs_hook=_sorted_object, parse_constant=str)
+_raw_decode, _decode = _DECODER.raw_decode, _DECODER.decode
+_detect_encoding = json.detect_encoding
 
 
 def _plain(v: Any) -> Value:
@@ -117,14 +158,40 @@ def _text(x: str | bytes) -> str:
 
 def display_headers(pairs: Iterable[tuple[str | bytes, str | bytes]]) -> dict[str, Value]:
     """Request headers kept for people (never matched): lower-case names, sorted."""
+    return dict(request_head(pairs)[0])
+
+
+def request_head(pairs: Iterable[tuple[str | bytes, str | bytes]]) -> tuple[
+        dict[str, Value], str | None]:
+    """(:func:`display_headers` of ``pairs``, their ``Content-Type``), cached by the
+    pairs: an SDK sends the same headers with every request. The map is shared by
+    every caller with the same pairs: copy it before handing it on."""
+    key = pairs if isinstance(pairs, tuple) else tuple(pairs)
+    try:
+        hit = _HEADS.get(key)
+    except TypeError:  # a value that is not text: nothing to cache it by
+        return _head(key)
+    if hit is None:
+        hit = _head(key)
+        if len(_HEADS) >= _KEPT:
+            _HEADS.clear()
+        _HEADS[key] = hit
+    return hit
+
+
+def _head(pairs: Iterable[tuple[str | bytes, str | bytes]]) -> tuple[dict[str, Value],
+                                                                     str | None]:
     out: dict[str, str] = {}
     for name, value in pairs:
         key = _text(name).lower()
-        if key in _HIDDEN_HEADERS:
-            continue
         text = _text(value)
         out[key] = f"{out[key]}, {text}" if key in out else text
-    return {k: out[k] for k in sorted(out)}
+    ctype = out.get("content-type")  # as httpx's Headers.get gives it: repeats joined
+    return {k: out[k] for k in sorted(out) if k not in _HIDDEN_HEADERS}, ctype
+
+
+_HEADS: dict[tuple[tuple[str | bytes, str | bytes], ...],
+             tuple[dict[str, Value], str | None]] = {}
 
 
 def request_value(method: str, url: str, body: Value,

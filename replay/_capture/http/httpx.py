@@ -31,10 +31,11 @@ from replay._capture.http.common import (
     CHANNEL,
     Pacer,
     canonical_body,
+    canonical_url,
     config_of,
     header_get,
     header_pairs,
-    request_value,
+    request_head,
     response_value,
     served_headers,
 )
@@ -275,10 +276,11 @@ class _Kit:
 
     # -- shared steps ----------------------------------------------------------
     def _request_value(self, request: Any) -> dict[str, Value]:
-        return request_value(request.method, str(request.url),
-                             canonical_body(request.content,
-                                            request.headers.get("content-type")),
-                             request.headers.raw)
+        """``request_value`` of ``request``: its headers looked at once (display form and
+        content type, cached by the raw list)."""
+        head, ctype = request_head(request.headers.raw)
+        return {"method": request.method.upper(), "url": canonical_url(str(request.url)),
+                "body": canonical_body(request.content, ctype), "headers": dict(head)}
 
     def _guard(self, session: Session, request: Any) -> None:
         """Strict replay: a request outside the recorded run may not reach the network."""

@@ -203,7 +203,8 @@ def request_value(method: str, url: str, body: Value,
 
 def header_pairs(pairs: Iterable[tuple[str | bytes, str | bytes]]) -> Pairs:
     """Response headers as stored: ``[[name, value], ...]``, names as received."""
-    return [[_text(n), _text(v)] for n, v in pairs]
+    return [[n.decode("latin-1") if type(n) is bytes else _text(n),
+             v.decode("latin-1") if type(v) is bytes else _text(v)] for n, v in pairs]
 
 
 def response_value(status: int, reason: str, headers: Pairs,

@@ -33,7 +33,6 @@ from replay._capture.http.common import (
     canonical_body,
     canonical_url,
     config_of,
-    header_get,
     header_pairs,
     request_head,
     response_value,
@@ -76,7 +75,7 @@ class _Recorder:
                 return
             self.done = True
         chunks = tuple(self.chunks)
-        meta = dict(self.meta)
+        meta = self.meta  # completed once (above): the event's own, no copy needed
         if self.encoding is not None:
             decoded = decode_chunks(chunks, self.encoding)
             if decoded is not None:
@@ -295,13 +294,17 @@ class _Kit:
         ext = response.extensions
         version = ext.get("http_version", b"HTTP/1.1")
         reason = ext.get("reason_phrase", b"")
+        pairs = header_pairs(response.headers.raw)
         head = response_value(
             response.status_code,
-            reason.decode("latin-1") if isinstance(reason, bytes) else str(reason),
-            header_pairs(response.headers.raw),
+            reason.decode("latin-1") if isinstance(reason, bytes) else str(reason), pairs,
             version.decode("latin-1") if isinstance(version, bytes) else str(version))
         meta: dict[str, Value] = {"client": self.name, "head_ns": pending.elapsed_ns()}
-        encoding = header_get(head["headers"], "content-encoding")
+        encoding = None
+        for name, value in pairs:  # the first Content-Encoding, as header_get finds it
+            if name.lower() == "content-encoding":
+                encoding = value
+                break
         rec = _Recorder(pending, head, meta, encoding)
         if hasattr(response, "_content"):  # built with content=...: already read
             if response._content:

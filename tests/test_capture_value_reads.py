@@ -60,6 +60,39 @@ def test_value_reads_are_written_as_the_long_path_writes_them(tmp_path: Path) ->
     assert again.read_bytes() == path.read_bytes()
 
 
+def test_infrastructure_reads_pass_through_unrecorded(tmp_path: Path) -> None:
+    """A log record's time (like an HTTP cookie's) is no agent input: not recorded, and
+    the second read at the same line is answered from Session.read's cache of the site,
+    in record and in replay alike."""
+    import logging
+
+    seen: list[float] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.created)
+
+    log = logging.getLogger("test-infra-reads")
+    log.addHandler(Keep())
+    log.propagate = False
+
+    def agent() -> float:
+        for _ in range(3):
+            log.warning("tick")
+        return time.time()
+
+    path = tmp_path / "infra.replay"
+    with replay.record(path):
+        recorded = agent()
+    events = list(read_cassette(path).events)
+    assert [e.channel for e in events] == ["clock"]
+    assert events[0].response == recorded
+    assert len(seen) == 3 and all(t > 0 for t in seen)
+    with replay.play(path):
+        assert agent() == recorded
+    assert len(seen) == 6
+
+
 def test_value_reads_replay_to_the_recorded_values(tmp_path: Path) -> None:
     path = tmp_path / "c.replay"
     with replay.record(path):

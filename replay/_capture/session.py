@@ -101,6 +101,7 @@ _get_state = _tasks.CURRENT.get
 _busy, _parent, _items, _getframe = BUSY.get, PARENT.get, _tasks.work_items, sys._getframe
 _GIL = bool(getattr(sys, "_is_gil_enabled", lambda: True)())  # see Session.read
 _READS_KEPT = 10_000
+_INFRA = CallSite("<infrastructure>", 0, "")  # Session.read's mark of a read begin() passes
 
 
 def current() -> Session | None:
@@ -189,11 +190,9 @@ class Session:
         self._seq = itertools.count()
         self._seq_lock = threading.Lock()
         self._renumbered: dict[int, int] = {}
-        self._sink = sink
-        self.matcher = matcher
+        self._sink, self.matcher = sink, matcher
         self.divergences: list[Divergence] = []
-        self._written = 0
-        self._live = 0
+        self._written = self._live = 0
         writer = getattr(sink, "__self__", None)
         self._values: CassetteWriter | None = (  # read()'s writer: a record-only session's
             writer if (matcher is None and _GIL and isinstance(writer, CassetteWriter)
@@ -242,10 +241,8 @@ class Session:
 
     def serving(self) -> bool:
         """Whether the running task is answered from the recording (sleeps are skipped)."""
-        if self.matcher is None:
-            return False
-        if self._sink is None:
-            return True
+        if self.matcher is None or self._sink is None:
+            return self.matcher is not None
         state = _tasks.state()
         return state is not None and self.matcher.has_queued(state.id)
 
@@ -425,6 +422,8 @@ class Session:
         if hit is None or hit[0] is not code:
             hit = self._read_site(state, read, key, _getframe(1))
         site: CallSite | None = hit[1]
+        if site is _INFRA:  # begin() would pass it through: an infrastructure read
+            return live()
         values = self._values
         if values is not None:
             shape: ValueShape | None = hit[2]
@@ -461,8 +460,9 @@ class Session:
         interceptor's frame): (its code, the call site if it is a user frame, the
         record's shape when this session writes value events directly)."""
         frame = inner.f_back
-        site = shape = None
         kinds = _callsite.classify(inner.f_code), _callsite.classify(frame.f_code)
+        site = _INFRA if kinds == (_callsite.OURS, _callsite.INFRA) else None  # a log's time
+        shape = None
         if kinds == (_callsite.OURS, _callsite.USER):
             site = _callsite.site_of(frame)
             if self._values is not None:

@@ -10,7 +10,9 @@ the model call. ``BENCH_RECORDING``: ``off`` (no middleware), ``all`` or
 
 from __future__ import annotations
 
+import gc
 import os
+import time
 from typing import Any
 
 import openai
@@ -39,6 +41,28 @@ async def ask(payload: dict[str, Any]) -> Any:
     return JSONResponse(body, status_code=500 if "boom" in question else 200)
 
 
+_gc = {"cpu": 0.0, "t0": 0.0, "gen0": 0, "gen1": 0, "gen2": 0}
+
+
+def _gc_timer(phase: str, info: dict[str, int]) -> None:
+    """The CPU time the garbage collector takes, and its passes per generation."""
+    if phase == "start":
+        _gc["t0"] = time.process_time()
+    else:
+        _gc["cpu"] += time.process_time() - _gc["t0"]
+        _gc[f"gen{info['generation']}"] += 1
+
+
+gc.callbacks.append(_gc_timer)
+
+
 @app.get("/health")
 def health() -> dict[str, str]:
     return {"status": "ok", "recording": MODE}
+
+
+@app.get("/gc")
+def gc_stats() -> dict[str, float]:
+    """The garbage collector's CPU seconds and passes so far (bench_service.py reads it
+    around each round)."""
+    return dict(_gc)

@@ -72,6 +72,10 @@ class Round:
     """The emulator's CPU time per request."""
     client_ms: float
     """This process's (the clients') CPU time per request."""
+    gc_ms: float = 0.0
+    """Of ``cpu_ms``: the service's garbage collector."""
+    full_gcs: int = 0
+    """Full (generation 2) collections in the service during the round."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -212,6 +216,14 @@ async def load(url: str, requests: int, clients: int, fail_every: int) -> tuple[
     return wall, latencies, errors
 
 
+def gc_stats(url: str) -> dict[str, float]:
+    """The service's garbage-collector CPU seconds and passes so far (GET /gc)."""
+    try:
+        return dict(httpx.get(url + "/gc", timeout=10).json())
+    except (httpx.HTTPError, ValueError):
+        return {}
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, round(q * len(s)) - 1))]
@@ -237,7 +249,8 @@ def median_round(mode: str, rs: list[Round]) -> Round:
                  sum(x.errors for x in rs), int(statistics.median(x.kept for x in rs)),
                  statistics.median(x.cpu_ms for x in rs),
                  statistics.median(x.emu_ms for x in rs),
-                 statistics.median(x.client_ms for x in rs))
+                 statistics.median(x.client_ms for x in rs),
+                 statistics.median(x.gc_ms for x in rs), sum(x.full_gcs for x in rs))
 
 
 def main() -> None:
@@ -277,6 +290,7 @@ def main() -> None:
             for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
                 proc, url, store = servers[mode]
                 before = kept_runs(store)
+                gc0 = gc_stats(url)
                 cpu0, emu0, me0 = cpu_seconds(proc.pid), cpu_seconds(emu.pid), time.process_time()
                 wall, lat, errors = asyncio.run(
                     load(url, args.requests, args.clients, args.fail_every))
@@ -284,10 +298,13 @@ def main() -> None:
                 time.sleep(0.5)  # let the last kept runs land
                 cpu = cpu_seconds(proc.pid) - cpu0
                 emu_cpu = cpu_seconds(emu.pid) - emu0
+                gc1 = gc_stats(url)
                 n = args.requests
                 results.append(Round(mode, n / wall, pct(lat, 0.5) * 1e3,
                                      pct(lat, 0.99) * 1e3, errors, kept_runs(store) - before,
-                                     cpu / n * 1e3, emu_cpu / n * 1e3, me / n * 1e3))
+                                     cpu / n * 1e3, emu_cpu / n * 1e3, me / n * 1e3,
+                                     (gc1.get("cpu", 0) - gc0.get("cpu", 0)) / n * 1e3,
+                                     int(gc1.get("gen2", 0) - gc0.get("gen2", 0))))
     finally:
         for proc, _url, _store in servers.values():
             proc.terminate()
@@ -331,7 +348,10 @@ def main() -> None:
         print(f"  round {r + 1}: " + "  ".join(
             f"{m} {by[m].cpu_ms:.2f} ({by[m].rps:.0f} req/s, p99 {by[m].p99_ms:.0f} ms)"
             for m in modes))
-    print(f"\nthe emulator took {base.emu_ms:.2f} ms of CPU a request, the clients "
+    print("\nof the CPU per request, the service's garbage collector: " + ", ".join(
+        f"{m} {med[m].gc_ms:.2f} ms ({med[m].full_gcs} full collections in all rounds)"
+        for m in modes))
+    print(f"the emulator took {base.emu_ms:.2f} ms of CPU a request, the clients "
           f"{base.client_ms:.2f} ms (medians, recording off)")
     if "all" in med and med["all"].kept < args.requests:
         print(f"\nkeep all stored {med['all'].kept:,} of {args.requests:,} requests")

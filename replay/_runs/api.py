@@ -17,6 +17,7 @@ happened to a new cassette.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import enum
 import functools
 import inspect
@@ -72,13 +73,29 @@ def header_context(redactor: Redactor | None) -> dict[str, Value]:
     """The header metadata every new cassette of this process gets (the capture
     version and the providers' context fingerprint), redacted by ``redactor``.
 
-    A service recording many runs takes it once and passes it to each
-    :class:`Run` (``context=``) instead of taking the fingerprint per run.
+    A service recording many runs takes it once, in :func:`header_base`,
+    instead of taking the fingerprint per run.
     """
     meta: dict[str, Value] = {"capture": CAPTURE_VERSION}
     for provider in HEADER_META:
         meta.update(provider())
     return redactor.meta(meta) if redactor is not None else meta
+
+
+def header_base(redactor: Redactor) -> Header:
+    """What every new cassette of this process has in its header: argv, Python,
+    platform, the capture version and the context fingerprint, redacted by
+    ``redactor``. A service recording many runs takes it once and passes it to
+    each :class:`Run` (``base=``), which copies it with its own start time and
+    metadata (the only parts redacted per run)."""
+    header = header_for(Header.new(), redactor)
+    return Header(header.created, header.argv, header.python, header.platform,
+                  {**header.meta, **header_context(redactor)})
+
+
+def _created() -> str:
+    """Now, as :meth:`Header.new` writes it (``2024-05-01T12:00:00.000000Z``)."""
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 class Unused(enum.Enum):
@@ -146,8 +163,11 @@ class Run:
     ``at`` (new-events): only events before it are replayed, the rest run live
     (a fork). ``live`` (with ``at``): a request that does not match before
     ``at`` runs live too, instead of diverging. ``context`` (record): the
-    header's context metadata taken once (:func:`header_context`); ``journal``
-    (record): a journal file reused run after run (``CassetteWriter``'s).
+    header's constant part taken once (:func:`header_base`; the run's header is
+    it with this run's start time and ``metadata``); ``journal`` (record): a
+    journal file reused run after run (``CassetteWriter``'s); ``checked``
+    (record): the caller made ``path`` new in a folder of its own (a store's
+    spool), so the output checks run only should the journal fail to open.
     """
 
     def __init__(self, path: str | os.PathLike[str], mode: RecordMode | str, *,
@@ -155,7 +175,8 @@ class Run:
                  metadata: dict[str, Value] | None = None,
                  allow_damaged: bool = False, output: str | os.PathLike[str] | None = None,
                  at: int | None = None, live: bool = False,
-                 context: dict[str, Value] | None = None, journal: str | None = None) -> None:
+                 base: Header | None = None, journal: str | None = None,
+                 checked: bool = False) -> None:
         self.path = os.fspath(path)
         self.mode = RecordMode.parse(mode)
         if (at is not None or live) and self.mode is not RecordMode.NEW_EVENTS:
@@ -182,8 +203,9 @@ class Run:
         :meth:`finish_output`, e.g. in a worker thread off a request's path. ``stop``
         writes the journal's end record: until it is packed, the run is complete
         at ``output + ".partial"``."""
-        self._context = context
+        self._base = base if self.redactor is not None else None
         self._journal = journal
+        self._checked = checked
         self._writer: CassetteWriter | None = None
         self._started = 0
         self._recorded_ns = 0
@@ -204,18 +226,25 @@ class Run:
         require_no_session()  # before a cassette is read or a new one opened
         _extensions.load()  # the fingerprint in the header, session hooks of layers above
         mode = self.mode
-        exists = os.path.exists(self.path)
+        exists = mode in (RecordMode.AUTO, RecordMode.NEW_EVENTS) and os.path.exists(self.path)
         if mode is RecordMode.AUTO:
             mode = RecordMode.REPLAY if exists else RecordMode.RECORD
         elif mode is RecordMode.NEW_EVENTS and not exists and self.at is None:
             mode = RecordMode.RECORD  # nothing recorded yet: every event is new
         self.mode = mode
-        self._preflight(mode)
+        checked = self._checked and mode is RecordMode.RECORD
+        if not checked:
+            self._preflight(mode)
         if mode is RecordMode.REPLAY:
             session = self._replay_session()
         elif mode is RecordMode.RECORD:
-            self._writer = CassetteWriter(self.output, self._header({}), transform=self.redactor,
-                                          journal=self._journal)
+            try:
+                self._writer = CassetteWriter(self.output, self._header({}),
+                                              transform=self.redactor, journal=self._journal)
+            except OSError:
+                if checked:
+                    self._preflight(mode)  # the documented reason, when it is one of them
+                raise
             session = Session(mode, sink=self._writer.write)
         else:
             session = self._mixed_session()
@@ -236,13 +265,13 @@ class Run:
 
     def _header(self, base: dict[str, Value]) -> Header:
         """The new cassette's header, argv and metadata redacted like the events."""
-        context = self._context
-        if context is None or base:
+        head, redactor = self._base, self.redactor
+        if head is None or redactor is None or base:
             return header_for(Header.new(meta=self._meta(base)), self.redactor)
-        # The context (taken once, already redacted: ``header_context``) and this
+        # The constant part (taken once, already redacted: ``header_base``) and this
         # run's own metadata are redacted apart: redaction works key by key.
-        header = header_for(Header.new(meta=self.metadata), self.redactor)
-        return replace(header, meta={**context, **header.meta})
+        return Header(redactor.text(_created()), head.argv, head.python, head.platform,
+                      {**head.meta, **redactor.meta(self.metadata)})
 
     def _meta(self, base: dict[str, Value]) -> dict[str, Value]:
         meta = dict(base)

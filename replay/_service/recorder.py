@@ -52,9 +52,10 @@ from replay._capture.callsite import add_boundary
 from replay._capture.session import RecordMode, current
 from replay._cassette.errors import ReplayError, SessionError
 from replay._cassette.events import Value
+from replay._cassette.layout import Header
 from replay._cassette.redact import DEFAULT as DEFAULT_REDACTOR
 from replay._cassette.redact import Redactor
-from replay._runs.api import Run, header_context
+from replay._runs.api import Run, header_base
 from replay._runs.entry import function_entry, ref_of
 from replay._runs.store import Caps, RunRow, RunStatus, Store, new_run_id, open_store, store_url
 from replay._runs.store.base import EXTENSION
@@ -171,7 +172,7 @@ class Recorder:
         self._url: str | None = None
         self._lock = threading.Lock()
         self._rng = random.Random()
-        self._context: dict[str, Value] | None = None
+        self._base: Header | None = None
         self._slots: dict[str, list[str]] = {}
         self._slot_count = 0
         self._release: weakref.finalize[[], Recorder] | None = None
@@ -217,15 +218,18 @@ class Recorder:
             with self._lock:
                 self._slots.setdefault(os.path.dirname(journal), []).append(journal)
 
-    def _header_context(self) -> dict[str, Value]:
-        """The context fingerprint, taken at the first run (a service's environment,
-        packages and commit do not change while it runs)."""
-        context = self._context
-        if context is None:
+    def _header_base(self) -> Header | None:
+        """The header's constant part (argv, Python, platform and the context
+        fingerprint), taken at the first run (a service's environment, packages
+        and commit do not change while it runs); None when runs are not redacted."""
+        base = self._base
+        if base is None:
             redact = self.redact
-            context = self._context = header_context(
-                DEFAULT_REDACTOR if redact is True else (redact or None))
-        return context
+            redactor = DEFAULT_REDACTOR if redact is True else (redact or None)
+            if redactor is None:
+                return None
+            base = self._base = header_base(redactor)
+        return base
 
     @property
     def store(self) -> Store:
@@ -265,7 +269,8 @@ class Recorder:
         journal = self._take_slot(path) if self.service else None
         run = Run(path, RecordMode.RECORD, redact=self.redact,
                   metadata={"entry": entry_doc, "run": info},
-                  context=self._header_context() if self.service else None, journal=journal)
+                  base=self._header_base() if self.service else None, journal=journal,
+                  checked=True)
         try:
             run.start()
         except SessionError:  # another session holds this context: run unrecorded

@@ -33,7 +33,7 @@ from replay._analysis.usage import iter_calls
 from replay._cassette import Cassette, read_cassette
 from replay._cassette.events import Event, Value
 from replay._cassette.redact import DEFAULT as _REDACTOR
-from replay._runs import api as _api
+from replay._runs import headers as _headers
 
 FORMAT = 1
 """Version of the ``meta["fingerprint"]`` map."""
@@ -249,8 +249,8 @@ def _header_meta() -> dict[str, Value]:
         return {}
 
 
-if _header_meta not in _api.HEADER_META:
-    _api.HEADER_META.append(_header_meta)
+if _header_meta not in _headers.HEADER_META:
+    _headers.HEADER_META.append(_header_meta)
 
 
 # -- reading ---------------------------------------------------------------------------

@@ -17,7 +17,6 @@ happened to a new cassette.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import enum
 import functools
 import inspect
@@ -50,52 +49,15 @@ from replay._cassette.redacted import header_for
 from replay._runs import breakpoint as _breakpoint  # noqa: F401 - registers the break_at hook
 from replay._runs import entry as _entry
 from replay._runs import extensions as _extensions
+from replay._runs.headers import CAPTURE_VERSION, HEADER_META, created_now
 from replay._runs.lifespan import serving
 from replay._runs.preflight import cassette_problem, output_problem, require
 from replay._runs.store import resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-CAPTURE_VERSION = 2
-"""Header ``meta["capture"]``: 2 marks library reads (``meta["lib"]`` on events).
-Cassettes without it had every read in its task's queue."""
-
-
 def _legacy_reads(cassette: Cassette) -> bool:
     return cassette.header.meta.get("capture") is None
-
-
-HEADER_META: list[Callable[[], dict[str, Value]]] = []
-"""Providers of header metadata (the context fingerprint) for new cassettes."""
-
-
-def header_context(redactor: Redactor | None) -> dict[str, Value]:
-    """The header metadata every new cassette of this process gets (the capture
-    version and the providers' context fingerprint), redacted by ``redactor``.
-
-    A service recording many runs takes it once, in :func:`header_base`,
-    instead of taking the fingerprint per run.
-    """
-    meta: dict[str, Value] = {"capture": CAPTURE_VERSION}
-    for provider in HEADER_META:
-        meta.update(provider())
-    return redactor.meta(meta) if redactor is not None else meta
-
-
-def header_base(redactor: Redactor) -> Header:
-    """What every new cassette of this process has in its header: argv, Python,
-    platform, the capture version and the context fingerprint, redacted by
-    ``redactor``. A service recording many runs takes it once and passes it to
-    each :class:`Run` (``base=``), which copies it with its own start time and
-    metadata (the only parts redacted per run)."""
-    header = header_for(Header.new(), redactor)
-    return Header(header.created, header.argv, header.python, header.platform,
-                  {**header.meta, **header_context(redactor)})
-
-
-def _created() -> str:
-    """Now, as :meth:`Header.new` writes it (``2024-05-01T12:00:00.000000Z``)."""
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 class Unused(enum.Enum):
@@ -270,7 +232,7 @@ class Run:
             return header_for(Header.new(meta=self._meta(base)), self.redactor)
         # The constant part (taken once, already redacted: ``header_base``) and this
         # run's own metadata are redacted apart: redaction works key by key.
-        return Header(redactor.text(_created()), head.argv, head.python, head.platform,
+        return Header(redactor.text(created_now()), head.argv, head.python, head.platform,
                       {**head.meta, **redactor.meta(self.metadata)})
 
     def _meta(self, base: dict[str, Value]) -> dict[str, Value]:

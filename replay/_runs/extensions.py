@@ -1,7 +1,7 @@
 """Modules of the layers above that extend every session, imported when one starts.
 
 Such a module registers hooks when it is imported: ``SESSION_HOOKS``
-(``replay._capture.session``) or ``HEADER_META`` (``replay._runs.api``); the
+(``replay._capture.session``) or ``HEADER_META`` (``replay._runs.headers``); the
 drift fingerprint written into every new cassette's header and the drift probe
 are two. This layer may not import them, and importing them up front would make
 ``import replay`` pay for the whole package, so the public ``replay`` package

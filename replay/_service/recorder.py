@@ -55,8 +55,9 @@ from replay._cassette.events import Value
 from replay._cassette.layout import Header
 from replay._cassette.redact import DEFAULT as DEFAULT_REDACTOR
 from replay._cassette.redact import Redactor
-from replay._runs.api import Run, header_base
+from replay._runs.api import Run
 from replay._runs.entry import function_entry, ref_of
+from replay._runs.headers import header_base
 from replay._runs.store import Caps, RunRow, RunStatus, Store, new_run_id, open_store, store_url
 from replay._runs.store.base import EXTENSION
 from replay._service.rows import crashed_row, row_of

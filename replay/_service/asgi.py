@@ -108,8 +108,12 @@ class RecordingMiddleware:
 
         method = str(scope.get("method", "GET"))
         path = str(scope.get("path", "/"))
-        request_id = next((bytes(v).decode("latin-1") for k, v in scope.get("headers") or ()
-                           if bytes(k).lower() == self._id_header), None)
+        request_id: str | None = None
+        wanted = self._id_header
+        for k, v in scope.get("headers") or ():
+            if len(k) == len(wanted) and k.lower() == wanted:
+                request_id = bytes(v).decode("latin-1")
+                break
         attrs = {"method": method, "path": path}
         active = self.recorder.begin(f"{method} {path}",
                                      asgi_entry(self._ref(scope), scope, body), attrs)

@@ -264,8 +264,9 @@ class Recorder:
         draw = self._rng.random()
         start = time.time()
         run_id = new_run_id(start)
+        own = dict(attrs or {})
         info: dict[str, Value] = {"id": run_id, "entry": entry, "start": start,
-                                  "tags": list(self.tags), "attrs": dict(attrs or {})}
+                                  "tags": list(self.tags), "attrs": own}  # type: ignore[dict-item]
         path = store.new_run(run_id)
         journal = self._take_slot(path) if self.service else None
         run = Run(path, RecordMode.RECORD, redact=self.redact,
@@ -279,7 +280,7 @@ class Recorder:
             return None
         state = _State(run_id)
         token = _CURRENT.set(state)
-        return Active(run, state, token, start, entry, dict(attrs or {}), draw, journal)
+        return Active(run, state, token, start, entry, own, draw, journal)
 
     def end(self, active: Active, exc: BaseException | None = None, *,
             http_status: int | None = None, entry: str | None = None,

@@ -576,7 +576,7 @@ def _dedup_cassette(page: Page) -> list[dict[str, object]]:
     from replay._cassette import CassetteWriter
 
     path = page.dir / "blobs.replay"
-    big: replay.Value = {"text": "a long tool answer " * 200}
+    big: replay.Value = {"text": "a long tool answer " * 300}  # over CALL_INLINE_SIZE
     with CassetteWriter(str(path), replay.Header.new(), version=1) as writer:
         for seq in range(2):
             writer.write(replay.Event(seq=seq, channel="tool:read", request={"n": seq},

@@ -16,13 +16,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import sys
+import time
 import typing
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
+from replay._capture import toolpath as _toolpath
 from replay._capture import values as _values
-from replay._capture.session import PARENT, Pending, current
+from replay._capture.session import BUSY, PARENT, Pending, current
+from replay._capture.tasks import get_current, work_items
 from replay._cassette.events import Value
+
+_busy, _parent, _getframe, _perf_ns = BUSY.get, PARENT.get, sys._getframe, time.perf_counter_ns
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,22 +57,29 @@ def registered_tools() -> dict[str, ToolInfo]:
 
 def _codec(func: Callable[..., Any], dump: Callable[[Any], Value] | None,
            load: Callable[[Value], Any] | None, where: str
-           ) -> tuple[Callable[[Any], Value], Callable[[Value], Any]]:
+           ) -> tuple[Callable[[Any], Value], Callable[[Value], Any], Callable[[Any], Value]]:
+    """(dump, load, quick dump) of a tool's results: to and from the stored value; the
+    quick one, for a value written at once and never kept, need not copy it."""
     if dump is not None and load is not None:
-        return dump, load
+        return dump, load, dump
     try:
         ret = typing.get_type_hints(func).get("return")
     except Exception:
         ret = None
     if isinstance(ret, type) and dataclasses.is_dataclass(ret):
         cls: Any = ret
-        return (lambda v: _values.strict(dataclasses.asdict(v), where),
-                lambda v: cls(**v))
+        def asdict(v: Any) -> Value:
+            return _values.strict(dataclasses.asdict(v), where)
+        return asdict, (lambda v: cls(**v)), asdict
     if isinstance(ret, type) and hasattr(ret, "model_validate") and hasattr(ret, "model_dump"):
         model: Any = ret
-        return (lambda v: _values.strict(v.model_dump(mode="json"), where),
-                model.model_validate)
-    return (dump or (lambda v: _values.strict(v, where))), (load or (lambda v: v))
+        def dumped(v: Any) -> Value:
+            return _values.strict(v.model_dump(mode="json"), where)
+        return dumped, model.model_validate, dumped
+    if dump is not None:
+        return dump, (load or (lambda v: v)), dump
+    return ((lambda v: _values.strict(v, where)), (load or (lambda v: v)),
+            functools.partial(_values.check, where=where))
 
 
 def _binder(func: Callable[..., Any]) -> Callable[..., Value]:
@@ -80,8 +93,12 @@ def _binder(func: Callable[..., Any]) -> Callable[..., Value]:
     known = frozenset(names)
     required = frozenset(n for n, p in sig.parameters.items()
                          if p.default is p.empty) if sig is not None else frozenset()
+    least, most = len(required), len(names)  # positional ones: the required come first
+    canonical = _values.canonical
 
     def bind(*args: Any, **kwargs: Any) -> Value:
+        if plain and not kwargs and least <= len(args) <= most:  # the common call
+            return {"args": dict(zip(names, map(canonical, args), strict=False))}
         if plain and len(args) <= len(names):
             # What sig.bind(...).arguments holds (the given arguments in parameter
             # order, defaults left out) without inspect's general machinery.
@@ -108,8 +125,9 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
           dump: Callable[[Any], Value] | None, load: Callable[[Value], Any] | None
           ) -> Callable[..., Any]:
     bind = _binder(func)
-    encode, decode = _codec(func, dump, load, f"the result of {channel}")
+    encode, decode, quick = _codec(func, dump, load, f"the result of {channel}")
     meta: dict[str, Value] = {"safe": safe}
+    marker = object()  # this tool's part of the call-site cache keys (toolpath.entry)
 
     def served(pending: Pending) -> Any:
         recorded = pending.recorded
@@ -122,6 +140,47 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
     if inspect.iscoroutinefunction(func):
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            state = get_current()
+            if state is None:
+                return await func(*args, **kwargs)
+            s = state.session
+            writer = s._values
+            if not (writer is None or work_items[0] or state.background or s.on_begin
+                    or s.listeners or _busy() or not s.active):
+                # the short path, as in sync_wrapper below
+                frame = _getframe(1)  # the coroutine that awaits this one
+                code = frame.f_code
+                key = (id(code), frame.f_lasti, marker)
+                hit = state.reads.get(key)
+                if hit is None or hit[0] is not code:
+                    hit = _toolpath.entry(state, writer, channel, meta, key, frame)
+                shape = hit[1]
+                if shape is not None:
+                    request = bind(*args, **kwargs)
+                    with s._seq_lock:
+                        seq = next(s._seq)
+                        s._live += 1
+                    parent = _parent()
+                    t0 = s.t0
+                    start = _perf_ns() - t0
+                    token = PARENT.set(seq)
+                    try:
+                        result = await func(*args, **kwargs)
+                    except Exception as exc:
+                        Pending(s, seq, channel, request, state.id, hit[2], start, parent,
+                                None, meta).fail(exc)
+                        raise
+                    finally:
+                        PARENT.reset(token)
+                    duration = _perf_ns() - t0 - start
+                    response = quick(result)
+                    if writer.write_call(shape, seq, start, duration, parent, request,
+                                         response):
+                        s._written += 1
+                    else:
+                        _toolpath.write(s, seq, channel, request, response, start, duration,
+                                        state.id, hit[2], parent, meta)
+                    return result
             s = current()
             pending = s.begin(channel, bind(*args, **kwargs), meta=meta) if s else None
             if pending is None:
@@ -142,6 +201,47 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
     else:
         @functools.wraps(func)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            state = get_current()
+            if state is None:
+                return func(*args, **kwargs)
+            s = state.session
+            writer = s._values
+            if not (writer is None or work_items[0] or state.background or s.on_begin
+                    or s.listeners or _busy() or not s.active):
+                # the short path (toolpath.py): what the long one below does, in fewer steps
+                frame = _getframe(1)
+                code = frame.f_code
+                key = (id(code), frame.f_lasti, marker)
+                hit = state.reads.get(key)
+                if hit is None or hit[0] is not code:
+                    hit = _toolpath.entry(state, writer, channel, meta, key, frame)
+                shape = hit[1]
+                if shape is not None:
+                    request = bind(*args, **kwargs)
+                    with s._seq_lock:
+                        seq = next(s._seq)
+                        s._live += 1
+                    parent = _parent()
+                    t0 = s.t0
+                    start = _perf_ns() - t0
+                    token = PARENT.set(seq)
+                    try:
+                        result = func(*args, **kwargs)
+                    except Exception as exc:
+                        Pending(s, seq, channel, request, state.id, hit[2], start, parent,
+                                None, meta).fail(exc)
+                        raise
+                    finally:
+                        PARENT.reset(token)
+                    duration = _perf_ns() - t0 - start
+                    response = quick(result)
+                    if writer.write_call(shape, seq, start, duration, parent, request,
+                                         response):
+                        s._written += 1  # as Session.emit counts
+                    else:  # redaction or blobs to do: the long way
+                        _toolpath.write(s, seq, channel, request, response, start, duration,
+                                        state.id, hit[2], parent, meta)
+                    return result
             s = current()
             pending = s.begin(channel, bind(*args, **kwargs), meta=meta) if s else None
             if pending is None:

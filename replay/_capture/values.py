@@ -25,6 +25,8 @@ from replay._cassette.errors import UnrecordableValueError
 from replay._cassette.events import Value
 
 _MAX_DEPTH = 200
+_EXACT = frozenset({str, int, bool, bytes, float, type(None)})
+"""Leaves both rules take as they are (a float: canonical checks it is finite)."""
 
 
 def strict(value: Any, where: str, _depth: int = 0) -> Value:
@@ -49,10 +51,29 @@ def strict(value: Any, where: str, _depth: int = 0) -> Value:
     raise UnrecordableValueError(value, where)
 
 
+def check(value: Any, where: str) -> Value:
+    """``value`` itself when :func:`strict` accepts it (no copy: for a value written
+    at once and never kept, the recorder's short path); else raise as it does."""
+    checked: Value = value
+    t = type(value)
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str or type(v) not in _EXACT:
+                strict(value, where)
+                break
+    elif t not in _EXACT:
+        strict(value, where)
+    return checked
+
+
 def canonical(value: Any, _depth: int = 0) -> Value:
     """A stable JSON-like form of ``value`` for matching and diffs."""
     if _depth > _MAX_DEPTH:
         return "<nested too deep>"
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:  # most arguments
+        same: Value = value
+        return same
     if value is None or isinstance(value, bool | int | str | bytes):
         return value
     if isinstance(value, float):

@@ -70,6 +70,20 @@ they grow the file with the square of the turns once the repeats fall in
 different compressed frames (version 2 frames are compressed one by one):
 400 turns of ~190-byte user messages took 428 KB against 109 KB at 200."""
 
+CALL_INLINE_SIZE: Final = 4096
+"""Writer policy: an event of a ``tool:`` or ``capture:`` channel whose record
+encodes to fewer bytes is written whole, without blobs (other events: below
+:data:`BLOB_MIN_SIZE`). A tool's result is new content, read from the world, not a
+resent conversation: a digest of each part rarely finds a repeat, and costs more
+than the encoding itself (a ~500-byte result: two blob records and two BLAKE2b
+digests against one C pack). Where the agent then sends the result to a model, the
+HTTP event's own walk stores it as a blob, so it is on file at most twice (and
+once compressed, as both are written close together, in one zstd frame); a tool
+that returns the same value again stores it again. The file still grows linearly
+with the calls."""
+CALL_CHANNELS: Final = ("tool:", "capture:")
+"""Channel prefixes :data:`CALL_INLINE_SIZE` applies to."""
+
 DEDUP_ENTRIES: Final = 1 << 16
 """Writer policy: the most blob digests the encoder remembers (~130 bytes each,
 so ~8.5 MB). When a new event would pass it, the encoder forgets them all and
@@ -193,6 +207,8 @@ class Encoder:
     def __init__(self, max_record_size: int = DEFAULT_MAX_RECORD,
                  max_ids: int = DEDUP_ENTRIES) -> None:
         self._packer = msgpack.Packer(default=_default, strict_types=True)
+        self.packer = self._packer
+        """Its msgpack packer: what it packs values with (not thread-safe either)."""
         self._max = max_record_size
         self._max_ids = max_ids
         self._ids: dict[bytes, int] = {}
@@ -216,8 +232,9 @@ class Encoder:
             # this is the only encoding; a big one is packed again below, part
             # by part, which is cheap next to the Python walk it needs anyway.
             data = self._packer.pack(record)
-            if len(data) < BLOB_MIN_SIZE:  # nothing inside can be large enough
-                out = [data]
+            if len(data) < (CALL_INLINE_SIZE if event.channel.startswith(CALL_CHANNELS)
+                            else BLOB_MIN_SIZE):  # nothing inside can be large enough,
+                out = [data]  # or a tool's result: see CALL_INLINE_SIZE
             else:
                 self._new.clear()
                 self._payloads = []

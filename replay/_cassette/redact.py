@@ -82,6 +82,7 @@ version needs no second pass before it is shown."""
 _MIN_SECRET = 6  # no default rule matches a shorter text ("auth=x")
 _CACHED = 160  # texts up to this long are remembered with their redaction
 _SAME = "\0same"  # the cached redaction of a clean text: itself
+_LEAVES = frozenset({str, bytes, int, float, bool, type(None)})  # what clean() need not walk
 _FLAG = re.compile(r"-{1,2}[A-Za-z][A-Za-z0-9_.\-]*")
 _LAST_PART = re.compile(r"([A-Za-z0-9_\-]+)['\"]?\]?$")  # "body.password", "h['x-api-key']"
 
@@ -110,6 +111,10 @@ class Redactor:
         object.__setattr__(self, "_short", 0 if extra else _MIN_SECRET)
         object.__setattr__(self, "_keys", {})
         object.__setattr__(self, "_texts", {})
+        object.__setattr__(self, "_clear", set())  # str keys whose _key() is (False, False)
+        compiled = self.finder._bytes  # the same rules, compiled for bytes
+        object.__setattr__(self, "_scan", None if extra or compiled.anchors is None else
+                           compiled.anchors.find_matches_as_indexes)
 
     finder: Finder = dataclasses.field(init=False, repr=False, compare=False)
     """The compiled rules (shared with ``replay scan``)."""
@@ -236,6 +241,52 @@ class Redactor:
         if isinstance(v, bytes):
             return self.data(v)
         return v
+
+    def clean(self, packed: bytes, *values: Any) -> bool:
+        """True when :meth:`value` would leave each of ``values`` as it is (False: it
+        may not; ask it). ``packed`` is their msgpack encoding (or any bytes holding
+        every str and bytes in them verbatim, as msgpack writes them).
+
+        One anchor scan of ``packed`` stands for the secret scan of every string
+        in them (a string with no anchor, and no ``=`` beside a ``?``, ``&`` or
+        ``;``, holds no secret); a walk over the containers checks the map keys
+        and ``[name, value]`` pairs by their cached verdicts. For the recorder's
+        per-event path (a tool call); redactors with extra patterns answer False.
+        """
+        scan = self._scan  # type: ignore[attr-defined]
+        if scan is None or scan(packed):
+            return False
+        if b"=" in packed and (b"?" in packed or b"&" in packed or b";" in packed):
+            return False
+        for v in values:  # noqa: SIM110  (a loop: all() and a generator cost twice as much)
+            if type(v) not in _LEAVES and not self._plain(v):
+                return False
+        return True
+
+    def _plain(self, v: Any) -> bool:
+        """No map key or header pair inside ``v`` (a dict, list or tuple) asks for
+        redaction, and nothing in it is of a type :meth:`value` treats otherwise."""
+        t = type(v)
+        if t is dict:
+            clear: set[str] = self._clear  # type: ignore[attr-defined]
+            for k, x in v.items():
+                if k not in clear:
+                    if type(k) is not str or self._key(k) != (False, False):
+                        return False
+                    if len(clear) > 4096:
+                        clear.clear()
+                    clear.add(k)
+                if type(x) not in _LEAVES and not self._plain(x):
+                    return False
+            return True
+        if t is list or t is tuple:
+            if len(v) == 2 and self.header_pair(v):
+                return False
+            for x in v:  # noqa: SIM110  (as in clean)
+                if type(x) not in _LEAVES and not self._plain(x):
+                    return False
+            return True
+        return False
 
     def _under(self, v: Any) -> Any:
         """A value under a sensitive name: masked when it is text (or a list of texts,

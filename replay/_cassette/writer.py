@@ -22,6 +22,8 @@ from replay._cassette import index as ix
 from replay._cassette.codec import (
     _FRAMING,
     BLOB_MIN_SIZE,
+    CALL_CHANNELS,
+    CALL_INLINE_SIZE,
     Encoder,
     pack_plain,
 )
@@ -89,6 +91,39 @@ class ValueShape:
         """The index's task number."""
 
 
+_K_SEQ = pack_plain("k") + pack_plain("ev") + pack_plain("seq")
+_START = pack_plain("start_ns")
+_DURATION = pack_plain("duration_ns")
+_RESPONSE = pack_plain("response")
+_PARENT = pack_plain("parent")
+_MAP_HEADS = tuple(bytes((0x80 | n,)) for n in range(16))  # msgpack fixmap headers
+
+
+class CallShape:
+    """The constant bytes of the ``ev`` records of one tool's calls from one line of one
+    task: what :meth:`CassetteWriter.write_call` needs besides the call's own values.
+    Made by :meth:`CassetteWriter.call_shape`."""
+
+    __slots__ = ("chan", "keys", "meta", "mid", "site", "task", "task_id")
+
+    def __init__(self, keys: int, mid: bytes, task: bytes, site: bytes, meta: bytes,
+                 chan: int, task_id: int) -> None:
+        self.keys = keys
+        """Keys of the record map with no ``response`` and no ``parent``."""
+        self.mid = mid
+        """``channel`` with its key, and the ``request`` key."""
+        self.task = task
+        """``task`` with its key."""
+        self.site = site
+        """``site`` with its key."""
+        self.meta = meta
+        """``meta`` (redacted) with its key, or nothing when it is empty."""
+        self.chan = chan
+        """The index's channel number."""
+        self.task_id = task_id
+        """The index's task number."""
+
+
 class CassetteWriter:
     """Writes a cassette, crash-safely, to ``path + ".partial"``.
 
@@ -138,11 +173,14 @@ class CassetteWriter:
         self._fd = self._file.fileno()
         self.values_written = 0
         """Events written by :meth:`write_value`."""
+        self.calls_written = 0
+        """Events written by :meth:`write_call`."""
         self.writes_values = version == 2 and (
             transform is None or (type(transform) is Redactor and transform.callback is None))
         """Whether :meth:`value_shape` may be used: the format has the journal, and
         ``transform`` leaves value reads as they are (the default redactor does:
         :data:`~replay._cassette.redact.GENERATED_CHANNELS`)."""
+        self._redactor = transform if isinstance(transform, Redactor) else None
 
     def value_shape(self, channel: str, request: Value, task: str,
                     site: CallSite) -> ValueShape | None:
@@ -206,6 +244,82 @@ class CassetteWriter:
             self._encoder.events += 1
             self.values_written += 1
             return seq
+
+    def call_shape(self, channel: str, task: str, site: CallSite,
+                   meta: dict[str, Value]) -> CallShape | None:
+        """The constant part of the events of calls on ``channel`` (a ``tool:`` or
+        ``capture:`` one) of ``task`` at ``site`` with ``meta`` and no error; None when
+        they must go through :meth:`write` (this writer cannot write them directly)."""
+        if not (self.writes_values and channel.startswith(CALL_CHANNELS)):
+            return None
+        p = pack_plain
+        red = self._transform
+        try:
+            if isinstance(red, Redactor) and meta:
+                meta = red.value(meta)
+            mid = p("channel") + p(channel) + p("request")
+            where = p("site") + p([site.file, site.line, site.function])
+            extra = p("meta") + p(meta) if meta else b""
+            own = p("task") + p(task)
+        except (ValueError, TypeError):
+            return None
+        with self._lock:
+            batch = self._batch
+            return CallShape(8 + bool(meta), mid, own, where, extra,
+                             batch.channel_id(channel), batch.task_id(task))
+
+    def write_call(self, shape: CallShape, seq: int, start_ns: int, duration_ns: int,
+                   parent: int | None, request: Value, response: Value) -> bool:
+        """Append the event of a call of ``shape`` that returned ``response``: the record
+        :meth:`write` would make of it (redacted, then encoded), when it takes no
+        blob: True, and durable against SIGKILL on return. False (nothing written):
+        the caller writes the event with :meth:`write`, which looks for blobs.
+
+        Redaction: one scan of the values' encoding decides for most calls
+        (:meth:`Redactor.clean`); when it finds an anchor, the values are redacted
+        as :meth:`write` would (``Redactor.value``), and encoded again if changed."""
+        with self._lock:
+            if self._closed or self._broken or self._ended:
+                raise ValueError(f"write to a closed CassetteWriter ({self.partial_path})")
+            pack = self._encoder.packer.pack
+            try:
+                req = pack(request)
+                res = b"" if response is None else pack(response)
+                if len(req) + len(res) >= CALL_INLINE_SIZE:
+                    return False
+                red = self._redactor
+                if red is not None and not red.clean(req + res, request, response):
+                    value = red.value
+                    if (new := value(request)) is not request:
+                        req = pack(new)
+                    if (new := value(response)) is not response:
+                        res = b"" if new is None else pack(new)
+            except (ValueError, OverflowError, TypeError, RecursionError):
+                return False  # write() says why, as for any event
+            keys = shape.keys
+            if res:  # a response (None has none)
+                keys += 1
+                res = _RESPONSE + res
+            tail = shape.site
+            if parent is not None:
+                keys += 1
+                tail += _PARENT + _pack(parent)
+            payload = b"".join((_MAP_HEADS[keys], _K_SEQ, _pack(seq), shape.mid, req,
+                                _START, _pack(start_ns), _DURATION, _pack(duration_ns),
+                                shape.task, res, tail, shape.meta))
+            if len(payload) >= CALL_INLINE_SIZE:
+                return False
+            rows = self._batch.add_row(seq, self._pos, start_ns, duration_ns,
+                                       ix.NO_PARENT if parent is None else parent, shape.chan,
+                                       shape.task_id, _VALUE_FLAGS if res else 0)
+            out = bytearray(_frame_head(len(payload), _crc(payload)))
+            out += payload
+            if rows >= ix.BATCH:
+                self._index_record(out)
+            self._append(out)
+            self._encoder.events += 1
+            self.calls_written += 1
+            return True
 
     def write(self, event: Event) -> None:
         """Append one event (after ``transform``); durable against SIGKILL on return."""

@@ -1,0 +1,239 @@
+"""The short path of a recorded tool call (replay/_capture/toolpath.py).
+
+It must write what the long path writes (the same record bytes), redact what
+redaction would change (it declines, and the long path does it), have the
+event on file when the call returns, and replay the same results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+import replay
+from replay._capture.session import current
+from replay._cassette.codec import CALL_INLINE_SIZE
+from replay._cassette.events import CallSite, Event
+from replay._cassette.layout import Header
+from replay._cassette.reader import read_cassette
+from replay._cassette.redact import DEFAULT, Redactor
+from replay._cassette.writer import CassetteWriter
+from tests._secret_samples import shape_samples
+
+SITE = CallSite("/src/agent.py", 12, "run")
+TEXT = "The order shipped on Tuesday; tracking says it is out for delivery. " * 7
+
+
+def _pack(*values: Any) -> bytes:
+    return b"".join(msgpack.packb(v, use_bin_type=True) for v in values)
+
+
+# -- redaction's shortcut ----------------------------------------------------------------
+
+def _dirty_values() -> list[Any]:
+    """Values redaction changes: a secret of every shape in every place one can be."""
+    out: list[Any] = []
+    for secret in shape_samples().values():
+        out += [secret, {"text": f"see {secret} here"}, [1, {"a": [secret]}],
+                secret.encode(), {"b": secret.encode()}, ("x", secret), {secret: 1}]
+    out += [{"password": "hunter22"}, {"nested": {"api_key": "abcdefgh"}}, ["Authorization", "x"],
+            [["X-Custom-Auth-Token", "abc"]], {"url": "https://h/x?token=abcdef1234"},
+            {"Cookie": ["a=1", "b=2"]}, {"cfg": {"client_secret": ["zzzzzzzz"]}},
+            "client_secret=abcdefgh", {"t": "password: abcdefgh"}]
+    return out
+
+
+def _clean_values() -> list[Any]:
+    return [{"args": {"i": 5}}, {"order": 5, "status": "shipped", "text": TEXT},
+            ["a", 1, 2.5, None, True, b"bytes"], ("tuple", [1, 2]), "plain text", 42, None,
+            {"usage": {"count": 3}, "id": "x", "name": ["a", "b"]}]
+
+
+@pytest.mark.parametrize("value", _dirty_values())
+def test_clean_says_no_wherever_redaction_changes_something(value: Any) -> None:
+    assert DEFAULT.value(value) != value
+    assert not DEFAULT.clean(_pack(value), value)
+
+
+@pytest.mark.parametrize("value", _clean_values())
+def test_clean_says_yes_for_values_redaction_leaves_alone(value: Any) -> None:
+    assert DEFAULT.value(value) == value
+    assert DEFAULT.clean(_pack(value), value)
+
+
+def test_clean_says_no_at_an_anchor_even_where_redaction_finds_nothing() -> None:
+    value = {"max_tokens": 10, "author": "x"}  # "ken", "uth": anchors of sensitive names
+    assert DEFAULT.value(value) is value
+    assert not DEFAULT.clean(_pack(value), value)  # then the writer asks value()
+
+
+def test_clean_declines_with_user_patterns_and_odd_types() -> None:
+    mine = Redactor.with_patterns([r"order-\d+"])
+    assert not mine.clean(_pack("nothing"), "nothing")
+    assert not DEFAULT.clean(_pack({"a": 1}), {1: "a"})  # a key that is not a str
+    assert not DEFAULT.clean(b"", {"a": {1, 2}})  # a type value() treats otherwise
+
+
+# -- the writer: the same record as write() ----------------------------------------------
+
+CALLS: list[tuple[Any, Any, int | None, dict[str, Any]]] = [
+    ({"args": {"i": 1}}, {"order": 1, "text": TEXT}, None, {"safe": False}),
+    ({"args": {"q": "x"}}, None, None, {"safe": True}),
+    ({"args": {}}, [1, (2, 3), {"k": [b"\x00\x01", 2.5]}], 7, {"safe": False}),
+    ({"args": {"n": 2**70}}, "é" * 300, None, {}),
+    ({"args": {"big": -(2**63)}}, {"nested": [[[[]]]]}, 0, {"safe": True}),
+    ({"args": {"max_tokens": 5}}, {"author": "x", "usage": {"total_tokens": 9}}, None, {}),
+    ({"args": {"password": "hunter22"}}, {"text": "key " + shape_samples()["openai-key"]},
+     None, {"safe": True}),
+    ({"args": {}}, ["Authorization", "Basic abcdefgh"], 3, {"safe": False}),
+]
+
+
+def test_write_call_writes_the_bytes_write_would(tmp_path: Path) -> None:
+    header = Header.new()
+    short = CassetteWriter(tmp_path / "short.replay", header, transform=DEFAULT)
+    long = CassetteWriter(tmp_path / "long.replay", header, transform=DEFAULT)
+    for seq, (request, response, parent, meta) in enumerate(CALLS):
+        shape = short.call_shape("tool:look", "main/1", SITE, meta)
+        assert shape is not None
+        assert short.write_call(shape, seq, 1000 * seq, 50 + seq, parent, request, response)
+        long.write(Event(seq, "tool:look", request, response, None, 1000 * seq, 50 + seq,
+                         "main/1", SITE, (), parent, meta))
+    assert short.calls_written == len(CALLS)
+    short.close()
+    long.close()
+    assert (tmp_path / "short.replay").read_bytes() == (tmp_path / "long.replay").read_bytes()
+    events = read_cassette(tmp_path / "short.replay").events
+    assert [(e.request, e.response, e.parent) for e in events] == \
+        [(DEFAULT.value(r), DEFAULT.value(v), p) for r, v, p, _ in CALLS]
+    assert events[-2].request == {"args": {"password": "[REDACTED]"}}
+
+
+def test_write_call_declines_what_needs_blobs(tmp_path: Path) -> None:
+    w = CassetteWriter(tmp_path / "c.replay", Header.new(), transform=DEFAULT)
+    shape = w.call_shape("tool:look", "main", SITE, {"safe": False})
+    assert shape is not None
+    assert not w.write_call(shape, 0, 0, 1, None, {"args": {}}, "x" * CALL_INLINE_SIZE)
+    assert not w.write_call(shape, 0, 0, 1, None, {"args": {}}, {1, 2})  # not packable
+    assert w.calls_written == 0
+    assert w.call_shape("http", "main", SITE, {}) is None  # only tool and capture channels
+    w.close()
+    plain = CassetteWriter(tmp_path / "p.replay", Header.new(), transform=lambda e: e)
+    assert plain.call_shape("tool:look", "main", SITE, {}) is None  # a transform it cannot see
+    plain.close()
+
+
+# -- the tool path, end to end -------------------------------------------------------------
+
+@replay.tool
+def lookup(i: int, suffix: str = "") -> dict[str, Any]:
+    """Reads the clock inside (a nested event) and returns ~500 bytes."""
+    return {"order": i, "at": time.time() > 0, "text": f"{i}: {TEXT}{suffix}"[:500]}
+
+
+@replay.tool
+def leak(i: int) -> dict[str, Any]:
+    return {"i": i, "note": f"key {shape_samples()['anthropic-key']}"}
+
+
+@replay.tool
+def explode(i: int) -> None:
+    raise ValueError(f"refused {i}")
+
+
+@replay.tool
+async def alookup(i: int) -> list[Any]:
+    await asyncio.sleep(0)
+    return [i, (i, "x"), TEXT]
+
+
+def _agent() -> list[Any]:
+    out: list[Any] = [lookup(i) for i in range(3)]
+    out.append(lookup(3, suffix="!"))
+    out.append(lookup(i=4))
+    out.append(leak(1))
+    try:
+        explode(2)
+    except ValueError as exc:
+        out.append(str(exc))
+    out.append(asyncio.run(_async_agent()))
+    return out
+
+
+async def _async_agent() -> list[Any]:
+    return [await alookup(i) for i in range(2)]
+
+
+def test_tool_calls_take_the_short_path_and_replay_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "run.replay"
+    with replay.record(path):
+        session = current()
+        assert session is not None
+        writer = session._values
+        assert writer is not None
+        live = _agent()
+        assert writer.calls_written == 8  # lookup x5, leak, alookup x2 (explode: long path)
+        journal = Path(writer.partial_path).read_bytes()
+        assert b"3: The order shipped" in journal  # on file before the call returned
+    events = replay.load(path).events
+    tools = [e for e in events if e.channel.startswith("tool:")]
+    assert len(tools) == 9
+    looked = [e for e in tools if e.channel == "tool:lookup"]
+    assert [e.request for e in looked] == [
+        {"args": {"i": 0}}, {"args": {"i": 1}}, {"args": {"i": 2}},
+        {"args": {"i": 3, "suffix": "!"}}, {"args": {"i": 4}}]
+    clocks = [e for e in events if e.channel == "clock"]
+    assert {e.parent for e in clocks} == {e.seq for e in looked}  # nested in their tool
+    assert {(e.site.file, e.site.function) for e in looked if e.site} == {
+        (__file__, "<listcomp>"), (__file__, "_agent")}
+    leaked = next(e for e in tools if e.channel == "tool:leak")
+    assert shape_samples()["anthropic-key"] not in str(leaked.response)
+    assert next(e for e in tools if e.channel == "tool:explode").error is not None
+    raw = path.read_bytes()
+    assert shape_samples()["anthropic-key"].encode() not in raw
+    for _ in range(2):
+        with replay.play(path):
+            again = _agent()
+        assert repr(again) == repr([_redacted(x) for x in live])
+
+
+def _redacted(x: Any) -> Any:
+    return DEFAULT.value(x) if isinstance(x, dict) and "note" in x else x
+
+
+CHILD = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+import replay
+from tests.test_toolpath import lookup
+with replay.record(sys.argv[1]):
+    lookup(41)
+    print("called", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_sigkill_after_a_tool_call_returns_keeps_its_event(tmp_path: Path) -> None:
+    path = tmp_path / "run.replay"
+    root = str(Path(__file__).resolve().parent.parent)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), root],
+                             stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"called\n"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    partial = path.with_name(path.name + ".partial")
+    cassette = read_cassette(partial, strict=False)
+    assert cassette.damage is not None  # no end record: reported as a torn run
+    assert [e.request for e in cassette.events if e.channel == "tool:lookup"] == \
+        [{"args": {"i": 41}}]

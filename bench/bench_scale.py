@@ -9,8 +9,11 @@ child process so that its peak memory is its own (``ru_maxrss`` from
 * write: CPU seconds, file size, the writer's peak RSS;
 * ``replay show X | head -1``: wall time until the first line arrived;
 * ``replay show X``: wall time and peak RSS to stream every line;
-* ``replay verify X``: wall time, CPU time (its threads included) and peak RSS,
-  with the load average when it started (the machine may be shared);
+* ``replay verify X``: wall time, CPU time (its threads and its child process
+  included: ``wait4`` counts the children a process waited for) and peak RSS
+  summed over the process and its child (``framesplit.py``; sampled from /proc
+  every 10 ms, each process's own peak, ``VmHWM``, so the sum bounds the
+  peak of the total), with the load average when it started;
 * ``replay.load(X)``: wall time and peak RSS, then the time to decode every
   event (a packed file's events are decoded on demand);
 * ``replay tui X``: time from starting the app (in process, headless, imports
@@ -33,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -89,25 +93,65 @@ asyncio.run(main())
 """
 
 
-def child(args: list[str], *, stdin: Any = None, stdout: Any = subprocess.PIPE
-          ) -> tuple[float, float, float, str]:
-    """(wall s, CPU s, peak RSS MB, stdout) of one child process."""
+def _peaks(root: int, seen: dict[int, float]) -> None:
+    """Each process's peak RSS so far (MB), for ``root`` and its descendants (Linux)."""
+    parent: dict[int, int] = {}
+    for d in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+            parent[int(d)] = int(stat[stat.rindex(")") + 2:].split()[1])
+        except (OSError, ValueError):
+            continue
+    for pid in parent:
+        q = pid
+        while q in parent and q != root:
+            q = parent[q]
+        if q == root:  # the last reading wins: a forked child's copy is replaced by exec
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    seen[pid] = next(int(x.split()[1]) / 1024 for x in f
+                                     if x.startswith("VmHWM"))
+            except (OSError, StopIteration, ValueError):
+                pass
+
+
+def child(args: list[str], *, stdin: Any = None, stdout: Any = subprocess.PIPE,
+          tree: bool = False) -> tuple[float, float, float, str]:
+    """(wall s, CPU s, peak RSS MB, stdout) of one child process; ``tree``: the peak
+    RSS is summed over it and its own children (see the module docstring)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p))
     t = time.perf_counter()
     p = subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=env,
                          text=True)
+    seen: dict[int, float] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.01):
+            _peaks(p.pid, seen)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    if tree and os.path.isdir("/proc"):
+        sampler.start()
     out = ""
     if stdout is subprocess.PIPE:
         assert p.stdout is not None
         out = p.stdout.read()
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
+    stop.set()
+    if sampler.is_alive():
+        sampler.join()
     p.returncode = os.waitstatus_to_exitcode(status)
     err = p.stderr.read() if p.stderr else ""
     if p.returncode not in (0, 1):
         raise RuntimeError(f"{args[:4]} exited {p.returncode}: {err[-2000:]}")
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, out
+    rss = ru.ru_maxrss / 1024
+    if seen:  # ru_maxrss is the largest of the process and its children: an upper bound
+        rss = max(seen.pop(p.pid, 0.0), rss) + sum(seen.values())
+    return wall, ru.ru_utime + ru.ru_stime, rss, out
 
 
 def first_line(cli: list[str]) -> tuple[float, float]:
@@ -147,7 +191,7 @@ def measure(n: int, workdir: str) -> dict[str, float]:
         wall, _, rss, _ = child(cli, stdout=null)
     r.update(show_wall=wall, show_rss=rss)
     load = os.getloadavg()[0]
-    wall, cpu, rss, out = child([py, "-c", CLI, "verify", path])
+    wall, cpu, rss, out = child([py, "-c", CLI, "verify", path], tree=True)
     if "complete" not in out:
         raise RuntimeError(f"verify: {out}")
     r.update(verify_wall=wall, verify_cpu=cpu, verify_rss=rss, verify_load=load)
@@ -173,7 +217,7 @@ ROWS = (("write CPU", "write_cpu", "s"), ("file", "size_mb", "MB"),
         ("show (all lines)", "show_wall", "s"), ("show peak RSS", "show_rss", "MB"),
         ("verify", "verify_wall", "s"), ("verify CPU", "verify_cpu", "s"),
         ("(load average when verify started)", "verify_load", ""),
-        ("verify peak RSS", "verify_rss", "MB"),
+        ("verify peak RSS (with its child process)", "verify_rss", "MB"),
         ("replay.load (process)", "load_wall", "s"), ("replay.load (call)", "load_inner", "s"),
         ("then every event decoded", "load_every", "s"),
         ("load peak RSS", "load_rss", "MB"), ("tui, first event rows", "tui_rows", "s"),

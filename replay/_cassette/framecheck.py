@@ -28,7 +28,7 @@ import array
 import concurrent.futures
 import io
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any, Protocol
 
 import crc32c
 import msgpack
@@ -38,7 +38,8 @@ from replay._cassette import index as ix
 from replay._cassette.codec import _BLOB_HEAD, _FRAMING, VALUE_COST
 from replay._cassette.decoder import Decoder, _may_hold_timestamp
 from replay._cassette.events import Event
-from replay._cassette.layout import _UNIT_MAX, FRAME_RAW, Limits
+from replay._cassette.indexread import IndexRecords
+from replay._cassette.layout import _TRAILER2, _UNIT_MAX, FRAME_RAW, TRAILER2_MAGIC, Limits
 from replay._cassette.sections import _Damage, _Frame
 
 FAST_FRAME_MAX = 4 * FRAME_RAW
@@ -59,6 +60,15 @@ _PLAIN_KEYS = frozenset(("k", "seq", "channel", "request", "start_ns", "duration
 """The keys of the usual event map (no parent, error or chunks): see ``_records``."""
 _NO_META: dict[str, Any] = {}
 """``meta``'s stand-in when the map has none (absent is fine, a non-dict is not)."""
+
+
+class Child(Protocol):
+    """A process checking the frames from ``first`` on (``framesplit.Split``)."""
+
+    first: int
+
+    def adopt(self, fast: FastFrames) -> list[tuple[int, int, int]]: ...
+    def close(self) -> None: ...
 
 
 class _Bail(Exception):
@@ -126,6 +136,27 @@ class IndexScan:
             raise ValueError("blob offsets are out of order or past the data")
 
 
+def intact_index(f: IO[bytes], start: int, size: int, limits: Limits
+                 ) -> tuple[IndexScan, int] | None:
+    """What verify needs of the index of a packed file whose trailer fits and whose
+    index checks out (its CRC, its records, the frame table tiling the data), and the
+    index's offset; else None: the file is read sequentially, which finds what is wrong."""
+    if size < start + _TRAILER2.size:
+        return None
+    f.seek(size - _TRAILER2.size)
+    magic, at, length, _ = _TRAILER2.unpack(f.read(_TRAILER2.size))
+    if magic != TRAILER2_MAGIC or at + length + _TRAILER2.size != size or at < start:
+        return None
+    scan = IndexScan()
+    try:
+        for m in IndexRecords(f, at, size, limits):
+            scan.add(m)
+        scan.check(start, at)
+    except (_Damage, ValueError, TypeError, OverflowError):
+        return None
+    return scan, at
+
+
 class Rows:
     """Each event's index row compared with its record, one frame at a time.
 
@@ -154,6 +185,12 @@ class Rows:
     def drop(self) -> None:
         """Forget the rows gathered since the last :meth:`check` (a rolled-back frame)."""
         self.got = []
+
+    def resume(self, batch: dict[str, Any], at: int) -> None:
+        """Start at row ``at`` of the ``ix`` record ``batch`` (a child's first event)."""
+        self._cols = {k: ix.from_bin(code, batch[k], batch["n"], k)
+                      for k, code in ix.EVENT_COLUMNS.items()}
+        self._at = at
 
     def _take(self, n: int) -> tuple[list[int], list[tuple[Any, ...]]]:
         """The next ``n`` index rows (fewer at the end of the index): their ``pos``
@@ -224,18 +261,47 @@ class FastFrames:
         self._ahead: dict[int, concurrent.futures.Future[bytes | None]] = {}
         self.taken = 0
         """Frames checked here (the others were read sequentially)."""
+        self.split: Child | None = None
+        """The child process checking the frames from ``split.first`` (``framesplit.py``)."""
+        self.stop = len(scan.frames["off"])
+        """Frames from here on are not read ahead (another process checks them)."""
+        self.demand = 0
+        """Most ``held`` before a record plus ``_WORST`` times its length: a bound on every
+        check of ``held`` (``framesplit.py``)."""
 
     def close(self) -> None:
-        """Stop reading ahead and close the file."""
+        """Stop reading ahead and the child, and close the file."""
+        if self.split is not None:
+            self.split.close()
         for fut in self._ahead.values():
             fut.cancel()
         self._pool.shutdown(wait=True)
         self._f.close()
 
+    def adopt(self) -> list[tuple[int, int, int]]:
+        """The frames ``split``'s child checked, taken into the decoder (none when its
+        report does not hold): (offset, length, stream offset after it) of each."""
+        split, self.split, self.stop = self.split, None, len(self.scan.frames["off"])
+        return [] if split is None else split.adopt(self)
+
+    def mismatch(self, frames: list[tuple[int, int, int]], end: int, index_at: int) -> str:
+        """What differs between the index and the frames read (offset, length, stream
+        offset after each), which end at ``end``: "" if nothing."""
+        scan, dec = self.scan, self.decoder
+        if end != index_at or [(o, ln) for o, ln, _ in frames] != list(
+                zip(scan.frames["off"], scan.frames["len"], strict=True)):
+            return "frame table does not match the frames"
+        if [r for _, _, r in frames[:-1]] != list(scan.frames["raw"][1:]):
+            return "frame table's raw offsets do not match the frames"
+        if scan.events != dec.events or scan.blobs != len(dec.blobs):
+            return (f"index holds {scan.events} events and {scan.blobs} blobs; the file "
+                    f"{dec.events} and {len(dec.blobs)}")
+        return self.rows.mismatch
+
     def frame(self, k: int) -> bool:
         """Check data frame ``k`` into the decoder's state: True, or False with the
         state as it was (read the frame sequentially)."""
-        for j in range(k, min(k + 3, len(self.scan.frames["off"]))):
+        for j in range(k, max(k + 1, min(k + 3, self.stop))):
             if j not in self._ahead:
                 self._ahead[j] = self._pool.submit(self._data, j)
         data = self._ahead.pop(k).result()
@@ -310,10 +376,12 @@ class FastFrames:
         blob_cost, ev_cost = VALUE_COST * _BLOB_VALUES, VALUE_COST + 1
         plain_keys = _PLAIN_KEYS
 
+        first = getattr(dec, "foreign", 0)  # the id of blobs[0]: framesplit.py's child
+
         def ext(code: int, data: bytes) -> Any:
             if code == 1 and len(data) in (1, 2, 4, 8):
-                ident = int.from_bytes(data, "big")
-                if ident < len(blobs):
+                ident = int.from_bytes(data, "big") - first
+                if 0 <= ident < len(blobs):
                     dec._expanded += sizes[ident]
                     return blobs[ident]
             return slow_ext(code, data)  # anything else: the decoder's own checks
@@ -324,6 +392,7 @@ class FastFrames:
         held = dec.held
         ended = dec.end is not None
         events = dec.events
+        demand = self.demand
         i, n = 0, len(data)
         while i < n:
             if n - i < 8:
@@ -332,7 +401,10 @@ class FastFrames:
             stop = i + 8 + length
             if length > max_len or stop > n:
                 raise _Bail
-            if length > max_values or held + _WORST * length > budget or ended:
+            asks = held + _WORST * length
+            if asks > demand:
+                demand = asks
+            if length > max_values or asks > budget or ended:
                 dec.held, dec.events, dec.done = held, events, base + i
                 self._feed(data[i:stop])  # the decoder counts its values
                 held, events, ended = dec.held, dec.events, dec.end is not None
@@ -349,7 +421,7 @@ class FastFrames:
                         b = unpackb(payload, raw=False)
                     except Exception:
                         b = None
-                if b is not None and b["id"] == len(blobs) \
+                if b is not None and b["id"] == first + len(blobs) \
                         and length + blob_cost <= budget and held + VALUE_COST <= budget:
                     held += VALUE_COST
                     add_blob("" if type(b["v"]) is str else b"")
@@ -415,6 +487,7 @@ class FastFrames:
             add_pos(base + i)
             i = stop
         dec.held, dec.events, dec.done = held, events, base + n
+        self.demand = demand
 
     def _feed(self, record: bytes) -> None:
         """One record through the decoder, exactly as the sequential reader takes it."""

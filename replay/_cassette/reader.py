@@ -49,7 +49,7 @@ from replay._cassette.layout import (
 from replay._cassette.sections import _Damage, _Frame, _read_header
 
 if TYPE_CHECKING:  # imported where verify needs them (threads, logging: not for every reader)
-    from replay._cassette.framecheck import FastFrames, IndexScan, Rows
+    from replay._cassette.framecheck import FastFrames, Rows
 
 # -- reading -----------------------------------------------------------------
 
@@ -80,7 +80,14 @@ class _Reader:
         self.events_checked = 0
         """Events whose offsets were compared with the index and dropped (``fast``)."""
         self.fast_frames = 0
-        """Frames ``FastFrames`` checked."""
+        """Frames ``FastFrames`` checked (in this process or a child)."""
+        self.split_min: int | None = None
+        """``fast``: check the second half of the frames in a child process when they
+        decompress to at least this many bytes (``framesplit.py``); None: never."""
+        self.split_at: int | None = None
+        """The child's first frame (None: where half the bytes are; tests set it)."""
+        self.child_frames = 0
+        """Frames a child process checked (counted in ``fast_frames`` too)."""
 
     @property
     def frame_size(self) -> int:
@@ -174,21 +181,28 @@ class _Reader:
         names is checked by :class:`FastFrames`; any frame it does not vouch for is
         read here as always, which finds and places the damage.
         """
-        scan = self._intact_index(f, start) if self.fast else None
-        if scan is None:
+        from replay._cassette import framecheck, framesplit
+
+        got = framecheck.intact_index(f, start, self.file_size, self.limits) \
+            if self.fast else None
+        if got is None:
             yield from self._packed_frames(f, start, None, None)
             return
-        from replay._cassette.framecheck import FastFrames, Rows
-
+        scan, self.index_at = got
+        split = framesplit.start(self.path, scan, self.index_at, self.limits,
+                                 self.decoder.budget, self.split_min, self.split_at) \
+            if self.split_min is not None else None
         with open(self.path, "rb") as again:
-            rows = Rows(iter(IndexRecords(again, self.index_at, self.file_size, self.limits)),
-                        scan)
-            fast = FastFrames(self.path, scan, self.decoder, self.limits, rows)
+            rows = framecheck.Rows(iter(IndexRecords(again, self.index_at, self.file_size,
+                                                     self.limits)), scan)
+            fast = framecheck.FastFrames(self.path, scan, self.decoder, self.limits, rows)
+            fast.split = split
+            fast.stop = split.first if split is not None else fast.stop
             try:
                 yield from self._packed_frames(f, start, fast, rows)
             finally:
                 fast.close()
-                self.fast_frames = fast.taken
+                self.fast_frames += fast.taken
 
     def _packed_frames(self, f: IO[bytes], start: int, fast: FastFrames | None,
                        rows: Rows | None) -> Iterator[Event]:
@@ -196,6 +210,16 @@ class _Reader:
         table = fast.scan.frames if fast is not None else None
         dec = self.decoder
         while dec.end is None:
+            if fast is not None and fast.split is not None and k == fast.split.first:
+                was = (dec.events, dec.done, pos)
+                took = fast.adopt()  # the frames a child process checked (framesplit.py)
+                frames += took
+                k, pos = k + len(took), took[-1][0] + took[-1][1] if took else pos
+                self.compressed, self.raw_size = self.compressed + pos - was[2], \
+                    self.raw_size + dec.done - was[1]
+                self.events_checked += dec.events - was[0]
+                self.fast_frames, self.child_frames = self.fast_frames + len(took), len(took)
+                continue
             if fast is not None and table is not None and k < len(table["off"]) \
                     and table["off"][k] == pos and fast.frame(k):
                 ln = table["len"][k]
@@ -235,43 +259,9 @@ class _Reader:
             index = read_index(f, pos, self.file_size, self.limits)
             check_index(index, frames, dec, start, pos)
             return
-        scan = fast.scan
-        why = ""
-        if pos != self.index_at or [(o, ln) for o, ln, _ in frames] != list(
-                zip(scan.frames["off"], scan.frames["len"], strict=True)):
-            why = "frame table does not match the frames"
-        elif [r for _, _, r in frames[:-1]] != list(scan.frames["raw"][1:]):
-            why = "frame table's raw offsets do not match the frames"
-        elif scan.events != dec.events or scan.blobs != len(dec.blobs):
-            why = (f"index holds {scan.events} events and {scan.blobs} blobs; the file "
-                   f"{dec.events} and {len(dec.blobs)}")
-        else:
-            why = rows.mismatch
+        why = fast.mismatch(frames, pos, self.index_at)
         if why:
             raise _Damage(CassetteCorruptError, f"bad index: {why}", pos)
-
-    def _intact_index(self, f: IO[bytes], start: int) -> IndexScan | None:
-        """What verify needs of the index of a packed file whose trailer fits and whose
-        index checks out (its CRC, its records, the frame table tiling the data), else
-        None: the file is read sequentially, which finds what is wrong."""
-        size = self.file_size
-        if size < start + _TRAILER2.size:
-            return None
-        f.seek(size - _TRAILER2.size)
-        magic, at, length, _ = _TRAILER2.unpack(f.read(_TRAILER2.size))
-        if magic != TRAILER2_MAGIC or at + length + _TRAILER2.size != size or at < start:
-            return None
-        from replay._cassette.framecheck import IndexScan
-
-        scan = IndexScan()
-        try:
-            for m in IndexRecords(f, at, size, self.limits):
-                scan.add(m)
-            scan.check(start, at)
-        except (_Damage, ValueError, TypeError, OverflowError):
-            return None
-        self.index_at = at
-        return scan
 
     def feed(self, data: bytes, at: int | None) -> list[Event]:
         """Decode the records ``data`` completes; ``at`` is the file offset for errors
@@ -479,7 +469,10 @@ def verify(path: PathArg, *, limits: Limits | None = None) -> VerifyReport:
     Every record is decoded and checked, but no str or bytes blob is kept: no
     payload is needed to tell whether the file is intact.
     """
+    from replay._cassette.framesplit import SPLIT_MIN_RAW
+
     reader = _Reader(path, limits or Limits(), keep_blob_values=False, fast=True)
+    reader.split_min = SPLIT_MIN_RAW
     status: Status = "complete"
     offset: int | None = None
     message = ""

@@ -27,6 +27,12 @@ round (keep failed against off in the same round, the median of those ratios).
 With ``--pin`` (the default on a machine with 2 or more CPUs) the services run
 on the last CPU and the emulator and the clients on the others.
 
+The goals take the worse of the wall figure and the one the CPU per request
+gives at saturation, where 50 clients keep the service: throughput is its
+inverse (loss ``1 - 1/ratio``) and latency proportional to it (p99 added:
+off's p99 times ``ratio - 1``). So noise in the wall figures (+-25% and +-1 s
+on a shared machine) can neither meet nor miss a goal alone.
+
     python bench/bench_service.py [--requests 1000] [--clients 50] [--rounds 5]
 """
 
@@ -362,8 +368,8 @@ def main() -> None:
     # The clients, the emulator and the service share this machine's cores, so the
     # wall figures swing with its load (recording on has measured faster than off).
     # The service's own CPU per request is steadier: at saturation throughput is its
-    # inverse, and every request takes at least the added CPU longer. Each goal
-    # takes the worse of the wall figure and that CPU bound, so noise cannot meet it.
+    # inverse and latency proportional to it. Each goal takes the worse of the wall
+    # figure and that CPU bound, so noise cannot meet it.
     ratio = paired("failed")
     wall_loss = (1 - f.rps / base.rps) * 100
     cpu_loss = (1 - 1 / ratio) * 100 if ratio else 0.0
@@ -375,11 +381,17 @@ def main() -> None:
                 f"{f.cpu_ms:.2f} vs {base.cpu_ms:.2f} ms a request, {ratio:.3f}x round by "
                 f"round ({cpu_loss:.1f}% at saturation); {args.clients} clients, "
                 f"{args.rounds} rounds, load average {load_avg}")
-    goal("service.keep_failed_p99", max(f.p99_ms - base.p99_ms, added_cpu), 2, "<=",
+    # At saturation every request queues behind the others, so latencies scale with
+    # the CPU per request: p99 grows by that share of itself (the wall delta is noise
+    # of +-1 s here). Unqueued, a request would gain only the added CPU (a floor).
+    p99_at_saturation = base.p99_ms * (ratio - 1)
+    goal("service.keep_failed_p99", max(f.p99_ms - base.p99_ms, p99_at_saturation), 2, "<=",
          unit="ms", what="p99 latency added with recording on, keep failed: the worse of "
-                         "the wall figure and the CPU each request adds",
-         detail=f"p99 {f.p99_ms:.1f} vs {base.p99_ms:.1f} ms; +{added_cpu:.2f} ms CPU a "
-                "request")
+                         "the wall figure and off's p99 scaled by the CPU per request's "
+                         "ratio (latency at saturation is proportional to it)",
+         detail=f"p99 {f.p99_ms:.1f} vs {base.p99_ms:.1f} ms; {ratio:.3f}x the CPU a "
+                f"request: +{p99_at_saturation:.1f} ms at this p99; unqueued, a request "
+                f"gains +{added_cpu:.2f} ms of CPU")
 
 
 if __name__ == "__main__":

@@ -33,13 +33,14 @@ N = 2400
 
 
 def tool_events() -> list[Event]:
-    """A long run's shape (bench_scale.py): tool events of 500 bytes unlike any other, so
-    no record refers to a blob of another frame; about 1.6 MB of records, 4 frames."""
+    """A long run's shape (bench_scale.py): events of 500 bytes unlike any other, each a
+    blob (the channel is not a tool's, whose events are written whole) that no record
+    of another frame refers to; about 1.7 MB of records, 4 frames."""
     out = []
     for i in range(N):
         text = "".join(hashlib.blake2b(i.to_bytes(4, "little"), salt=bytes([s])).hexdigest()
                        for s in range(4))[:500]
-        out.append(Event(seq=i, channel="tool:fetch", request={"args": [i]}, response=text,
+        out.append(Event(seq=i, channel="fetch", request={"args": [i]}, response=text,
                          start_ns=i * 10, duration_ns=7, task=f"t{i % 3}"))
     return out
 
@@ -150,7 +151,9 @@ def test_a_budget_that_only_the_halves_fit(tools: bytes, tmp_path: pathlib.Path)
     finds the limit where the sequential reader does."""
     path = tmp_path / "budget.replay"
     path.write_bytes(tools)
-    for budget in (N * 80 - 5000, N * 60, N * 45):
+    blobs = run(path, fast=False)[0].blob_count
+    assert blobs >= N
+    for budget in (blobs * 80 - 5000, blobs * 60, blobs * 45):
         limits = Limits(max_decoded_size=budget, max_decoded_ratio=0)
         slow, _ = run(path, fast=False, limits=limits)
         assert slow.status == "over limit", budget

@@ -76,22 +76,28 @@ def cores() -> int:
 class Split:
     """The child process checking frames ``first`` onwards (see the module docstring)."""
 
-    def __init__(self, path: str, scan: IndexScan, at: int, limits: Limits, budget: int,
-                 first: int) -> None:
+    def __init__(self) -> None:
+        """Start the child's interpreter (it imports while the parent reads the index);
+        its work comes with :meth:`send`. Raises OSError."""
+        self.first = 0
+        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, _ROOT], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True,
+            env={"MALLOC_MMAP_THRESHOLD_": "131072", **os.environ})
+
+    def send(self, path: str, scan: IndexScan, at: int, limits: Limits, budget: int,
+             first: int) -> None:
+        """The child's work: the frames from ``first`` on."""
         self.first = first
         request = msgpack.packb({
             "path": path, "first": first, "at": at, "budget": budget,
             "limits": [getattr(limits, k) for k in _LIMITS],
             "frames": {k: ix.to_bin(a[first:]) for k, a in scan.frames.items()}})
-        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, _ROOT], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True,
-            env={"MALLOC_MMAP_THRESHOLD_": "131072", **os.environ})
         try:  # a request over the pipe's buffer (~1,800 frames) waits for the child to read
-            assert self._proc.stdin is not None
+            assert self._proc is not None and self._proc.stdin is not None
             with self._proc.stdin as stdin:
                 stdin.write(request)
-        except OSError:  # the child is already gone: take() finds no result
+        except OSError:  # the child is already gone: adopt() finds no result
             pass
 
     def result(self) -> dict[str, Any] | None:
@@ -147,22 +153,37 @@ class Split:
             self._proc = None
 
 
-def start(path: str, scan: IndexScan, at: int, limits: Limits, budget: int,
-          min_raw: int = SPLIT_MIN_RAW, first: int | None = None) -> Split | None:
-    """A child checking the frames from ``first`` (None: the second half of the bytes),
-    or None (a small file, one core)."""
-    fr = scan.frames
-    total = sum(fr["rawlen"])
-    if total < max(min_raw, 1) or len(fr["off"]) < 2 or cores() < 2:
-        return None
-    if first is None:
-        first = max(1, bisect.bisect_left(fr["raw"], total // 2))
-    if not 0 < first < len(fr["off"]):
+def spawn(file_size: int, min_raw: int | None) -> Split | None:
+    """A child started before the index is read, for a file that will likely be split
+    (at least half :data:`SPLIT_MIN_RAW` compressed), else None."""
+    if min_raw is None or file_size < min_raw // 2 or cores() < 2:
         return None
     try:
-        return Split(path, scan, at, limits, budget, first)
+        return Split()
     except OSError:
         return None
+
+
+def start(path: str, scan: IndexScan, at: int, limits: Limits, budget: int,
+          min_raw: int | None, first: int | None = None, child: Split | None = None
+          ) -> Split | None:
+    """``child`` (or a new one) checking the frames from ``first`` (None: where half the
+    bytes are reached), or None (``child`` stopped) when the file is not worth it."""
+    fr = scan.frames
+    total = sum(fr["rawlen"])
+    if first is None:
+        first = max(1, bisect.bisect_left(fr["raw"], total // 2))
+    if min_raw is None or total < max(min_raw, 1) or not 0 < first < len(fr["off"]) \
+            or cores() < 2:
+        if child is not None:
+            child.close()
+        return None
+    try:
+        split = child or Split()
+    except OSError:
+        return None
+    split.send(path, scan, at, limits, budget, first)
+    return split
 
 
 class _Numbered(list[Any]):

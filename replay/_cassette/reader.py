@@ -183,15 +183,21 @@ class _Reader:
         """
         from replay._cassette import framecheck, framesplit
 
-        got = framecheck.intact_index(f, start, self.file_size, self.limits) \
-            if self.fast else None
+        child = framesplit.spawn(self.file_size, self.split_min) if self.fast else None
+        got = split = None
+        try:
+            got = framecheck.intact_index(f, start, self.file_size, self.limits) \
+                if self.fast else None
+            split = None if got is None else framesplit.start(
+                self.path, got[0], got[1], self.limits, self.decoder.budget, self.split_min,
+                self.split_at, child)
+        finally:
+            if child is not None and (got is None or split is None):
+                child.close()
         if got is None:
             yield from self._packed_frames(f, start, None, None)
             return
         scan, self.index_at = got
-        split = framesplit.start(self.path, scan, self.index_at, self.limits,
-                                 self.decoder.budget, self.split_min, self.split_at) \
-            if self.split_min is not None else None
         with open(self.path, "rb") as again:
             rows = framecheck.Rows(iter(IndexRecords(again, self.index_at, self.file_size,
                                                      self.limits)), scan)

@@ -88,6 +88,21 @@ def test_a_child_checks_the_frames_after_any_split_point(tools: bytes,
         assert reader.fast_frames == n and reader.events_checked == N, at
 
 
+def test_names_first_seen_in_the_child_s_frames(tmp_path: pathlib.Path) -> None:
+    """A channel and a task first named by an index batch after the child's first row."""
+    path = tmp_path / "late.replay"
+    evs = tool_events()
+    with CassetteWriter(path, golden_header()) as w:
+        for ev in evs[:-50]:
+            w.write(ev)
+        for ev in evs[-50:]:
+            w.write(Event(seq=ev.seq, channel="late", request=ev.request, response=ev.response,
+                          start_ns=ev.start_ns, duration_ns=ev.duration_ns, task="later"))
+    report, reader = split(path)
+    assert report == run(path, fast=False)[0] and report.ok
+    assert reader.child_frames > 0
+
+
 def test_a_file_whose_records_refer_across_the_split(packed: tuple[bytes, list[Event]],  # noqa: F811
                                                      tmp_path: pathlib.Path) -> None:
     """Container blobs, errors, chunks, tuples and references to blobs of earlier frames:

@@ -24,11 +24,9 @@ is compared with its record.
 
 from __future__ import annotations
 
-import array
 import concurrent.futures
 import io
-from collections.abc import Iterator
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import crc32c
 import msgpack
@@ -38,8 +36,8 @@ from replay._cassette import index as ix
 from replay._cassette.codec import _BLOB_HEAD, _FRAMING, VALUE_COST
 from replay._cassette.decoder import Decoder, _may_hold_timestamp
 from replay._cassette.events import Event
-from replay._cassette.indexread import IndexRecords
-from replay._cassette.layout import _TRAILER2, _UNIT_MAX, FRAME_RAW, TRAILER2_MAGIC, Limits
+from replay._cassette.indexread import IndexScan, Rows
+from replay._cassette.layout import _UNIT_MAX, FRAME_RAW, Limits
 from replay._cassette.sections import _Damage, _Frame
 
 FAST_FRAME_MAX = 4 * FRAME_RAW
@@ -86,158 +84,6 @@ def map_flags(m: dict[Any, Any]) -> int:
         if type(status) is int and status >= 400:
             f |= ix.FLAG_HTTP_ERROR
     return f
-
-
-class IndexScan:
-    """What ``verify`` keeps of an intact index: the frame table, the channel and
-    task names and the counts, each ``ix`` record checked as ``Index.add_ix`` and
-    ``Index.check`` check it; :class:`Rows` reads the rows again beside the frames.
-    """
-
-    def __init__(self) -> None:
-        self.frames: dict[str, array.array[int]] = {}
-        self.channels: list[str] = []
-        self.tasks: list[str] = []
-        self.events = 0
-        self.blobs = 0
-        self._pos = self._bpos = -1  # the last offsets seen: each next one is greater
-
-    def add(self, m: dict[str, Any]) -> None:
-        """One index record; ValueError when it does not fit."""
-        part = ix.Index()
-        if m["k"] == "frames":
-            part.set_frames(m)
-            self.frames = part.frames
-            return
-        if m.get("first") != self.events or m.get("bfirst") != self.blobs:
-            raise ValueError(f"index record starts at event {m.get('first')!r}, blob "
-                             f"{m.get('bfirst')!r}; expected {self.events}, {self.blobs}")
-        part.channels, part.tasks = self.channels, self.tasks  # extended by add_ix
-        part.add_ix({**m, "first": 0, "bfirst": 0})
-        for col, last in ((part.cols["pos"], "_pos"), (part.bpos, "_bpos")):
-            if len(col):
-                if col[0] <= getattr(self, last) or not ix._increasing(col):
-                    raise ValueError("event offsets are out of order or past the data"
-                                     if last == "_pos" else
-                                     "blob offsets are out of order or past the data")
-                setattr(self, last, col[-1])
-        self.events += len(part)
-        self.blobs += len(part.bpos)
-
-    def check(self, data_start: int, data_end: int) -> None:
-        """``Index.check``: the frames tile the data section, the offsets lie inside it."""
-        part = ix.Index()
-        part.frames = self.frames
-        part.check(data_start, data_end)
-        raw = sum(self.frames["rawlen"])
-        if self._pos >= raw:
-            raise ValueError("event offsets are out of order or past the data")
-        if self._bpos >= raw:
-            raise ValueError("blob offsets are out of order or past the data")
-
-
-def intact_index(f: IO[bytes], start: int, size: int, limits: Limits
-                 ) -> tuple[IndexScan, int] | None:
-    """What verify needs of the index of a packed file whose trailer fits and whose
-    index checks out (its CRC, its records, the frame table tiling the data), and the
-    index's offset; else None: the file is read sequentially, which finds what is wrong."""
-    if size < start + _TRAILER2.size:
-        return None
-    f.seek(size - _TRAILER2.size)
-    magic, at, length, _ = _TRAILER2.unpack(f.read(_TRAILER2.size))
-    if magic != TRAILER2_MAGIC or at + length + _TRAILER2.size != size or at < start:
-        return None
-    scan = IndexScan()
-    try:
-        for m in IndexRecords(f, at, size, limits):
-            scan.add(m)
-        scan.check(start, at)
-    except (_Damage, ValueError, TypeError, OverflowError):
-        return None
-    return scan, at
-
-
-class Rows:
-    """Each event's index row compared with its record, one frame at a time.
-
-    The rows come batch by batch from a second pass over the index frame, so
-    the index is never held whole. ``mismatch`` keeps the first disagreement;
-    the reader reports it with the index's other checks, after the last frame.
-    """
-
-    def __init__(self, batches: Iterator[dict[str, Any]], scan: IndexScan) -> None:
-        self._batches = batches
-        self._scan = scan
-        self._cols: dict[str, array.array[int]] = {"seq": array.array("q")}
-        self._at = 0  # the next row of the current batch
-        self.next = 0
-        """File-order number of the next event."""
-        self.mismatch = ""
-        self.got: list[tuple[Any, ...]] = []
-        """(seq, start, dur, parent, flags, channel, task) of each event since the last check."""
-
-    def add_event(self, ev: Event) -> None:
-        """An event decoded by the sequential reader."""
-        self.got.append((ev.seq, ev.start_ns, ev.duration_ns,
-                         ix.NO_PARENT if ev.parent is None else ev.parent, ix.flags_of(ev),
-                         ev.channel, ev.task))
-
-    def drop(self) -> None:
-        """Forget the rows gathered since the last :meth:`check` (a rolled-back frame)."""
-        self.got = []
-
-    def resume(self, batch: dict[str, Any], at: int) -> None:
-        """Start at row ``at`` of the ``ix`` record ``batch`` (a child's first event)."""
-        self._cols = {k: ix.from_bin(code, batch[k], batch["n"], k)
-                      for k, code in ix.EVENT_COLUMNS.items()}
-        self._at = at
-
-    def _take(self, n: int) -> tuple[list[int], list[tuple[Any, ...]]]:
-        """The next ``n`` index rows (fewer at the end of the index): their ``pos``
-        column, and (seq, start, dur, parent, flags, channel, task) of each. Only
-        those rows are made into tuples, however many rows one ``ix`` record holds."""
-        pos: list[int] = []
-        out: list[tuple[Any, ...]] = []
-        chans, tasks = self._scan.channels, self._scan.tasks
-        while len(out) < n:
-            c = self._cols
-            if self._at >= len(c["seq"]):
-                m = next(self._batches, None)
-                if m is None or m["k"] != "ix":
-                    break
-                self._cols = {k: ix.from_bin(code, m[k], m["n"], k)
-                              for k, code in ix.EVENT_COLUMNS.items()}
-                self._at = 0
-                continue
-            lo = self._at
-            hi = self._at = min(len(c["seq"]), lo + n - len(out))
-            pos += c["pos"][lo:hi]
-            out += zip(c["seq"][lo:hi], c["start"][lo:hi], c["dur"][lo:hi],
-                       c["parent"][lo:hi], c["flags"][lo:hi],
-                       [chans[i] for i in c["chan"][lo:hi]],
-                       [tasks[i] for i in c["task"][lo:hi]], strict=True)
-        return pos, out
-
-    def check(self, positions: array.array[int]) -> None:
-        """Compare the rows gathered since the last call, and the stream offsets of
-        their records, with the index."""
-        got, self.got = self.got, []
-        lo = self.next
-        self.next = lo + len(got)
-        if self.mismatch:
-            return
-        pos, want = self._take(len(got))
-        if len(want) < len(got):
-            self.mismatch = f"event {lo + len(want)} has no index row"
-            return
-        if want != got or pos != positions.tolist():
-            names = ("pos", "seq", "start", "dur", "parent", "flags", "chan", "task")
-            for at, (p, w, g, q) in enumerate(zip(pos, want, got, positions, strict=True)):
-                for name, a, b in zip(names, (p, *w), (q, *g), strict=True):
-                    if a != b:
-                        self.mismatch = f"event {lo + at}'s {name!r} column differs from " \
-                            "its record"
-                        return
 
 
 class FastFrames:

@@ -50,8 +50,8 @@ from replay._cassette import index as ix
 from replay._cassette.codec import EXT_REF
 from replay._cassette.decoder import DecodeError, Decoder, End, _ref_id
 from replay._cassette.events import Event
-from replay._cassette.framecheck import FastFrames, IndexScan, Rows
-from replay._cassette.indexread import IndexRecords
+from replay._cassette.framecheck import FastFrames
+from replay._cassette.indexread import IndexRecords, IndexScan, Rows
 from replay._cassette.layout import Limits
 
 SPLIT_MIN_RAW = 48 * 1024 * 1024
@@ -263,7 +263,7 @@ def check_from(path: str, first: int, at: int, frames: dict[str, array.array[int
         dec.foreign = blobs0
         dec.done = raw
         rows = Rows(batches, scan)
-        rows.next = events0
+        rows.next, rows.names_follow = events0, True
         if batch is not None:
             rows.resume(batch, row)
         fast = FastFrames(path, scan, dec, limits, rows)

@@ -49,7 +49,8 @@ from replay._cassette.layout import (
 from replay._cassette.sections import _Damage, _Frame, _read_header
 
 if TYPE_CHECKING:  # imported where verify needs them (threads, logging: not for every reader)
-    from replay._cassette.framecheck import FastFrames, Rows
+    from replay._cassette.framecheck import FastFrames
+    from replay._cassette.indexread import Rows
 
 # -- reading -----------------------------------------------------------------
 
@@ -181,12 +182,12 @@ class _Reader:
         names is checked by :class:`FastFrames`; any frame it does not vouch for is
         read here as always, which finds and places the damage.
         """
-        from replay._cassette import framecheck, framesplit
+        from replay._cassette import framecheck, framesplit, indexread
 
         child = framesplit.spawn(self.file_size, self.split_min) if self.fast else None
         got = split = None
         try:
-            got = framecheck.intact_index(f, start, self.file_size, self.limits) \
+            got = indexread.intact_index(f, start, self.file_size, self.limits) \
                 if self.fast else None
             split = None if got is None else framesplit.start(
                 self.path, got[0], got[1], self.limits, self.decoder.budget, self.split_min,
@@ -199,7 +200,7 @@ class _Reader:
             return
         scan, self.index_at = got
         with open(self.path, "rb") as again:
-            rows = framecheck.Rows(iter(IndexRecords(again, self.index_at, self.file_size,
+            rows = indexread.Rows(iter(IndexRecords(again, self.index_at, self.file_size,
                                                      self.limits)), scan)
             fast = framecheck.FastFrames(self.path, scan, self.decoder, self.limits, rows)
             fast.split = split

@@ -36,6 +36,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import msgpack
+
 from replay._cassette.events import Chunk, Event, RecordedError, Value
 from replay._cassette.secret_rules import (
     SHAPE_BY_PATTERN,
@@ -82,6 +84,7 @@ version needs no second pass before it is shown."""
 _MIN_SECRET = 6  # no default rule matches a shorter text ("auth=x")
 _CACHED = 160  # texts up to this long are remembered with their redaction
 _SAME = "\0same"  # the cached redaction of a clean text: itself
+_packb = msgpack.packb  # thread-safe (a packer per call): redaction runs outside any lock
 _LEAVES = frozenset({str, bytes, int, float, bool, type(None)})  # what clean() need not walk
 _FLAG = re.compile(r"-{1,2}[A-Za-z][A-Za-z0-9_.\-]*")
 _LAST_PART = re.compile(r"([A-Za-z0-9_\-]+)['\"]?\]?$")  # "body.password", "h['x-api-key']"
@@ -372,7 +375,8 @@ class Redactor:
 
     def __call__(self, event: Event) -> Event:
         """The event as it may be written to disk (the same object when clean)."""
-        if event.channel in GENERATED_CHANNELS and event.error is None:
+        if (event.channel in GENERATED_CHANNELS and event.error is None) or (
+                event.channel == "http" and self._http_clean(event)):
             return self.callback(event) if self.callback is not None else event
         changes: dict[str, Any] = {}
         for name in ("request", "response"):
@@ -397,6 +401,26 @@ class Redactor:
                 changes["meta"] = meta
         out = dataclasses.replace(event, **changes) if changes else event
         return self.callback(out) if self.callback is not None else out
+
+    def _http_clean(self, event: Event) -> bool:
+        """True when redaction would leave this ``http`` event as it is (False: it may
+        not). One :meth:`clean` of the request, response, meta and the whole body
+        (its chunks joined, as :meth:`chunks` scans them), the URL aside: its ``//``
+        is an anchor of every scan, and its verdict is cached (:meth:`text`)."""
+        req = event.request
+        if event.error is not None or type(req) is not dict:
+            return False
+        url = req.get("url")
+        if type(url) is not str or self.text(url) is not url:
+            return False
+        chunks = event.chunks
+        body = chunks[0].data if len(chunks) == 1 else b"".join(c.data for c in chunks)
+        probe = {**req, "url": None}
+        try:
+            packed = _packb([probe, event.response, event.meta, body])
+        except (TypeError, ValueError, OverflowError):  # not plain data: the full walk
+            return False
+        return self.clean(packed, probe, event.response, event.meta)
 
     # -- headers and reports ------------------------------------------------------
     def meta(self, meta: Mapping[str, Value]) -> dict[str, Value]:

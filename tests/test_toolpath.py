@@ -183,7 +183,9 @@ def test_tool_calls_take_the_short_path_and_replay_the_same(tmp_path: Path) -> N
         assert writer.calls_written == 8  # lookup x5, leak, alookup x2 (explode: long path)
         journal = Path(writer.partial_path).read_bytes()
         assert b"3: The order shipped" in journal  # on file before the call returned
+        written, live_events = session.events_written, session.live_events
     events = replay.load(path).events
+    assert written == live_events == len(events)
     tools = [e for e in events if e.channel.startswith("tool:")]
     assert len(tools) == 9
     looked = [e for e in tools if e.channel == "tool:lookup"]

@@ -220,13 +220,13 @@ class Session:
     def events_written(self) -> int:
         """Events handed to the sink (the cassette)."""
         values = self._values
-        return self._written + (values.values_written if values is not None else 0)
+        return self._written + (values.direct_written if values is not None else 0)
 
     @property
     def live_events(self) -> int:
         """Events run live (record mode: all of them)."""
         values = self._values
-        return self._live + (values.values_written if values is not None else 0)
+        return self._live + (values.direct_written if values is not None else 0)
 
     @property
     def replaying(self) -> bool:

@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from replay._capture import callsite as _callsite
-from replay._capture.pending import new_event
+from replay._capture.pending import Pending, new_event
 from replay._capture.tasks import TaskState
 from replay._cassette.events import CallSite, Value
 from replay._cassette.writer import CallShape, CassetteWriter
@@ -57,5 +57,16 @@ def write(session: Any, seq: int, channel: str, request: Value, response: Value,
           meta: dict[str, Value]) -> None:
     """Write the event of a call that returned ``response`` as ``Pending.finish`` does
     (through the session: redaction and blobs), where ``write_call`` declined."""
+    with session._seq_lock:
+        session._live += 1  # as begin() counts (write_call's events the writer counts)
     session.emit(new_event(seq, channel, request, response, None, start, duration, task, site,
                            (), parent, dict(meta)))
+
+
+def fail(session: Any, seq: int, channel: str, request: Value, task: str,
+         site: CallSite | None, start: int, parent: int | None, meta: dict[str, Value],
+         exc: BaseException) -> None:
+    """Record a call that raised ``exc``, as ``Pending.fail`` does."""
+    with session._seq_lock:
+        session._live += 1
+    Pending(session, seq, channel, request, task, site, start, parent, None, meta).fail(exc)

@@ -157,9 +157,7 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                 shape = hit[1]
                 if shape is not None:
                     request = bind(*args, **kwargs)
-                    with s._seq_lock:
-                        seq = next(s._seq)
-                        s._live += 1
+                    seq = next(s._seq)  # atomic under the GIL (see Session.read)
                     parent = _parent()
                     t0 = s.t0
                     start = _perf_ns() - t0
@@ -167,17 +165,15 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                     try:
                         result = await func(*args, **kwargs)
                     except Exception as exc:
-                        Pending(s, seq, channel, request, state.id, hit[2], start, parent,
-                                None, meta).fail(exc)
+                        _toolpath.fail(s, seq, channel, request, state.id, hit[2], start,
+                                       parent, meta, exc)
                         raise
                     finally:
                         PARENT.reset(token)
                     duration = _perf_ns() - t0 - start
                     response = quick(result)
-                    if writer.write_call(shape, seq, start, duration, parent, request,
-                                         response):
-                        s._written += 1
-                    else:
+                    if not writer.write_call(shape, seq, start, duration, parent, request,
+                                             response):
                         _toolpath.write(s, seq, channel, request, response, start, duration,
                                         state.id, hit[2], parent, meta)
                     return result
@@ -218,9 +214,7 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                 shape = hit[1]
                 if shape is not None:
                     request = bind(*args, **kwargs)
-                    with s._seq_lock:
-                        seq = next(s._seq)
-                        s._live += 1
+                    seq = next(s._seq)  # atomic under the GIL (see Session.read)
                     parent = _parent()
                     t0 = s.t0
                     start = _perf_ns() - t0
@@ -228,17 +222,15 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                     try:
                         result = func(*args, **kwargs)
                     except Exception as exc:
-                        Pending(s, seq, channel, request, state.id, hit[2], start, parent,
-                                None, meta).fail(exc)
+                        _toolpath.fail(s, seq, channel, request, state.id, hit[2], start,
+                                       parent, meta, exc)
                         raise
                     finally:
                         PARENT.reset(token)
                     duration = _perf_ns() - t0 - start
                     response = quick(result)
-                    if writer.write_call(shape, seq, start, duration, parent, request,
-                                         response):
-                        s._written += 1  # as Session.emit counts
-                    else:  # redaction or blobs to do: the long way
+                    if not writer.write_call(shape, seq, start, duration, parent, request,
+                                             response):  # (counted by the writer)
                         _toolpath.write(s, seq, channel, request, response, start, duration,
                                         state.id, hit[2], parent, meta)
                     return result

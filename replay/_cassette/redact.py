@@ -268,28 +268,33 @@ class Redactor:
 
     def _plain(self, v: Any) -> bool:
         """No map key or header pair inside ``v`` (a dict, list or tuple) asks for
-        redaction, and nothing in it is of a type :meth:`value` treats otherwise."""
+        redaction, and nothing in it is of a type :meth:`value` treats otherwise.
+        The usual map (keys seen before, leaves for values) takes two C-level set
+        checks, no Python loop."""
         t = type(v)
         if t is dict:
             clear: set[str] = self._clear  # type: ignore[attr-defined]
-            for k, x in v.items():
-                if k not in clear:
-                    if type(k) is not str or self._key(k) != (False, False):
-                        return False
-                    if len(clear) > 4096:
-                        clear.clear()
-                    clear.add(k)
-                if type(x) not in _LEAVES and not self._plain(x):
-                    return False
-            return True
-        if t is list or t is tuple:
+            if not clear.issuperset(v):
+                for k in v:
+                    if k not in clear:
+                        if type(k) is not str or self._key(k) != (False, False):
+                            return False
+                        if len(clear) > 4096:
+                            clear.clear()
+                        clear.add(k)
+            items = v.values()
+        elif t is list or t is tuple:
             if len(v) == 2 and self.header_pair(v):
                 return False
-            for x in v:  # noqa: SIM110  (as in clean)
-                if type(x) not in _LEAVES and not self._plain(x):
-                    return False
+            items = v
+        else:
+            return False
+        if _LEAVES.issuperset(map(type, items)):
             return True
-        return False
+        for x in items:  # noqa: SIM110  (as in clean)
+            if type(x) not in _LEAVES and not self._plain(x):
+                return False
+        return True
 
     def _under(self, v: Any) -> Any:
         """A value under a sensitive name: masked when it is text (or a list of texts,

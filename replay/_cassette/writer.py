@@ -182,6 +182,12 @@ class CassetteWriter:
         :data:`~replay._cassette.redact.GENERATED_CHANNELS`)."""
         self._redactor = transform if isinstance(transform, Redactor) else None
 
+    @property
+    def direct_written(self) -> int:
+        """Events written by :meth:`write_value` and :meth:`write_call` (a session
+        counts those it hands to :meth:`write` itself)."""
+        return self.values_written + self.calls_written
+
     def value_shape(self, channel: str, request: Value, task: str,
                     site: CallSite) -> ValueShape | None:
         """The constant part of value events (an int or float response, no error, no
@@ -312,11 +318,13 @@ class CassetteWriter:
             rows = self._batch.add_row(seq, self._pos, start_ns, duration_ns,
                                        ix.NO_PARENT if parent is None else parent, shape.chan,
                                        shape.task_id, _VALUE_FLAGS if res else 0)
-            out = bytearray(_frame_head(len(payload), _crc(payload)))
-            out += payload
+            out = _frame_head(len(payload), _crc(payload)) + payload
             if rows >= ix.BATCH:
-                self._index_record(out)
-            self._append(out)
+                buf = bytearray(out)
+                self._index_record(buf)
+                self._append(buf)
+            else:
+                self._append(out)
             self._encoder.events += 1
             self.calls_written += 1
             return True

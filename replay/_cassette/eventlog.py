@@ -187,15 +187,13 @@ class EventLog(Sequence[Event]):
                 base, off, size = starts[k], offs[k], len(data)
                 end = base + size
             i = at - base
+            stop = length = 0  # stop > 0: a record that fits in its frame, within limits
             if i + 8 <= size:  # (the frame's CRC32C covers the record's: see decode_at)
                 length = framing(data, i)[0]
-                stop = i + 8 + length
-                good = stop <= size and 0 < length <= max_values
-                payload = data[i + 8:stop] if good else b""
-            else:
-                good = False
+                if 0 < length <= max_values and i + 8 + length <= size:
+                    stop = i + 8 + length
             if blob:
-                if b not in blobs and not (good and p.bin_blob(data, i + 8, stop, b)):
+                if b not in blobs and not (stop and p.bin_blob(data, i + 8, stop, b)):
                     try:
                         m, used = p.decode_at(data, i, at, off)
                         p.keep_blob(b, m, used)
@@ -208,10 +206,10 @@ class EventLog(Sequence[Event]):
                 b += 1
                 continue
             ev = cache.get(e)
-            if ev is None and good:
+            if ev is None and stop:
                 p._at, p._expanded = at, 0
                 try:
-                    m = unpack(payload)
+                    m = unpack(data[i + 8:stop])
                     if data.find(b"\xff", i + 8, stop) >= 0 and \
                             _may_hold_timestamp(data, i + 8, stop):
                         p.decoder._reject_foreign(m)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import re
 from collections import OrderedDict
 from typing import Any
 
@@ -40,8 +41,10 @@ MAX_REF_DEPTH = 64
 """Blob references resolved one inside another, at most (each is a nested decode)."""
 _FRAMES_CACHED = 4
 _BLOB_CACHE_BYTES = 8 * 1024 * 1024
-_UINT = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}  # msgpack uint 8/16/32/64: bytes that follow
-_BIN = {0xC4: 1, 0xC5: 2, 0xC6: 4}  # msgpack bin 8/16/32: bytes of its length
+_BIN_BLOB = re.compile(  # {"k": "blob", "id": <uint>, "v": <bin>}, as the writer packs it
+    re.escape(_BLOB_HEAD) + rb"(?:([\x00-\x7f])|\xcc(.)|\xcd(..)|\xce(.{4})|\xcf(.{8}))"
+    + re.escape(_BLOB_VALUE) + rb"(?:\xc4(.)|\xc5(..)|\xc6(.{4}))", re.DOTALL)
+"""The head of a blob record holding bytes: the id, then the bin's length (groups)."""
 
 
 class _Packed:
@@ -166,33 +169,19 @@ class _Packed:
         return value
 
     def bin_blob(self, data: bytes, i: int, stop: int, ident: int) -> bool:
-        """Take the record payload ``data[i:stop]`` (its framing and CRC32C checked) as
+        """Take the record payload ``data[i:stop]`` (in a frame ``frame`` checked) as
         blob ``ident`` when it is ``{"k": "blob", "id": ident, "v": <bin>}`` packed as
         the writer packs it (the body of an HTTP event, most often): its bytes are
         sliced out, exactly what msgpack would build, with no map built around them.
         False for anything else: the caller decodes the record the usual way."""
-        if not data.startswith(_BLOB_HEAD, i, stop):
+        head = _BIN_BLOB.match(data, i, stop)
+        if head is None:
             return False
-        j = i + len(_BLOB_HEAD)
-        if j >= stop:
-            return False
-        b = data[j]
-        if b < 0x80:  # positive fixint
-            value, j = b, j + 1
-        else:
-            n = _UINT.get(b, 0)
-            if not n:
-                return False
-            value, j = int.from_bytes(data[j + 1:j + 1 + n], "big"), j + 1 + n
-        if value != ident or not data.startswith(_BLOB_VALUE, j, stop) or j + 2 >= stop:
-            return False
-        j += 2
-        n = _BIN.get(data[j], 0)
-        if not n:
-            return False
-        j, length = j + 1 + n, int.from_bytes(data[j + 1:j + 1 + n], "big")
+        *ids, n8, n16, n32 = head.groups()
+        j = head.end()
         size = 2 * (stop - i)  # as decode_at counts a record without references
-        if j + length != stop or size > self.budget:
+        if int.from_bytes(next(filter(None, ids)), "big") != ident \
+                or j + int.from_bytes(n8 or n16 or n32, "big") != stop or size > self.budget:
             return False
         self.keep_value(ident, data[j:stop], size)
         return True

@@ -227,13 +227,16 @@ class Encoder:
         """Record payloads for one event: any new blobs it needs, then the event."""
         fields = event.to_map()
         record: dict[str, Any] = {"k": "ev", **fields}
+        limit = CALL_INLINE_SIZE if event.channel.startswith(CALL_CHANNELS) else BLOB_MIN_SIZE
+        chunks = event.chunks
         try:
             # Probe with one C-speed pack: most events are small, and for them
             # this is the only encoding; a big one is packed again below, part
             # by part, which is cheap next to the Python walk it needs anyway.
-            data = self._packer.pack(record)
-            if len(data) < (CALL_INLINE_SIZE if event.channel.startswith(CALL_CHANNELS)
-                            else BLOB_MIN_SIZE):  # nothing inside can be large enough,
+            # A body chunk that long (an HTTP answer) makes the event big: no probe.
+            big = bool(chunks) and len(chunks[0].data) >= limit
+            data = b"" if big else self._packer.pack(record)
+            if not big and len(data) < limit:  # nothing inside can be large enough,
                 out = [data]  # or a tool's result: see CALL_INLINE_SIZE
             else:
                 self._new.clear()

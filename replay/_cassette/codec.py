@@ -271,9 +271,10 @@ class Encoder:
         self.events += 1
         return out
 
-    def end_record(self) -> bytes:
-        """The framed ``end`` record with the final counts."""
-        return frame_record(self._packer.pack({"k": "end", "events": self.events,
+    def end_record(self, more: int = 0) -> bytes:
+        """The framed ``end`` record with the final counts (``more``: events written
+        without this encoder, which hold no blobs)."""
+        return frame_record(self._packer.pack({"k": "end", "events": self.events + more,
                                                "blobs": self.blobs}))
 
     def _walk(self, v: Any, data: bytes | None = None) -> Any:

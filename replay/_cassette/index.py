@@ -13,8 +13,9 @@ from __future__ import annotations
 import array
 import itertools
 import operator
+import struct
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 import msgpack
@@ -82,26 +83,29 @@ def from_bin(code: str, data: Any, n: int, what: str) -> array.array[int]:
     return a
 
 
-_Appenders = tuple[Callable[[int], None], Callable[[int], None], Callable[[int], None],
-                   Callable[[int], None], Callable[[int], None], Callable[[int], None],
-                   Callable[[int], None], Callable[[int], None]]
-
-
-def _appenders(cols: dict[str, array.array[int]]) -> _Appenders:
-    """The columns' ``append`` methods, in :data:`EVENT_COLUMNS` order."""
-    c = cols
-    return (c["seq"].append, c["pos"].append, c["start"].append, c["dur"].append,
-            c["parent"].append, c["chan"].append, c["task"].append, c["flags"].append)
+_ROW: Final = struct.Struct("=8q")
+"""One row in :class:`Batch`'s buffer: the :data:`EVENT_COLUMNS` in order, native i64."""
+ROW_TAIL: Final = struct.Struct("=4q")
+"""The last four fields of a row (``parent``, ``chan``, ``task``, ``flags``): a writer
+may append ``ROW_HEAD`` + ``ROW_TAIL`` bytes to :attr:`Batch.rows` itself."""
+ROW_HEAD: Final = struct.Struct("=4q")
+"""The first four fields of a row (``seq``, ``pos``, ``start``, ``dur``)."""
+_WIDTH: Final = len(EVENT_COLUMNS)
 
 
 class Batch:
-    """The writer's rows since the last ``ix`` record (and the names it has handed out)."""
+    """The writer's rows since the last ``ix`` record (and the names it has handed out).
+
+    Rows are kept interleaved in one array (a row is one C call to add, not eight)
+    and split into the columns by :meth:`record`.
+    """
 
     def __init__(self) -> None:
         self.first = 0
         """Index (file order) of the batch's first event."""
-        self.cols = {k: array.array(c) for k, c in EVENT_COLUMNS.items()}
-        self._append = _appenders(self.cols)
+        self.rows = array.array("q")
+        """The rows so far, :data:`EVENT_COLUMNS` interleaved; the same array for the
+        writer's life (:meth:`record` empties it), so its methods may be bound once."""
         self.bfirst = 0
         """Id of the batch's first new blob."""
         self.bpos = array.array("Q")
@@ -111,7 +115,7 @@ class Batch:
         self._new_tasks: list[str] = []
 
     def __len__(self) -> int:
-        return len(self.cols["seq"])
+        return len(self.rows) // _WIDTH
 
     def _id(self, table: dict[str, int], new: list[str], name: str) -> int:
         i = table.get(name)
@@ -138,29 +142,22 @@ class Batch:
                 task: int, flags: int) -> int:
         """One row from its columns' values (``chan``, ``task``: from ``channel_id``,
         ``task_id``); returns the batch's length."""
-        a_seq, a_pos, a_start, a_dur, a_parent, a_chan, a_task, a_flags = self._append
-        a_seq(seq)
-        a_pos(pos)
-        a_start(start)
-        a_dur(dur)
-        a_parent(parent)
-        a_chan(chan)
-        a_task(task)
-        a_flags(flags)
-        return len(self.cols["flags"])
+        self.rows.frombytes(_ROW.pack(seq, pos, start, dur, parent, chan, task, flags))
+        return len(self.rows) // _WIDTH
 
     def record(self) -> dict[str, Any]:
         """The ``ix`` record map for the rows so far; then start the next batch."""
+        rows = self.rows
         m: dict[str, Any] = {"k": "ix", "first": self.first, "n": len(self),
                              "bfirst": self.bfirst, "nb": len(self.bpos),
                              "chans": self._new_chans, "tasks": self._new_tasks}
-        for k, a in self.cols.items():
-            m[k] = to_bin(a)
+        for k, (name, code) in enumerate(EVENT_COLUMNS.items()):
+            col = rows[k::_WIDTH]
+            m[name] = to_bin(col if code == "q" else array.array(code, col))
         m["bpos"] = to_bin(self.bpos)
         self.first += len(self)
         self.bfirst += len(self.bpos)
-        self.cols = {k: array.array(c) for k, c in EVENT_COLUMNS.items()}
-        self._append = _appenders(self.cols)
+        del rows[:]
         self.bpos = array.array("Q")
         self._new_chans, self._new_tasks = [], []
         return m

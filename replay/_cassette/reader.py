@@ -46,7 +46,14 @@ from replay._cassette.layout import (
     Status,
     VerifyReport,
 )
-from replay._cassette.sections import _Damage, _Frame, _read_header
+from replay._cassette.sections import (
+    _Damage,
+    _Frame,
+    _read_header,
+    _recheck,
+    _zero_framing,
+    _zeros_to_end,
+)
 
 if TYPE_CHECKING:  # imported where verify needs them (threads, logging: not for every reader)
     from replay._cassette.framecheck import FastFrames
@@ -152,12 +159,27 @@ class _Reader:
             yield from self.feed(out, frame.pos)
 
     def _journal_events(self, f: IO[bytes], start: int) -> Iterator[Event]:
-        """A version 2 journal: uncompressed records to the end of the file."""
+        """A version 2 journal: uncompressed records to the end of the file, or to a
+        framing of 8 zero bytes (docs/cassette-format.md, "The zero tail")."""
         dec = self.decoder
         dec.index_records = True
-        while chunk := f.read(_CHUNK):
-            self.raw_size += len(chunk)
-            yield from self.feed(chunk, None)
+        try:
+            while chunk := f.read(_CHUNK):
+                self.raw_size += len(chunk)
+                yield from self.feed(chunk, None)
+        except _Damage as d:
+            if d.cls is not CassetteCorruptError or not _zero_framing(f, d.offset):
+                raise
+            yield from d.got
+            if dec.end is None:
+                raise _Damage(CassetteTruncatedError, "journal ends before the end record "
+                              "(the recording did not finish; zero bytes follow)",
+                              d.offset) from None
+            if not _zeros_to_end(f, d.offset):
+                raise _Damage(CassetteCorruptError, "bytes after the end record",
+                              d.offset) from None
+            self._check_end(d.offset)
+            return
         size = self.file_size
         if dec.end is None:
             what = "inside a record" if dec.pending else \
@@ -315,39 +337,6 @@ class _Reader:
         if got[4:12] != expect[4:12]:
             raise _Damage(CassetteCorruptError, "trailer frame length mismatch", at + 4)
         raise _Damage(CassetteCorruptError, "frame checksum mismatch (trailer)", at + 12)
-
-
-def _recheck(f: IO[bytes], size: int, frame_start: int | None, d: _Damage) -> _Damage:
-    """Tell damage from a torn tail or a genuine limit, using the trailer.
-
-    A file whose last 16 bytes are a plausible trailer was written to the
-    end, so it is not truncated; and if its frame does not match the
-    trailer's CRC, a length that looks over a limit is damage, not a limit.
-    """
-    if d.cls is not CassetteTruncatedError and d.cls is not CassetteLimitError:
-        return d
-    if size < _TRAILER.size + _HEAD.size + 4:
-        return d
-    f.seek(size - _TRAILER.size)
-    magic, frame_len, crc = _TRAILER.unpack(f.read(_TRAILER.size))
-    start = size - _TRAILER.size - frame_len
-    if magic != TRAILER_MAGIC or start < _HEAD.size + 4:
-        return d  # no trailer: a truncated file, or a limit we cannot doubt
-    if frame_start is None:  # failed in the header: where does its length say it ends?
-        f.seek(10)
-        frame_start = _HEAD.size + 4 + _U32.unpack(f.read(4))[0]
-        if d.cls is CassetteLimitError and start == frame_start:
-            return d  # a header over the limit, and the trailer agrees about its size
-    if d.cls is CassetteTruncatedError or start != frame_start:
-        return _Damage(CassetteCorruptError, f"{d.message}, yet the file has a trailer", d.offset)
-    f.seek(start)
-    got = 0
-    while chunk := f.read(min(_CHUNK, size - _TRAILER.size - f.tell())):
-        got = crc32c.crc32c(chunk, got)
-    if got != crc:
-        return _Damage(CassetteCorruptError, f"{d.message}, and the frame fails its trailer "
-                       "checksum", d.offset)
-    return d
 
 
 def _recheck2(f: IO[bytes], size: int, d: _Damage, limits: Limits) -> _Damage:

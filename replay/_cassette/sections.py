@@ -25,10 +25,12 @@ from replay._cassette.layout import (
     _BLOCK_MAX,
     _CHUNK,
     _HEAD,
+    _TRAILER,
     _U32,
     _ZSTD_MAGIC,
     FORMAT_VERSION,
     MAGIC,
+    TRAILER_MAGIC,
     Header,
     Limits,
 )
@@ -189,3 +191,52 @@ class _Frame:
         """Up to ``n`` bytes after the frame (the trailer)."""
         self._ensure(n)
         return self._buf[self._i:self._i + n]
+
+
+def _zero_framing(f: IO[bytes], at: int) -> bool:
+    """Whether the 8 bytes at ``at`` (where a journal record would start) are zero: a
+    memory-mapped journal's end (docs/cassette-format.md, "The zero tail")."""
+    f.seek(at)
+    return f.read(8) == bytes(8)
+
+
+def _zeros_to_end(f: IO[bytes], at: int) -> bool:
+    """Whether every byte of ``f`` from ``at`` on is zero."""
+    f.seek(at)
+    while chunk := f.read(_CHUNK):
+        if chunk.count(0) != len(chunk):
+            return False
+    return True
+
+
+def _recheck(f: IO[bytes], size: int, frame_start: int | None, d: _Damage) -> _Damage:
+    """Tell damage from a torn tail or a genuine limit, using the trailer.
+
+    A file whose last 16 bytes are a plausible trailer was written to the
+    end, so it is not truncated; and if its frame does not match the
+    trailer's CRC, a length that looks over a limit is damage, not a limit.
+    """
+    if d.cls is not CassetteTruncatedError and d.cls is not CassetteLimitError:
+        return d
+    if size < _TRAILER.size + _HEAD.size + 4:
+        return d
+    f.seek(size - _TRAILER.size)
+    magic, frame_len, crc = _TRAILER.unpack(f.read(_TRAILER.size))
+    start = size - _TRAILER.size - frame_len
+    if magic != TRAILER_MAGIC or start < _HEAD.size + 4:
+        return d  # no trailer: a truncated file, or a limit we cannot doubt
+    if frame_start is None:  # failed in the header: where does its length say it ends?
+        f.seek(10)
+        frame_start = _HEAD.size + 4 + _U32.unpack(f.read(4))[0]
+        if d.cls is CassetteLimitError and start == frame_start:
+            return d  # a header over the limit, and the trailer agrees about its size
+    if d.cls is CassetteTruncatedError or start != frame_start:
+        return _Damage(CassetteCorruptError, f"{d.message}, yet the file has a trailer", d.offset)
+    f.seek(start)
+    got = 0
+    while chunk := f.read(min(_CHUNK, size - _TRAILER.size - f.tell())):
+        got = crc32c.crc32c(chunk, got)
+    if got != crc:
+        return _Damage(CassetteCorruptError, f"{d.message}, and the frame fails its trailer "
+                       "checksum", d.offset)
+    return d

@@ -1,13 +1,17 @@
 """Writing a cassette: crash-safe per event, packed and renamed into place at close.
 
-Version 2 (the default) appends each event's framed records to a journal with
-one ``write()`` and no compression, then packs it (``pack.py``) at ``close()``;
-version 1 (kept for tests and old readers) flushes a zstd block per event.
+Version 2 (the default) appends each event's framed records, uncompressed, to a
+journal, then packs it (``pack.py``) at ``close()``; version 1 (kept for tests
+and old readers) flushes a zstd block per event.
+
+The journal is written through a shared memory map where the platform allows
+it (``journalmap.py``), else with one ``write()`` per event.
 """
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -19,15 +23,17 @@ import msgpack
 import zstandard
 
 from replay._cassette import index as ix
+from replay._cassette import journalmap as jm
+from replay._cassette import shapes as sh
 from replay._cassette.codec import (
     _FRAMING,
-    BLOB_MIN_SIZE,
     CALL_CHANNELS,
     CALL_INLINE_SIZE,
     Encoder,
     pack_plain,
 )
 from replay._cassette.events import CallSite, Event, Value
+from replay._cassette.journalmap import fsync_dir
 from replay._cassette.layout import (
     _HEAD,
     _TRAILER,
@@ -40,13 +46,14 @@ from replay._cassette.layout import (
     PathArg,
 )
 from replay._cassette.redact import Redactor
+from replay._cassette.shapes import CallShape as CallShape  # re-exported: the capture layer
+from replay._cassette.shapes import ValueShape as ValueShape  # imports them from here
 
-_write = os.write
 _pack = msgpack.Packer().pack  # ints and floats: the bytes Encoder's packer gives them
 _crc = crc32c.crc32c
 _frame_head = _FRAMING.pack
-_VALUE_FLAGS = ix.FLAG_RESPONSE
-_LONGEST_SCALAR = 9  # a msgpack int or float is at most 9 bytes
+_join = b"".join
+_row_head = ix.ROW_HEAD.pack
 
 # -- writing -----------------------------------------------------------------
 
@@ -60,70 +67,6 @@ def encode_header(header: Header, limit: int = 1024 * 1024, *,
     return head + body + _U32.pack(crc32c.crc32c(body, crc32c.crc32c(head[8:])))
 
 
-class ValueShape:
-    """The constant bytes of the ``ev`` records of one kind of value read.
-
-    A clock or random read (``time.time()`` at one line of one task) writes the
-    same record again and again but for ``seq``, ``start_ns``, ``duration_ns``
-    and the value; :meth:`CassetteWriter.write_value` fills those in between
-    these pieces, so the record is byte for byte what ``write`` would encode
-    for the same :class:`Event` (the map in ``Event.to_map`` order), without
-    building the event. Made by :meth:`CassetteWriter.value_shape`.
-    """
-
-    __slots__ = ("chan", "dur_key", "head", "mid", "site", "tail", "task")
-
-    def __init__(self, head: bytes, mid: bytes, dur_key: bytes, tail: bytes, site: bytes,
-                 chan: int, task: int) -> None:
-        self.head = head
-        """Map header, ``"k": "ev"`` and the ``seq`` key."""
-        self.mid = mid
-        """``channel`` and ``request`` with their keys, and the ``start_ns`` key."""
-        self.dur_key = dur_key
-        """The ``duration_ns`` key."""
-        self.tail = tail
-        """``task`` with its key, and the ``response`` key."""
-        self.site = site
-        """``site`` with its key."""
-        self.chan = chan
-        """The index's channel number."""
-        self.task = task
-        """The index's task number."""
-
-
-_K_SEQ = pack_plain("k") + pack_plain("ev") + pack_plain("seq")
-_START = pack_plain("start_ns")
-_DURATION = pack_plain("duration_ns")
-_RESPONSE = pack_plain("response")
-_PARENT = pack_plain("parent")
-_MAP_HEADS = tuple(bytes((0x80 | n,)) for n in range(16))  # msgpack fixmap headers
-
-
-class CallShape:
-    """The constant bytes of the ``ev`` records of one tool's calls from one line of one
-    task: what :meth:`CassetteWriter.write_call` needs besides the call's own values.
-    Made by :meth:`CassetteWriter.call_shape`."""
-
-    __slots__ = ("chan", "keys", "meta", "mid", "site", "task", "task_id")
-
-    def __init__(self, keys: int, mid: bytes, task: bytes, site: bytes, meta: bytes,
-                 chan: int, task_id: int) -> None:
-        self.keys = keys
-        """Keys of the record map with no ``response`` and no ``parent``."""
-        self.mid = mid
-        """``channel`` with its key, and the ``request`` key."""
-        self.task = task
-        """``task`` with its key."""
-        self.site = site
-        """``site`` with its key."""
-        self.meta = meta
-        """``meta`` (redacted) with its key, or nothing when it is empty."""
-        self.chan = chan
-        """The index's channel number."""
-        self.task_id = task_id
-        """The index's task number."""
-
-
 class CassetteWriter:
     """Writes a cassette, crash-safely, to ``path + ".partial"``.
 
@@ -131,6 +74,10 @@ class CassetteWriter:
     cassette survives a crashed re-record); ``abort()`` leaves the
     ``.partial``. ``write()`` is thread-safe; when it returns, the event is in
     the OS (readable after SIGKILL; not fsynced until close).
+
+    A writer belongs to the process that made it: in a child forked while it is
+    open it is closed (writes raise ValueError; closing does nothing), and the
+    parent's run goes on unharmed.
     """
 
     def __init__(self, path: PathArg, header: Header, *,
@@ -158,12 +105,16 @@ class CassetteWriter:
         self._closed = False
         self._ended = False
         self._broken = False
+        self._stopped = False  # any of the three: no more events
         self._frame_len = 0
         self._frame_crc = 0
         self._batch = ix.Batch()
+        self._rows = self._batch.rows
         self._pos = 0  # journal stream offset (version 2)
         self._head = encode_header(header, version=version)
-        self._file: IO[bytes] = open(self.partial_path, "wb")  # noqa: SIM115
+        self._base = len(self._head) + len(JOURNAL_TAG)  # file offset of stream offset 0
+        self._map: mmap.mmap | None = None
+        self._file: IO[bytes] = open(self.partial_path, "w+b")  # noqa: SIM115
         try:
             self._file.write(self._head + (JOURNAL_TAG if version == 2 else b""))
             self._file.flush()
@@ -171,6 +122,9 @@ class CassetteWriter:
             self._file.close()
             raise
         self._fd = self._file.fileno()
+        if version == 2:
+            self._map = jm.open_map(self._fd, self._base)
+        jm.track(self)
         self.values_written = 0
         """Events written by :meth:`write_value`."""
         self.calls_written = 0
@@ -188,6 +142,11 @@ class CassetteWriter:
         counts those it hands to :meth:`write` itself)."""
         return self.values_written + self.calls_written
 
+    @property
+    def mapped(self) -> bool:
+        """Whether the journal is being written through a memory map (else ``write()``)."""
+        return self._map is not None
+
     def value_shape(self, channel: str, request: Value, task: str,
                     site: CallSite) -> ValueShape | None:
         """The constant part of value events (an int or float response, no error, no
@@ -196,22 +155,14 @@ class CassetteWriter:
         record could hold a blob)."""
         if not self.writes_values:
             return None
-        p = pack_plain
-        try:
-            head = b"\x89" + p("k") + p("ev") + p("seq")
-            mid = p("channel") + p(channel) + p("request") + p(request) + p("start_ns")
-            tail = p("task") + p(task) + p("response")
-            where = p("site") + p([site.file, site.line, site.function])
-        except (ValueError, TypeError):
-            return None
-        dur_key = p("duration_ns")
-        size = len(head) + len(mid) + len(dur_key) + len(tail) + len(where)
-        if size + 4 * _LONGEST_SCALAR >= BLOB_MIN_SIZE:  # write() would look for blobs
+        pieces = sh.value_pieces(channel, request, task, site)
+        if pieces is None:
             return None
         with self._lock:
             batch = self._batch
-            return ValueShape(head, mid, dur_key, tail, where, batch.channel_id(channel),
-                              batch.task_id(task))
+            row = ix.ROW_TAIL.pack(ix.NO_PARENT, batch.channel_id(channel), batch.task_id(task),
+                                   ix.FLAG_RESPONSE)
+        return ValueShape(*pieces, row)
 
     def write_value(self, shape: ValueShape, seqs: Iterator[int], start_ns: int,
                     duration_ns: int, response: int | float) -> int:
@@ -223,32 +174,33 @@ class CassetteWriter:
         guarantee: a longer int would need the big-integer extension).
         """
         with self._lock:
-            if self._closed or self._broken:
+            m = self._map  # set only while the journal is mapped and open
+            if m is None and self._stopped:
                 raise ValueError(f"write to a closed CassetteWriter ({self.partial_path})")
             seq = next(seqs)
-            payload = b"".join((shape.head, _pack(seq), shape.mid, _pack(start_ns),
-                                shape.dur_key, _pack(duration_ns), shape.tail,
-                                _pack(response), shape.site))
+            payload = _join((shape.head, _pack(seq), shape.mid, _pack(start_ns),
+                             shape.dur_key, _pack(duration_ns), shape.tail,
+                             _pack(response), shape.site))
             pos = self._pos
-            rows = self._batch.add_row(seq, pos, start_ns, duration_ns, ix.NO_PARENT,
-                                       shape.chan, shape.task, _VALUE_FLAGS)
-            out = _frame_head(len(payload), _crc(payload)) + payload
-            if rows >= ix.BATCH:
-                buf = bytearray(out)
+            rows = self._rows
+            rows.frombytes(_row_head(seq, pos, start_ns, duration_ns) + shape.row)
+            self.values_written += 1
+            if m is not None:
+                at = self._base + pos + 8
+                end = at + len(payload)
+                try:
+                    m[at:end] = payload  # the payload first, its framing last (see _append)
+                except IndexError:  # past the mapping: _append grows it (or uses write())
+                    m = None
+                else:
+                    m[at - 8:at] = _frame_head(len(payload), _crc(payload))
+                    self._pos = end - self._base
+            if m is None:
+                self._append(_frame_head(len(payload), _crc(payload)) + payload)
+            if len(rows) >= _ROWS_FULL:  # the batch's ix record, after its last event
+                buf = bytearray()
                 self._index_record(buf)
                 self._append(buf)
-            else:
-                try:
-                    done = _write(self._fd, out)
-                except BaseException:
-                    self._broken = True  # a part of a record may be in the file
-                    raise
-                self._pos = pos + len(out)
-                if done < len(out):  # the OS took part of it: write the rest the long way
-                    self._pos = pos + done
-                    self._append(memoryview(out)[done:])
-            self._encoder.events += 1
-            self.values_written += 1
             return seq
 
     def call_shape(self, channel: str, task: str, site: CallSite,
@@ -305,19 +257,19 @@ class CassetteWriter:
             keys = shape.keys
             if res:  # a response (None has none)
                 keys += 1
-                res = _RESPONSE + res
+                res = sh.RESPONSE + res
             tail = shape.site
             if parent is not None:
                 keys += 1
-                tail += _PARENT + _pack(parent)
-            payload = b"".join((_MAP_HEADS[keys], _K_SEQ, _pack(seq), shape.mid, req,
-                                _START, _pack(start_ns), _DURATION, _pack(duration_ns),
+                tail += sh.PARENT + _pack(parent)
+            payload = b"".join((sh.MAP_HEADS[keys], sh.K_SEQ, _pack(seq), shape.mid, req,
+                                sh.START, _pack(start_ns), sh.DURATION, _pack(duration_ns),
                                 shape.task, res, tail, shape.meta))
             if len(payload) >= CALL_INLINE_SIZE:
                 return False
             rows = self._batch.add_row(seq, self._pos, start_ns, duration_ns,
                                        ix.NO_PARENT if parent is None else parent, shape.chan,
-                                       shape.task_id, _VALUE_FLAGS if res else 0)
+                                       shape.task_id, ix.FLAG_RESPONSE if res else 0)
             out = _frame_head(len(payload), _crc(payload)) + payload
             if rows >= ix.BATCH:
                 buf = bytearray(out)
@@ -336,7 +288,7 @@ class CassetteWriter:
         if not isinstance(event, Event):
             raise TypeError(f"CassetteWriter.write takes an Event, not {type(event).__name__}")
         with self._lock:
-            if self._closed or self._broken or self._ended:
+            if self._stopped:
                 raise ValueError(f"write to a closed CassetteWriter ({self.partial_path})")
             if self.version == 1:
                 self._emit(self._encoder.encode_event(event), zstandard.COMPRESSOBJ_FLUSH_BLOCK)
@@ -362,8 +314,28 @@ class CassetteWriter:
         out += _FRAMING.pack(len(p), crc32c.crc32c(p))
         out += p
 
-    def _append(self, out: bytes | bytearray | memoryview) -> None:
-        """One ``write()`` of ``out`` to the journal (more only if the OS writes less)."""
+    def _append(self, out: bytes | bytearray) -> None:
+        """Append ``out`` (whole records) to the journal: copied into the map (grown
+        when it must be), else one ``write()`` (more only if the OS writes less).
+
+        Into the map, everything but the first record's 8-byte framing goes first,
+        then that framing (one 8-byte copy): a copy that a kill cuts short leaves
+        8 zero bytes where the next record starts, which readers take as the
+        journal's end (docs/cassette-format.md, "The zero tail")."""
+        m = self._map
+        if m is not None:
+            at = self._base + self._pos
+            end = at + len(out)
+            if end > len(m):
+                self._grow(end)
+                m = self._map
+        if m is not None:
+            view = memoryview(out)
+            m[at + 8:end] = view[8:]
+            m[at:at + 8] = view[:8]
+            view.release()
+            self._pos += len(out)
+            return
         try:
             done = os.write(self._fd, out)
             if done < len(out):
@@ -371,9 +343,31 @@ class CassetteWriter:
                 while view:
                     view = view[os.write(self._fd, view):]
         except BaseException:
-            self._broken = True  # a part of a record may be in the file
+            self._broken = self._stopped = True  # a part of a record may be in the file
             raise
         self._pos += len(out)
+
+    def _grow(self, size: int) -> None:
+        """Grow the map to hold at least ``size`` bytes; if it cannot, unmap (the
+        journal goes on with ``write()``)."""
+        assert self._map is not None
+        if not jm.grow(self._map, self._fd, size):
+            self._unmap()
+
+    def _unmap(self) -> None:
+        """Stop mapping: the file cut to its records, its offset at their end."""
+        m, self._map = self._map, None
+        if m is not None:
+            jm.cut(m, self._fd, self._base + self._pos)
+
+    def forked(self) -> None:
+        """In a forked child: forget the parent's writer (see the class docstring)."""
+        m, self._map = self._map, None
+        if m is not None:
+            m.close()  # the child's mapping only; the parent's pages are untouched
+        self._closed = self._stopped = True
+        self._fd = -1
+        self._lock = threading.Lock()  # another thread of the parent may have held it
 
     def _emit(self, data: bytes, mode: int) -> None:
         try:
@@ -381,7 +375,7 @@ class CassetteWriter:
             self._file.write(out)
             self._file.flush()
         except BaseException:
-            self._broken = True  # the zstd stream and the file no longer agree
+            self._broken = self._stopped = True  # the zstd stream and the file disagree
             raise
         self._frame_len += len(out)
         self._frame_crc = crc32c.crc32c(out, self._frame_crc)
@@ -397,7 +391,8 @@ class CassetteWriter:
             if self._broken:
                 self._abort()
                 return
-            self._closed = True
+            self._closed = self._stopped = True
+            jm.untrack(self)
             if self.version == 2:
                 self._close_journal()
                 return
@@ -424,9 +419,10 @@ class CassetteWriter:
         out = bytearray()
         if len(self._batch):
             self._index_record(out)
-        out += self._encoder.end_record()
+        out += self._encoder.end_record(self.values_written)
         self._append(out)
-        self._ended = True
+        self._ended = self._stopped = True
+        self._unmap()
 
     def _close_journal(self) -> None:
         """End the journal (last ``ix`` and ``end`` records), then pack it over ``path``.
@@ -438,6 +434,7 @@ class CassetteWriter:
             if not self._ended:
                 self._end_journal()
         finally:
+            self._unmap()
             self._file.close()
         pack_journal(self.partial_path, self.path, len(self._head), level=self._level)
         if self._slot:
@@ -450,9 +447,15 @@ class CassetteWriter:
         """Discard the run unfinished: nothing packed, nothing fsynced. Its journal is
         deleted, or emptied when it is a slot (``journal=``) the caller reuses."""
         with self._lock:
+            if self._fd < 0:
+                return  # a forked child's copy: the journal is the parent's
             if not self._closed:
-                self._closed = True
+                self._closed = self._stopped = True
+                jm.untrack(self)
+                m, self._map = self._map, None
                 try:
+                    if m is not None:
+                        m.close()
                     if self._slot:
                         os.ftruncate(self._fd, 0)
                 finally:
@@ -468,8 +471,12 @@ class CassetteWriter:
 
     def _abort(self) -> None:
         if not self._closed:
-            self._closed = True
-            self._file.close()
+            self._closed = self._stopped = True
+            jm.untrack(self)
+            try:
+                self._unmap()
+            finally:
+                self._file.close()
 
     def __enter__(self) -> CassetteWriter:
         return self
@@ -481,13 +488,4 @@ class CassetteWriter:
         self.close()
 
 
-def fsync_dir(path: str) -> None:
-    """Make a rename to ``path`` durable: fsync the folder holding it, where the OS
-    lets us open a directory."""
-    with contextlib.suppress(OSError):
-        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
+_ROWS_FULL = ix.BATCH * len(ix.EVENT_COLUMNS)  # a full batch's length of Batch.rows

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable
 
 from replay._cassette.errors import StoreError
-from replay._cassette.writer import fsync_dir
+from replay._cassette.journalmap import fsync_dir
 from replay._runs.store.base import (
     EXTENSION,
     Caps,

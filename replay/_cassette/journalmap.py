@@ -1,0 +1,107 @@
+"""The memory map a version 2 journal is written through, and who may write to it.
+
+The journal file is grown ahead in steps with ``posix_fallocate`` (so a full
+disk is an error at the step, never a SIGBUS at a store) and mapped
+``MAP_SHARED``: a record copied into the map is in the kernel's page cache, as
+with ``write()``, and survives SIGKILL. The unwritten rest of the last step
+stays zero bytes until the writer cuts the file to its records
+(docs/cassette-format.md, "The zero tail"). Where mapping is not possible (a
+32-bit build, no ``posix_fallocate``, a file system that refuses, a step
+that fails) the writer appends with ``write()`` instead.
+
+A map belongs to the process that made it: :func:`track` registers a writer
+whose ``forked()`` a child forked while it is open calls (``os.register_at_fork``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import sys
+import weakref
+from typing import Protocol
+
+MAP_FIRST = 1 << 16
+"""Bytes the journal's first mapping holds past the header."""
+MAP_STEP_MAX = 1 << 24
+"""The mapping grows by its own size (doubling), at most this much at a time."""
+MAPPED = (sys.maxsize > 2**32 and hasattr(os, "posix_fallocate")
+          and hasattr(mmap, "MAP_SHARED"))
+"""Whether journals are memory-mapped on this platform (64-bit, ``posix_fallocate``)."""
+
+
+def open_map(fd: int, base: int) -> mmap.mmap | None:
+    """Map the file ``fd`` (``base`` bytes written so far), ``MAP_FIRST`` bytes past
+    them ahead; None (and the file as it was) when it cannot be."""
+    if not MAPPED:
+        return None
+    try:
+        os.posix_fallocate(fd, base, MAP_FIRST)
+        m = mmap.mmap(fd, base + MAP_FIRST, flags=mmap.MAP_SHARED,
+                      prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    except (OSError, ValueError, OverflowError):
+        os.ftruncate(fd, base)
+        return None
+    return m
+
+
+def grow(m: mmap.mmap, fd: int, least: int) -> bool:
+    """Grow ``m`` (of file ``fd``) to at least ``least`` bytes; False when it cannot
+    (the caller unmaps and goes on with ``write()``)."""
+    size = len(m)
+    new = max(least, size + min(size, MAP_STEP_MAX))
+    try:
+        os.posix_fallocate(fd, size, new - size)  # ENOSPC here, not a SIGBUS later
+        m.resize(new)
+    except (OSError, ValueError, SystemError, BufferError):
+        return False
+    return True
+
+
+def cut(m: mmap.mmap, fd: int, size: int) -> None:
+    """Unmap ``m`` and cut its file ``fd`` to ``size`` bytes (its records), the file's
+    offset at the end."""
+    m.close()
+    os.ftruncate(fd, size)
+    os.lseek(fd, 0, os.SEEK_END)
+
+
+class Owned(Protocol):
+    """A writer that a forked child must stop using."""
+
+    def forked(self) -> None:
+        """Called in the child: forget the parent's file without touching it."""
+
+
+_OPEN: weakref.WeakSet[Owned] = weakref.WeakSet()
+
+
+def track(writer: Owned) -> None:
+    """Register an open writer (until :func:`untrack` or its collection)."""
+    _OPEN.add(writer)
+
+
+def untrack(writer: Owned) -> None:
+    """The writer is closed: forks need not know it any more."""
+    _OPEN.discard(writer)
+
+
+def _after_fork() -> None:
+    for w in list(_OPEN):
+        w.forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename to ``path`` durable: fsync the folder holding it, where the OS
+    lets us open a directory."""
+    with contextlib.suppress(OSError):
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

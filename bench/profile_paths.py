@@ -5,8 +5,8 @@ the closing notes of docs/performance.md come from it. Every figure is CPU
 time of this process, best of ``--repeat`` runs, per event or per call:
 
 * a recorded ``time.time()`` and a replayed one, beside the parts they are
-  made of (the writer's value record and its one ``write()``, against a copy
-  into a memory map; the session's short path);
+  made of (the writer's value record and its copy into the journal's memory
+  map, against one ``write()``; the session's short path);
 * writing one ~2 KB HTTP event (a loopback server's chat answer): redaction
   and its secret scan over the body, encoding, compress/flush/write, and the
   request canonicalisation the transport does before the call;
@@ -139,10 +139,12 @@ def clock(tmp: str, n: int) -> None:
     value = cost(loop(lambda: writer.write_value(shape, seqs, 5_000_000_000, 300, 1.5), n), n)
     writer.close()
     alone = cost(write, n)
-    row("CassetteWriter.write_value (record bytes, CRC32C, index row, lock)", value, rec)
-    row(f"  of which one write() of the {size}-byte record (SIGKILL-safe)", alone, rec)
+    row("CassetteWriter.write_value (record bytes, CRC32C, index row, lock, map copy)",
+        value, rec)
+    row(f"  of which copying the {size}-byte record into the journal's shared map",
+        cost(mapped, n), rec)
     row("Session.read: context reads, cached site, perf_counter x2", rec - value, rec)
-    row("for comparison: copying the record into a shared memory map", cost(mapped, n), rec)
+    row("for comparison: one write() of the record (the journal before its map)", alone, rec)
     print(" replayed: Session.read, the cached site, and the head of the task's queue")
     print("  (Matcher.take_value, under the matcher's lock); no event is built")
     print(f"  call-site walk of the long path, for comparison: "

@@ -172,8 +172,8 @@ class _Reader:
                 raise
             yield from d.got
             if dec.end is None:
-                raise _Damage(CassetteTruncatedError, "journal ends before the end record "
-                              "(the recording did not finish; zero bytes follow)",
+                raise _Damage(CassetteTruncatedError, "records end at a zero framing, before "
+                              "the end record (the recording did not finish)",
                               d.offset) from None
             if not _zeros_to_end(f, d.offset):
                 raise _Damage(CassetteCorruptError, "bytes after the end record",

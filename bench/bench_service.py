@@ -82,16 +82,24 @@ class Round:
     """Of ``cpu_ms``: the service's garbage collector."""
     full_gcs: int = 0
     """Full (generation 2) collections in the service during the round."""
+    sys_ms: float = 0.0
+    """Of ``cpu_ms``: system time (the kernel's, in the service's system calls)."""
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (Linux /proc; 0 elsewhere)."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of process ``pid`` so far (Linux /proc; 0 elsewhere)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc; 0 elsewhere)."""
+    return sum(cpu_times(pid))
 
 
 def pin(pid: int, cpus: set[int] | None) -> None:
@@ -256,7 +264,8 @@ def median_round(mode: str, rs: list[Round]) -> Round:
                  statistics.median(x.cpu_ms for x in rs),
                  statistics.median(x.emu_ms for x in rs),
                  statistics.median(x.client_ms for x in rs),
-                 statistics.median(x.gc_ms for x in rs), sum(x.full_gcs for x in rs))
+                 statistics.median(x.gc_ms for x in rs), sum(x.full_gcs for x in rs),
+                 statistics.median(x.sys_ms for x in rs))
 
 
 def main() -> None:
@@ -297,12 +306,14 @@ def main() -> None:
                 proc, url, store = servers[mode]
                 before = kept_runs(store)
                 gc0 = gc_stats(url)
+                sys0 = cpu_times(proc.pid)[1]
                 cpu0, emu0, me0 = cpu_seconds(proc.pid), cpu_seconds(emu.pid), time.process_time()
                 wall, lat, errors = asyncio.run(
                     load(url, args.requests, args.clients, args.fail_every))
                 me = time.process_time() - me0
                 time.sleep(0.5)  # let the last kept runs land
                 cpu = cpu_seconds(proc.pid) - cpu0
+                sys_cpu = cpu_times(proc.pid)[1] - sys0
                 emu_cpu = cpu_seconds(emu.pid) - emu0
                 gc1 = gc_stats(url)
                 n = args.requests
@@ -310,7 +321,8 @@ def main() -> None:
                                      pct(lat, 0.99) * 1e3, errors, kept_runs(store) - before,
                                      cpu / n * 1e3, emu_cpu / n * 1e3, me / n * 1e3,
                                      (gc1.get("cpu", 0) - gc0.get("cpu", 0)) / n * 1e3,
-                                     int(gc1.get("gen2", 0) - gc0.get("gen2", 0))))
+                                     int(gc1.get("gen2", 0) - gc0.get("gen2", 0)),
+                                     sys_cpu / n * 1e3))
     finally:
         for proc, _url, _store in servers.values():
             proc.terminate()
@@ -354,7 +366,9 @@ def main() -> None:
         print(f"  round {r + 1}: " + "  ".join(
             f"{m} {by[m].cpu_ms:.2f} ({by[m].rps:.0f} req/s, p99 {by[m].p99_ms:.0f} ms)"
             for m in modes))
-    print("\nof the CPU per request, the service's garbage collector: " + ", ".join(
+    print("\nof the CPU per request, system time (the service's system calls): " + ", ".join(
+        f"{m} {med[m].sys_ms:.2f} ms" for m in modes))
+    print("of the CPU per request, the service's garbage collector: " + ", ".join(
         f"{m} {med[m].gc_ms:.2f} ms ({med[m].full_gcs} full collections in all rounds)"
         for m in modes))
     print(f"the emulator took {base.emu_ms:.2f} ms of CPU a request, the clients "

@@ -93,6 +93,19 @@ ROW_HEAD: Final = struct.Struct("=4q")
 _WIDTH: Final = len(EVENT_COLUMNS)
 
 
+def _narrowed(col: array.array[int], code: str) -> bytes:
+    """The column ``col`` (an ``q`` array) as ``code``'s little-endian bytes, without an
+    int object per item: an ``I`` or ``B`` item is the low bytes of its ``q`` one (the
+    ids and flags fit), a ``Q`` item (an offset, never negative) all of them."""
+    if code in "qQ":
+        return to_bin(col)
+    if sys.byteorder != "little":
+        return to_bin(array.array(code, col))
+    raw = memoryview(col).cast("B")
+    narrow = raw.cast("I")[::2] if code == "I" else raw[::8]
+    return narrow.tobytes()
+
+
 class Batch:
     """The writer's rows since the last ``ix`` record (and the names it has handed out).
 
@@ -152,8 +165,7 @@ class Batch:
                              "bfirst": self.bfirst, "nb": len(self.bpos),
                              "chans": self._new_chans, "tasks": self._new_tasks}
         for k, (name, code) in enumerate(EVENT_COLUMNS.items()):
-            col = rows[k::_WIDTH]
-            m[name] = to_bin(col if code == "q" else array.array(code, col))
+            m[name] = _narrowed(rows[k::_WIDTH], code)
         m["bpos"] = to_bin(self.bpos)
         self.first += len(self)
         self.bfirst += len(self.bpos)

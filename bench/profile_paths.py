@@ -7,6 +7,9 @@ time of this process, best of ``--repeat`` runs, per event or per call:
 * a recorded ``time.time()`` and a replayed one, beside the parts they are
   made of (the writer's value record and its copy into the journal's memory
   map, against one ``write()``; the session's short path);
+* a recorded ``@replay.tool`` call with a ~500-byte result (bench_clock.py's),
+  beside its parts (``CassetteWriter.write_call``: the redaction scan and walk,
+  the encoding and the append; the wrapper's share);
 * writing one ~2 KB HTTP event (a loopback server's chat answer): redaction
   and its secret scan over the body, encoding, compress/flush/write, and the
   request canonicalisation the transport does before the call;
@@ -48,6 +51,7 @@ from replay._cassette import CassetteWriter, Header, read_cassette  # noqa: E402
 from replay._cassette.codec import Encoder  # noqa: E402
 from replay._cassette.events import Event  # noqa: E402
 from replay._cassette.redact import DEFAULT  # noqa: E402
+from replay._cassette.writer import CallShape  # noqa: E402
 
 REPEAT = 5
 
@@ -151,6 +155,39 @@ def clock(tmp: str, n: int) -> None:
           f"{cost(loop(lambda: _callsite.find(sys._getframe()), n), n):.2f} us")
 
 
+def tool(tmp: str, n: int) -> None:
+    from bench_clock import _result, lookup
+
+    from replay._capture.tasks import get_current
+    path = os.path.join(tmp, "tool.replay")
+    plain = cost(lambda: [_result(i) for i in range(n)], n)
+    with replay.record(path):
+        rec = cost(lambda: [lookup(i) for i in range(n)], n) - plain
+        state = get_current()
+        assert state is not None
+        writer = state.session._values
+        shape = next(v[1] for v in state.reads.values() if isinstance(v[1], CallShape))
+        request, response = {"args": {"i": 7}}, _result(7)
+        seqs = itertools.count(10 * n)
+        call = cost(loop(lambda: writer.write_call(shape, next(seqs), 5, 5, None, request,
+                                                   response), n), n)
+        redactor = writer._redactor
+        pack = writer._encoder.packer.pack
+        packed = pack(request) + pack(response)
+        clean = cost(loop(lambda: redactor.clean(packed, request, response), n), n)
+        scan = cost(loop(lambda: redactor._scan(packed), n), n)
+        encode = cost(loop(lambda: (pack(request), pack(response)), n), n)
+    _, mapped = _appends(tmp, n, len(packed) + 120)
+    print(f"\n@replay.tool with a ~500-byte result: {rec:.2f} us over the unrecorded call "
+          f"({plain:.2f} us)")
+    row("CassetteWriter.write_call (record, CRC32C, index row, lock, append)", call, rec)
+    row("  redaction: Redactor.clean (one anchor scan, the keys' verdicts)", clean, rec)
+    row("    of which the anchor scan of the encoded values", scan, rec)
+    row("  msgpack encoding of request and result", encode, rec)
+    row("  the record's copy into the journal's memory map", cost(mapped, n), rec)
+    row("the wrapper: binding, cached site, seq, PARENT, clock x2, check", rec - call, rec)
+
+
 def http(tmp: str, n: int) -> None:
     proc, url = start_server()
     path = os.path.join(tmp, "http.replay")
@@ -244,6 +281,7 @@ def main() -> None:
     REPEAT = args.repeat
     with tempfile.TemporaryDirectory() as tmp:
         clock(tmp, args.calls)
+        tool(tmp, args.calls // 4)
         http(tmp, args.requests)
         sessions(tmp)
 

@@ -20,7 +20,9 @@ import pytest
 
 import replay
 from replay._capture.session import current
+from replay._capture.values import checker, strict
 from replay._cassette.codec import CALL_INLINE_SIZE
+from replay._cassette.errors import UnrecordableValueError
 from replay._cassette.events import CallSite, Event
 from replay._cassette.layout import Header
 from replay._cassette.reader import read_cassette
@@ -29,6 +31,10 @@ from replay._cassette.writer import CassetteWriter
 from tests._secret_samples import shape_samples
 
 SITE = CallSite("/src/agent.py", 12, "run")
+
+
+class _Sub(dict):  # type: ignore[type-arg]
+    """A dict subclass: strict() takes only plain dicts."""
 TEXT = "The order shipped on Tuesday; tracking says it is out for delivery. " * 7
 
 
@@ -80,6 +86,24 @@ def test_clean_declines_with_user_patterns_and_odd_types() -> None:
     assert not mine.clean(_pack("nothing"), "nothing")
     assert not DEFAULT.clean(_pack({"a": 1}), {1: "a"})  # a key that is not a str
     assert not DEFAULT.clean(b"", {"a": {1, 2}})  # a type value() treats otherwise
+
+
+# -- the result check -------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", [{"a": 1, "b": [1, (2, "x")], "c": {"d": None}}, "s", 1.5,
+                                   [b"x", True], (1, 2), {"n": {"m": [{}]}}])
+def test_checker_gives_back_what_strict_accepts_without_copying(value: Any) -> None:
+    assert checker("the result")(value) is value
+    assert strict(value, "the result") == value
+
+
+@pytest.mark.parametrize("value", [{1: "a"}, {"a": {1, 2}}, [object()], {"a": [{"b": {2: 3}}]},
+                                   _Sub(), {"a": _Sub()}])
+def test_checker_refuses_what_strict_refuses(value: Any) -> None:
+    with pytest.raises(UnrecordableValueError):
+        strict(value, "the result")
+    with pytest.raises(UnrecordableValueError):
+        checker("the result")(value)
 
 
 # -- the writer: the same record as write() ----------------------------------------------

@@ -7,7 +7,7 @@ code, outside any work item or library's background task, no hook or listener
 set, no nested-call guard up. The call site and the record's constant bytes
 (:class:`~replay._cassette.writer.CallShape`) are cached per task, code object
 and instruction, as ``Session.read`` caches a clock read's; the result is checked
-without a copy (:func:`~replay._capture.values.check`), the event written by
+without a copy (:func:`~replay._capture.values.checker`), the event written by
 :meth:`CassetteWriter.write_call` (one redaction scan, no blob, one ``write()``)
 before the call returns to user code. When ``write_call`` declines (a value that
 redaction would change, or one large enough for blobs) the event is built and

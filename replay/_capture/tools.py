@@ -79,7 +79,7 @@ def _codec(func: Callable[..., Any], dump: Callable[[Any], Value] | None,
     if dump is not None:
         return dump, (load or (lambda v: v)), dump
     return ((lambda v: _values.strict(v, where)), (load or (lambda v: v)),
-            functools.partial(_values.check, where=where))
+            _values.checker(where))
 
 
 def _binder(func: Callable[..., Any]) -> Callable[..., Value]:

@@ -19,6 +19,7 @@ import datetime as _dt
 import enum
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 from replay._cassette.errors import UnrecordableValueError
@@ -51,19 +52,22 @@ def strict(value: Any, where: str, _depth: int = 0) -> Value:
     raise UnrecordableValueError(value, where)
 
 
-def check(value: Any, where: str) -> Value:
-    """``value`` itself when :func:`strict` accepts it (no copy: for a value written
-    at once and never kept, the recorder's short path); else raise as it does."""
-    checked: Value = value
-    t = type(value)
-    if t is dict:
-        for k, v in value.items():
-            if type(k) is not str or type(v) not in _EXACT:
-                strict(value, where)
-                break
-    elif t not in _EXACT:
-        strict(value, where)
-    return checked
+def checker(where: str) -> Callable[[Any], Value]:
+    """A check of values for :func:`strict`'s rule: it returns a value ``strict`` accepts
+    as it is (no copy: for a value written at once and never kept, the recorder's
+    short path), and raises as ``strict`` does for any other."""
+    def check(value: Any) -> Value:
+        checked: Value = value
+        t = type(value)
+        if t is dict:
+            for k, v in value.items():
+                if type(k) is not str or type(v) not in _EXACT:
+                    strict(value, where)
+                    break
+        elif t not in _EXACT:
+            strict(value, where)
+        return checked
+    return check
 
 
 def canonical(value: Any, _depth: int = 0) -> Value:

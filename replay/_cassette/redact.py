@@ -261,8 +261,13 @@ class Redactor:
             return False
         if b"=" in packed and (b"?" in packed or b"&" in packed or b";" in packed):
             return False
-        for v in values:  # noqa: SIM110  (a loop: all() and a generator cost twice as much)
-            if type(v) not in _LEAVES and not self._plain(v):
+        clear: set[str] = self._clear  # type: ignore[attr-defined]
+        for v in values:
+            t = type(v)
+            if t in _LEAVES or (t is dict and clear.issuperset(v)  # a flat map: _plain inline
+                                and _LEAVES.issuperset(map(type, v.values()))):
+                continue
+            if not self._plain(v):
                 return False
         return True
 

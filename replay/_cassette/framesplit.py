@@ -71,7 +71,10 @@ _LIMITS = ("max_window_size", "max_record_size", "max_header_size", "max_record_
 
 
 def cores() -> int:
-    """CPUs this process may run on."""
+    """CPUs this process may run on (1 when ``sys.executable`` is not a Python, as in
+    an embedding application: no child is started then)."""
+    if "python" not in os.path.basename(sys.executable).lower():
+        return 1
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -2,14 +2,14 @@
 
 For ``time.time`` the comparison is with time-machine's and freezegun's patched
 ``time.time`` (both ticking), measured in the same run; our figure includes
-call-site capture and writing the event to the cassette (one ``write()`` to
-the journal: the event survives SIGKILL when the call returns), theirs does
-neither. A tool event is measured beside the msgpack encoding of its own
+call-site capture and writing the event to the cassette (copied into the
+journal's shared memory map: the event survives SIGKILL when the call
+returns), theirs does neither. A tool event is measured beside the msgpack encoding of its own
 payload (request and result), which the goal allows on top of 5 us.
 
 Every figure is CPU time of this process (``time.process_time_ns``, the
-kernel's share of the ``write()`` included), the best of the rounds, so a
-machine busy with other processes shifts it little.
+kernel's share included: the page faults of the journal's map), the best of
+the rounds, so a machine busy with other processes shifts it little.
 
     python bench/bench_clock.py [--n 50000] [--rounds 5]
 """

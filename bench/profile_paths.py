@@ -143,12 +143,10 @@ def clock(tmp: str, n: int) -> None:
     value = cost(loop(lambda: writer.write_value(shape, seqs, 5_000_000_000, 300, 1.5), n), n)
     writer.close()
     alone = cost(write, n)
-    row("CassetteWriter.write_value (record bytes, CRC32C, index row, lock, map copy)",
-        value, rec)
-    row(f"  of which copying the {size}-byte record into the journal's shared map",
-        cost(mapped, n), rec)
+    row("CassetteWriter.write_value (record, CRC, row, lock, copy)", value, rec)
+    row(f"  of which the {size}-byte record's copy into the shared map", cost(mapped, n), rec)
     row("Session.read: context reads, cached site, perf_counter x2", rec - value, rec)
-    row("for comparison: one write() of the record (the journal before its map)", alone, rec)
+    row("for comparison: one write() of it (the journal before)", alone, rec)
     print(" replayed: Session.read, the cached site, and the head of the task's queue")
     print("  (Matcher.take_value, under the matcher's lock); no event is built")
     print(f"  call-site walk of the long path, for comparison: "

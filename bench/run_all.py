@@ -136,22 +136,24 @@ GOALS = (
          "A read made by the user's code takes the short path (Session.read, ~0.6 us): the "
          "call site and the record's constant bytes cached per task and instruction, two "
          "perf_counter reads, three context-variable reads. CassetteWriter.write_value is "
-         "the rest (~2.6 us alone in profile_paths.py): the record assembled from its "
-         "cached pieces and four msgpack scalars, the CRC32C frame, eight index columns, "
-         "the writer's lock, about 15 attribute and global lookups of ~30 ns each on this "
-         "loaded machine, and one write() so the event survives SIGKILL when the call "
-         "returns: 0.9 us of CPU by itself (the kernel's share counts). Copying the record "
-         "into a shared memory map of the journal costs 0.25 us and keeps the SIGKILL "
-         "guarantee, but needs readers to take a zero-filled tail as a torn one; not done, "
-         "and with it the figure would still be ~2.6 us."),
+         "the rest (~1.2-1.4 us alone in profile_paths.py at load ~10): the writer's lock, "
+         "the record assembled from its cached pieces and four msgpack scalars, its CRC32C "
+         "framing, one index row (one C call into an interleaved array; the ix record every "
+         "4,096 events ~30 ns an event), and the copy into the journal's shared memory map "
+         "(~0.2 us with the page faults of new pages, where the write() it replaced cost "
+         "~0.8-0.9 us of CPU), so the event survives SIGKILL when the call returns. What is "
+         "left is Python's own per-call and per-attribute cost (three Python frames: the "
+         "interceptor, Session.read, write_value); the figure moves with the machine's load "
+         "(2.0-2.5 us at load 10-12, where it was 3.2-4.5 us before the map)."),
     Goal("clock.record_vs_tm",
          "recorded time.time() at most 5x time-machine's ticking time.time (issue 16)",
          "bench_clock.py",
          "time-machine returns a shifted number from C; ours writes an event (see the "
-         "2 us goal: the write() system call alone is about 2x time-machine's call)."),
+         "2 us goal: the event's copy into the journal's map, page faults included, is about "
+         "half time-machine's call; the rest is Python's per-call cost)."),
     Goal("random.record",
          "random.random() recorded in at most 2 us of CPU (issue 16)", "bench_clock.py",
-         "The same short path and write() as a clock read."),
+         "The same short path and journal copy as a clock read."),
     Goal("random.replay",
          "random.random() replayed in at most 1 us of CPU (issue 16)", "bench_clock.py",
          "The same short path as a replayed clock read."),

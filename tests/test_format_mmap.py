@@ -29,7 +29,7 @@ from replay._cassette.errors import (
 )
 from replay._cassette.events import Event
 from replay._cassette.index import BATCH
-from replay._cassette.journalmap import MAP_FIRST, MAPPED
+from replay._cassette.journalmap import MAP_FIRST, MAPPED, cut_zero_tail
 
 pytestmark = pytest.mark.skipif(not MAPPED, reason="journals are not mapped on this platform")
 
@@ -298,3 +298,22 @@ def test_index_columns_split_from_interleaved_rows_keep_every_value() -> None:
     assert len(batch) == 0 and m["n"] == len(rows)
     for k, (name, code) in enumerate(ix.EVENT_COLUMNS.items()):
         assert list(ix.from_bin(code, m[name], len(rows), name)) == [r[k] for r in rows], name
+
+
+def test_a_leftovers_zero_tail_is_cut_and_nothing_else(tmp_path: pathlib.Path) -> None:
+    data, ends = image(tmp_path, N)
+    path = tmp_path / "left.replay.partial"
+    path.write_bytes(data)
+    assert cut_zero_tail(str(path)) == ends[-1] == path.stat().st_size
+    assert read(path)[0] == [make_event(i) for i in range(N)]
+    assert cut_zero_tail(str(path)) == ends[-1]  # nothing more to cut
+    torn = bytearray(data)
+    torn[ends[-1] + 20] = 1  # a copy that a kill interrupted: kept for a person to see
+    path.write_bytes(torn)
+    assert cut_zero_tail(str(path)) == len(data)
+    w = CassetteWriter(tmp_path / "done.replay", golden_header())
+    w.write(make_event(0))
+    w.close()
+    done = tmp_path / "done.replay"
+    before = done.read_bytes()
+    assert cut_zero_tail(str(done)) == len(before) and done.read_bytes() == before  # packed

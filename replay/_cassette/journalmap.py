@@ -22,6 +22,8 @@ import sys
 import weakref
 from typing import Protocol
 
+from replay._cassette.layout import _HEAD, _U32, JOURNAL_TAG, MAGIC
+
 MAP_FIRST = 1 << 16
 """Bytes the journal's first mapping holds past the header."""
 MAP_STEP_MAX = 1 << 24
@@ -105,3 +107,30 @@ def fsync_dir(path: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def cut_zero_tail(path: str) -> int:
+    """Cut the zero tail a killed writer left on the journal at ``path``: walk its
+    record framings to the first zero one and, when every byte from there on is
+    zero, truncate the file there (a crashed run's leftover is stored or uploaded
+    without megabytes of zeros). Any other file (not a journal, no zero framing,
+    other bytes after it) is left as it is. Returns the file's size."""
+    with open(path, "r+b") as f:
+        size = os.fstat(f.fileno()).st_size
+        magic, _, n = _HEAD.unpack(f.read(_HEAD.size).ljust(_HEAD.size, b"\0"))
+        at = _HEAD.size + int(n) + 4
+        f.seek(at)
+        if magic != MAGIC or f.read(4) != JOURNAL_TAG:
+            return size
+        at += 4
+        while at + 8 <= size:
+            f.seek(at)
+            framing = f.read(8)
+            if framing == bytes(8):
+                while chunk := f.read(1 << 20):
+                    if chunk.count(0) != len(chunk):
+                        return size
+                f.truncate(at)
+                return at
+            at += 8 + int(_U32.unpack_from(framing)[0])
+    return size

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from replay._cassette.errors import StoreError
+from replay._cassette.journalmap import cut_zero_tail
 
 EXTENSION = ".replay"
 
@@ -359,6 +360,7 @@ class Store(abc.ABC):
         rows: list[RunRow] = []
         for path in self.leftovers():
             try:
+                cut_zero_tail(path)  # a mapped journal's preallocated zeros
                 row = summarize(path)
             except Exception:  # an unreadable leftover stays for a person to look at
                 continue

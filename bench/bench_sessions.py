@@ -4,7 +4,7 @@ While any session is open the patches are in place for the whole process; a
 call made outside every run (another request of the service, a library's own
 thread) must pass through at near-native cost. Each call is timed unpatched
 and patched (from this thread, outside a run that records in another thread)
-in ``--rounds`` alternating rounds of ``--n`` calls (``uuid4``: a tenth), CPU
+in ``--rounds`` alternating rounds of ``--n`` calls (``uuid4``: a quarter), CPU
 time, so load from other processes that shifts during the run hits both
 sides alike. A call's figure is its best round per side (noise only ever adds
 time); the median over rounds of each round's patched - plain difference is
@@ -62,7 +62,7 @@ def per_call(fn: Callable[[], object], n: int, repeat: int) -> float:
 
 
 def measure_all(n: int, repeat: int) -> dict[str, float]:
-    return {label: per_call(get(), n // 10 if "uuid" in label else n, repeat)
+    return {label: per_call(get(), n // 4 if "uuid" in label else n, repeat)
             for label, get in CALLS.items()}
 
 
@@ -149,7 +149,7 @@ def main() -> None:
         events = replay.load(os.path.join(tmp, "other.replay")).events
     assert len(events) == 1, "a call outside the run was recorded"
     print(f"CPU ns per call, {rounds} alternating rounds of {args.n:,} calls (uuid4: "
-          f"{args.n // 10:,}); best round per side, and the median of the rounds' "
+          f"{args.n // 4:,}); best round per side, and the median of the rounds' "
           "differences\n")
     print(f"{'call (outside every run)':<26}{'plain ns':>10}{'patched ns':>12}"
           f"{'over ns':>9}{'ratio':>8}{'median over':>13}")

@@ -53,7 +53,9 @@ def _dirty_values() -> list[Any]:
     out += [{"password": "hunter22"}, {"nested": {"api_key": "abcdefgh"}}, ["Authorization", "x"],
             [["X-Custom-Auth-Token", "abc"]], {"url": "https://h/x?token=abcdef1234"},
             {"Cookie": ["a=1", "b=2"]}, {"cfg": {"client_secret": ["zzzzzzzz"]}},
-            "client_secret=abcdefgh", {"t": "password: abcdefgh"}]
+            "client_secret=abcdefgh", {"t": "password: abcdefgh"},
+            {"args": {"h": ["Authorization", "Basic abcdefgh"]}},
+            {"args": {"deep": {"password": "abcdefgh"}}}, {"args": {"x": {"Cookie": "a"}}}]
     return out
 
 

@@ -262,12 +262,19 @@ class Redactor:
         if b"=" in packed and (b"?" in packed or b"&" in packed or b";" in packed):
             return False
         clear: set[str] = self._clear  # type: ignore[attr-defined]
-        for v in values:
+        for v in values:  # _plain, inlined two maps deep (a tool's {"args": {...}})
             t = type(v)
-            if t in _LEAVES or (t is dict and clear.issuperset(v)  # a flat map: _plain inline
-                                and _LEAVES.issuperset(map(type, v.values()))):
+            if t in _LEAVES:
                 continue
-            if not self._plain(v):
+            if t is dict and clear.issuperset(v):
+                for x in v.values():
+                    tx = type(x)
+                    if tx in _LEAVES or (tx is dict and clear.issuperset(x)
+                                         and _LEAVES.issuperset(map(type, x.values()))):
+                        continue
+                    if not self._plain(x):
+                        return False
+            elif not self._plain(v):
                 return False
         return True
 

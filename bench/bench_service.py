@@ -43,6 +43,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -331,6 +332,7 @@ def main() -> None:
                 proc.wait(30)
         emu.terminate()
         emu.wait(30)
+        shutil.rmtree(work, ignore_errors=True)  # the stores and the emulator's script
 
     load_avg = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{args.requests:,} requests per round, {args.clients} concurrent clients, "

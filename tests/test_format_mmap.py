@@ -21,7 +21,7 @@ import sys
 import pytest
 from _format_child import golden_header, make_event
 
-from replay._cassette import CassetteWriter, iter_events, read_cassette
+from replay._cassette import CassetteWriter, iter_events, journalmap, read_cassette
 from replay._cassette.errors import (
     CassetteCorruptError,
     CassetteError,
@@ -34,6 +34,12 @@ from replay._cassette.journalmap import MAP_FIRST, MAPPED, cut_zero_tail
 pytestmark = pytest.mark.skipif(not MAPPED, reason="journals are not mapped on this platform")
 
 N = 40
+
+
+@pytest.fixture(autouse=True)
+def _map_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Map every journal from its first record (writers map after MAP_AFTER bytes)."""
+    monkeypatch.setattr(journalmap, "MAP_AFTER", 0)
 
 
 def read(path: pathlib.Path) -> tuple[list[Event], CassetteError | None]:
@@ -50,11 +56,11 @@ def image(tmp_path: pathlib.Path, n: int) -> tuple[bytes, list[int]]:
     """The ``.partial`` of a live writer after ``n`` events, and each event's end
     offset in the file (the writer is then dropped)."""
     w = CassetteWriter(tmp_path / "live.replay", golden_header())
-    assert w.mapped
     ends = []
     for i in range(n):
         w.write(make_event(i))
         ends.append(w._base + w._pos)
+        assert w.mapped
     data = pathlib.Path(w.partial_path).read_bytes()
     w.drop()
     return data, ends
@@ -199,9 +205,11 @@ _FORKED = """
 import os, sys
 sys.path.insert(0, sys.argv[2])
 from _format_child import golden_header, make_event
-from replay._cassette import CassetteWriter
+from replay._cassette import CassetteWriter, journalmap
+journalmap.MAP_AFTER = 0
 w = CassetteWriter(sys.argv[1], golden_header())
 w.write(make_event(0))
+assert w.mapped
 pid = os.fork()
 if pid == 0:
     try:
@@ -233,9 +241,9 @@ _KILLED = """
 import sys
 sys.path.insert(0, sys.argv[2])
 from _format_child import golden_header, make_event
-from replay._cassette import CassetteWriter
+from replay._cassette import CassetteWriter, journalmap
+journalmap.MAP_AFTER = 0
 w = CassetteWriter(sys.argv[1], golden_header())
-assert w.mapped
 sys.stdout.write("ready\\n")
 sys.stdout.flush()
 i = 0
@@ -317,3 +325,25 @@ def test_a_leftovers_zero_tail_is_cut_and_nothing_else(tmp_path: pathlib.Path) -
     done = tmp_path / "done.replay"
     before = done.read_bytes()
     assert cut_zero_tail(str(done)) == len(before) and done.read_bytes() == before  # packed
+
+
+def test_a_short_journal_is_written_and_a_long_one_mapped_from_where_it_is(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journalmap, "MAP_AFTER", 4096)
+    w = CassetteWriter(tmp_path / "s.replay", golden_header())
+    n = 0
+    while w._pos < 4096:
+        w.write(make_event(n))
+        n += 1
+        assert not w.mapped or w._pos >= 4096
+        assert os.path.getsize(w.partial_path) == w._base + w._pos or w.mapped
+    w.write(make_event(n))  # the first append past MAP_AFTER goes through the map
+    n += 1
+    assert w.mapped and os.path.getsize(w.partial_path) > w._base + w._pos
+    data = pathlib.Path(w.partial_path).read_bytes()
+    path = tmp_path / "img.replay"
+    path.write_bytes(data)
+    got, err = read(path)  # a kill now: the written part, then the mapped part
+    assert got == [make_event(i) for i in range(n)] and isinstance(err, CassetteTruncatedError)
+    w.close()
+    assert list(read_cassette(tmp_path / "s.replay").events) == [make_event(i) for i in range(n)]

@@ -122,13 +122,13 @@ class CassetteWriter:
             self._file.close()
             raise
         self._fd = self._file.fileno()
-        if version == 2 and not self._slot:
-            # A slot (a service's runs, one after another, a few events each) is
-            # appended with write(): a map costs a posix_fallocate and a mmap per run,
-            # and emptying the slot an ftruncate that waits for the mapped pages
-            # (~0.2 ms of CPU and 4-8 ms of wall time a run, on the request's path,
-            # measured on ext4), more than the copies save on a few events.
-            self._map = jm.open_map(self._fd, self._base)
+        # A slot (a service's runs, one after another, a few events each) is appended
+        # with write(): a map costs a posix_fallocate and a mmap per run, and emptying
+        # the slot an ftruncate that waits for the mapped pages (~0.2 ms of CPU and
+        # 4-8 ms of wall time a run, on the request's path, measured on ext4), more
+        # than the copies save on a few events. Any other journal is mapped once its
+        # records pass MAP_AFTER bytes (a short run is not worth the map either).
+        self._map_at = jm.MAP_AFTER if version == 2 and not self._slot else 1 << 62
         jm.track(self)
         self.values_written = 0
         """Events written by :meth:`write_value`."""
@@ -328,6 +328,9 @@ class CassetteWriter:
         8 zero bytes where the next record starts, which readers take as the
         journal's end (docs/cassette-format.md, "The zero tail")."""
         m = self._map
+        if m is None and self._pos >= self._map_at:  # long enough to be worth a map
+            self._map_at = 1 << 62  # once: a journal that cannot be mapped stays so
+            m = self._map = jm.open_map(self._fd, self._base + self._pos)
         if m is not None:
             at = self._base + self._pos
             end = at + len(out)

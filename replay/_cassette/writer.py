@@ -122,12 +122,10 @@ class CassetteWriter:
             self._file.close()
             raise
         self._fd = self._file.fileno()
-        # A slot (a service's runs, one after another, a few events each) is appended
-        # with write(): a map costs a posix_fallocate and a mmap per run, and emptying
-        # the slot an ftruncate that waits for the mapped pages (~0.2 ms of CPU and
-        # 4-8 ms of wall time a run, on the request's path, measured on ext4), more
-        # than the copies save on a few events. Any other journal is mapped once its
-        # records pass MAP_AFTER bytes (a short run is not worth the map either).
+        # A slot (a service's runs, a few events each) is never mapped: a map per run
+        # and emptying it (an ftruncate waiting for the mapped pages) cost ~0.2 ms of
+        # CPU and 4-8 ms of wall time a run on ext4, more than the copies save. Other
+        # journals are mapped once their records pass MAP_AFTER bytes.
         self._map_at = jm.MAP_AFTER if version == 2 and not self._slot else 1 << 62
         jm.track(self)
         self.values_written = 0
@@ -175,10 +173,11 @@ class CassetteWriter:
         the writer's lock. Returns the seq. Durable against SIGKILL on return, as
         :meth:`write`; the record is the one ``write`` would make of the same event.
 
-        ``response`` is an int of at most 64 bits or a float (the caller's
-        guarantee: a longer int would need the big-integer extension).
+        ``response``: a float, or an int of at most 64 bits (the caller's guarantee).
         """
-        with self._lock:
+        lock = self._lock  # acquire() and release(): ~60 ns less than a with block
+        lock.acquire()
+        try:
             m = self._map  # set only while the journal is mapped and open
             if m is None and self._stopped:
                 raise ValueError(f"write to a closed CassetteWriter ({self.partial_path})")
@@ -207,6 +206,8 @@ class CassetteWriter:
                 self._index_record(buf)
                 self._append(buf)
             return seq
+        finally:
+            lock.release()
 
     def call_shape(self, channel: str, task: str, site: CallSite,
                    meta: dict[str, Value]) -> CallShape | None:

@@ -141,7 +141,7 @@ GOALS = (
          "A read made by the user's code takes the short path (Session.read, ~0.6 us): the "
          "call site and the record's constant bytes cached per task and instruction, two "
          "perf_counter reads, three context-variable reads. CassetteWriter.write_value is "
-         "the rest (~1.2-1.4 us alone in profile_paths.py at load ~10): the writer's lock, "
+         "the rest (~1.25 us alone in profile_paths.py at load ~1.5): the writer's lock, "
          "the record assembled from its cached pieces and four msgpack scalars, its CRC32C "
          "framing, one index row (one C call into an interleaved array; the ix record every "
          "4,096 events ~30 ns an event), and the copy into the journal's shared memory map "
@@ -149,7 +149,9 @@ GOALS = (
          "~0.8-0.9 us of CPU), so the event survives SIGKILL when the call returns. What is "
          "left is Python's own per-call and per-attribute cost (three Python frames: the "
          "interceptor, Session.read, write_value); the figure moves with the machine's load "
-         "(2.0-2.5 us at load 10-12, where it was 3.2-4.5 us before the map)."),
+         "(1.6-1.7 us at load ~1.5, 2.0-2.5 us at load 10-12; 3.2-4.5 us before the map). "
+         "A journal is mapped once its records pass 64 KiB: a short run stays on write(), "
+         "whose fixed cost is lower."),
     Goal("clock.record_vs_tm",
          "recorded time.time() at most 5x time-machine's ticking time.time (issue 16)",
          "bench_clock.py",

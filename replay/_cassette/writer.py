@@ -360,7 +360,7 @@ class CassetteWriter:
         """Grow the map to hold at least ``size`` bytes; if it cannot, unmap (the
         journal goes on with ``write()``)."""
         assert self._map is not None
-        if not jm.grow(self._map, self._fd, size):
+        if not jm.grow(self._map, self._fd, size, self._base + self._pos):
             self._unmap()
 
     def _unmap(self) -> None:

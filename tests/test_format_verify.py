@@ -66,7 +66,11 @@ def packed(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[Event]
 def run(path: pathlib.Path, *, fast: bool, limits: Limits | None = None
         ) -> tuple[VerifyReport, _Reader]:
     """verify's report, by the fast path or the sequential reader (as verify builds it)."""
-    reader = _Reader(path, limits or Limits(), keep_blob_values=False, fast=fast)
+    return report_of(_Reader(path, limits or Limits(), keep_blob_values=False, fast=fast))
+
+
+def report_of(reader: _Reader) -> tuple[VerifyReport, _Reader]:
+    """Read every event of ``reader`` and make verify's report of it."""
     status, offset, message = "complete", None, ""
     try:
         for _ in reader.events():

@@ -21,10 +21,16 @@ from typing import Any
 import msgpack
 import pytest
 from _format_child import golden_header
-from test_format_verify import SEED, frames_of, packed, repack, run  # noqa: F401 - a fixture
+from test_format_verify import (  # noqa: F401 - packed is a fixture
+    SEED,
+    frames_of,
+    packed,
+    repack,
+    report_of,
+    run,
+)
 
 from replay._cassette import CassetteWriter, Limits, VerifyReport
-from replay._cassette.errors import CassetteError
 from replay._cassette.events import Event
 from replay._cassette.framesplit import _CHILD, _ROOT
 from replay._cassette.reader import _Reader
@@ -59,18 +65,7 @@ def split(path: pathlib.Path, at: int | None = None, limits: Limits | None = Non
     """verify's report with a child checking the frames from ``at`` (None: half)."""
     reader = _Reader(path, limits or Limits(), keep_blob_values=False, fast=True)
     reader.split_min, reader.split_at = 0, at
-    status, offset, message = "complete", None, ""
-    try:
-        for _ in reader.events():
-            pass
-    except CassetteError as exc:
-        status, offset, message = exc.kind, exc.offset, exc.reason
-    report = VerifyReport(path=reader.path, status=status,  # type: ignore[arg-type]
-                          events_read=reader.decoder.events, offset=offset, message=message,
-                          file_size=reader.file_size, blob_count=len(reader.decoder.blobs),
-                          compressed_size=reader.frame_size, raw_size=reader.raw_size,
-                          version=reader.header.version if reader.header else None)
-    return report, reader
+    return report_of(reader)
 
 
 def test_a_child_checks_the_frames_after_any_split_point(tools: bytes,

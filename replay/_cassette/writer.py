@@ -35,12 +35,9 @@ from replay._cassette.codec import (
 from replay._cassette.events import CallSite, Event, Value
 from replay._cassette.journalmap import fsync_dir
 from replay._cassette.layout import (
-    _HEAD,
     _TRAILER,
-    _U32,
     FORMAT_VERSION,
     JOURNAL_TAG,
-    MAGIC,
     TRAILER_MAGIC,
     Header,
     PathArg,
@@ -48,6 +45,8 @@ from replay._cassette.layout import (
 from replay._cassette.redact import Redactor
 from replay._cassette.shapes import CallShape as CallShape  # re-exported: the capture layer
 from replay._cassette.shapes import ValueShape as ValueShape  # imports them from here
+from replay._cassette.slots import Slot, write_all
+from replay._cassette.slots import encode_header as encode_header  # its old home
 
 _pack = msgpack.Packer().pack  # ints and floats: the bytes Encoder's packer gives them
 _crc = crc32c.crc32c
@@ -56,16 +55,6 @@ _join = b"".join
 _row_head = ix.ROW_HEAD.pack
 
 # -- writing -----------------------------------------------------------------
-
-def encode_header(header: Header, limit: int = 1024 * 1024, *,
-                  version: int = FORMAT_VERSION) -> bytes:
-    """The header section's bytes (magic to CRC) for ``header``."""
-    body = pack_plain(header.to_map())
-    if len(body) > limit:
-        raise ValueError(f"header map of {len(body)} bytes exceeds {limit}")
-    head = _HEAD.pack(MAGIC, version, len(body))
-    return head + body + _U32.pack(crc32c.crc32c(body, crc32c.crc32c(head[8:])))
-
 
 class CassetteWriter:
     """Writes a cassette, crash-safely, to ``path + ".partial"``.
@@ -80,9 +69,9 @@ class CassetteWriter:
     parent's run goes on unharmed.
     """
 
-    def __init__(self, path: PathArg, header: Header, *,
+    def __init__(self, path: PathArg, header: Header | bytes, *,
                  transform: Callable[[Event], Event] | None = None, level: int = 3,
-                 version: int = FORMAT_VERSION, journal: str | None = None) -> None:
+                 version: int = FORMAT_VERSION, journal: Slot | None = None) -> None:
         if not 1 <= level <= 19:  # 20+ ask for windows past default reader limits
             raise ValueError(f"zstd level must be 1..19, not {level}")
         if version not in (1, 2):
@@ -92,15 +81,17 @@ class CassetteWriter:
         self._level = level
         self.path = os.fspath(path)
         """Final path of the cassette."""
-        self.partial_path = journal if journal is not None else self.path + ".partial"
+        if journal is not None and version != 2:
+            raise ValueError("a journal slot holds format version 2 journals")
+        self.partial_path = journal.path if journal is not None else self.path + ".partial"
         """Where the cassette is written until ``close()``: ``path + ".partial"``, or
-        ``journal``, a slot the caller reuses for run after run (version 2: a
-        closed or dropped run leaves it empty rather than deleted, which spares
-        the file system a create and a delete per run)."""
-        self._slot = journal is not None and version == 2
+        the file of ``journal``, an empty :class:`~replay._cassette.slots.Slot` that
+        a closed or dropped run leaves empty again, for the caller's next run."""
+        self._slot = journal
         self._transform = transform
         self._encoder = Encoder()
-        self._cobj = zstandard.ZstdCompressor(level=level, write_checksum=True).compressobj()
+        self._cobj = (zstandard.ZstdCompressor(level=level, write_checksum=True).compressobj()
+                      if version == 1 else None)
         self._lock = threading.Lock()
         self._closed = False
         self._ended = False
@@ -111,22 +102,25 @@ class CassetteWriter:
         self._batch = ix.Batch()
         self._rows = self._batch.rows
         self._pos = 0  # journal stream offset (version 2)
-        self._head = encode_header(header, version=version)
+        self._head = (header if isinstance(header, bytes)
+                      else encode_header(header, version=version))
         self._base = len(self._head) + len(JOURNAL_TAG)  # file offset of stream offset 0
         self._map: mmap.mmap | None = None
-        self._file: IO[bytes] = open(self.partial_path, "w+b")  # noqa: SIM115
-        try:
-            self._file.write(self._head + (JOURNAL_TAG if version == 2 else b""))
-            self._file.flush()
-        except BaseException:
-            self._file.close()
-            raise
-        self._fd = self._file.fileno()
-        # A slot (a service's runs, a few events each) is never mapped: a map per run
-        # and emptying it (an ftruncate waiting for the mapped pages) cost ~0.2 ms of
-        # CPU and 4-8 ms of wall time a run on ext4, more than the copies save. Other
-        # journals are mapped once their records pass MAP_AFTER bytes.
-        self._map_at = jm.MAP_AFTER if version == 2 and not self._slot else 1 << 62
+        self._file: IO[bytes] | None = None
+        if journal is not None:
+            self._fd = journal.fd
+            journal.begin(self._head + JOURNAL_TAG)
+        else:
+            self._file = open(self.partial_path, "w+b")  # noqa: SIM115
+            try:
+                self._file.write(self._head + (JOURNAL_TAG if version == 2 else b""))
+                self._file.flush()
+            except BaseException:
+                self._file.close()
+                raise
+            self._fd = self._file.fileno()
+        # Mapped once the records pass MAP_AFTER bytes; a slot never (slots.py says why).
+        self._map_at = jm.MAP_AFTER if version == 2 and journal is None else 1 << 62
         jm.track(self)
         self.values_written = 0
         """Events written by :meth:`write_value`."""
@@ -346,11 +340,7 @@ class CassetteWriter:
             self._pos += len(out)
             return
         try:
-            done = os.write(self._fd, out)
-            if done < len(out):
-                view = memoryview(out)[done:]
-                while view:
-                    view = view[os.write(self._fd, view):]
+            write_all(self._fd, out)
         except BaseException:
             self._broken = self._stopped = True  # a part of a record may be in the file
             raise
@@ -379,6 +369,7 @@ class CassetteWriter:
         self._lock = threading.Lock()  # another thread of the parent may have held it
 
     def _emit(self, data: bytes, mode: int) -> None:
+        assert self._cobj is not None and self._file is not None  # version 1
         try:
             out = self._cobj.compress(data) + self._cobj.flush(mode)
             self._file.write(out)
@@ -405,6 +396,7 @@ class CassetteWriter:
             if self.version == 2:
                 self._close_journal()
                 return
+            assert self._file is not None  # version 1
             try:
                 self._emit(self._encoder.end_record(), zstandard.COMPRESSOBJ_FLUSH_FINISH)
                 self._file.write(_TRAILER.pack(TRAILER_MAGIC, self._frame_len, self._frame_crc))
@@ -444,10 +436,10 @@ class CassetteWriter:
                 self._end_journal()
         finally:
             self._unmap()
-            self._file.close()
+            self._release()
         pack_journal(self.partial_path, self.path, len(self._head), level=self._level)
-        if self._slot:
-            os.truncate(self.partial_path, 0)
+        if self._slot is not None:
+            self._slot.empty()
         else:
             os.remove(self.partial_path)
         fsync_dir(self.path)
@@ -465,11 +457,11 @@ class CassetteWriter:
                 try:
                     if m is not None:
                         m.close()
-                    if self._slot:
-                        os.ftruncate(self._fd, 0)
+                    if self._slot is not None:
+                        self._slot.empty()
                 finally:
-                    self._file.close()
-        if not self._slot:
+                    self._release()
+        if self._slot is None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.partial_path)
 
@@ -485,7 +477,12 @@ class CassetteWriter:
             try:
                 self._unmap()
             finally:
-                self._file.close()
+                self._release()
+
+    def _release(self) -> None:
+        """Close the journal's file (a slot's stays open: its pool owns it)."""
+        if self._file is not None:
+            self._file.close()
 
     def __enter__(self) -> CassetteWriter:
         return self
@@ -498,3 +495,4 @@ class CassetteWriter:
 
 
 _ROWS_FULL = ix.BATCH * len(ix.EVENT_COLUMNS)  # a full batch's length of Batch.rows
+

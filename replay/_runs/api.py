@@ -46,6 +46,7 @@ from replay._cassette.events import Event, Value
 from replay._cassette.redact import DEFAULT as DEFAULT_REDACTOR
 from replay._cassette.redact import Redactor
 from replay._cassette.redacted import header_for
+from replay._cassette.slots import HeaderTemplate, Slot
 from replay._runs import breakpoint as _breakpoint  # noqa: F401 - registers the break_at hook
 from replay._runs import entry as _entry
 from replay._runs import extensions as _extensions
@@ -125,9 +126,10 @@ class Run:
     ``at`` (new-events): only events before it are replayed, the rest run live
     (a fork). ``live`` (with ``at``): a request that does not match before
     ``at`` runs live too, instead of diverging. ``context`` (record): the
-    header's constant part taken once (:func:`header_base`; the run's header is
-    it with this run's start time and ``metadata``); ``journal`` (record): a
-    journal file reused run after run (``CassetteWriter``'s); ``checked``
+    header's constant part taken once (:func:`header_base`, or a
+    ``HeaderTemplate`` of it: the run's header is it with this run's start time
+    and ``metadata``); ``journal`` (record): a journal slot reused run after
+    run (``CassetteWriter``'s); ``checked``
     (record): the caller made ``path`` new in a folder of its own (a store's
     spool), so the output checks run only should the journal fail to open.
     """
@@ -137,7 +139,7 @@ class Run:
                  metadata: dict[str, Value] | None = None,
                  allow_damaged: bool = False, output: str | os.PathLike[str] | None = None,
                  at: int | None = None, live: bool = False,
-                 base: Header | None = None, journal: str | None = None,
+                 base: Header | HeaderTemplate | None = None, journal: Slot | None = None,
                  checked: bool = False) -> None:
         self.path = os.fspath(path)
         self.mode = RecordMode.parse(mode)
@@ -225,9 +227,13 @@ class Run:
             raise
         return self
 
-    def _header(self, base: dict[str, Value]) -> Header:
+    def _header(self, base: dict[str, Value]) -> Header | bytes:
         """The new cassette's header, argv and metadata redacted like the events."""
         head, redactor = self._base, self.redactor
+        if isinstance(head, HeaderTemplate) and not base:
+            return head.encode(created_now(), self.metadata)  # its redactor's (the Run's)
+        if isinstance(head, HeaderTemplate):
+            head = head.base
         if head is None or redactor is None or base:
             return header_for(Header.new(meta=self._meta(base)), self.redactor)
         # The constant part (taken once, already redacted: ``header_base``) and this

@@ -24,7 +24,15 @@ def add(*modules: str) -> None:
     EXTENSIONS.extend(m for m in modules if m not in EXTENSIONS)
 
 
+_loaded = 0  # how many of EXTENSIONS load() has imported
+
+
 def load() -> None:
-    """Import every named module (a no-op for those already imported)."""
+    """Import every named module (a no-op for those already imported: one comparison
+    per session once they all are)."""
+    global _loaded
+    if _loaded == len(EXTENSIONS):
+        return
     for name in EXTENSIONS:
         importlib.import_module(name)
+    _loaded = len(EXTENSIONS)

@@ -52,14 +52,13 @@ from replay._capture.callsite import add_boundary
 from replay._capture.session import RecordMode, current
 from replay._cassette.errors import ReplayError, SessionError
 from replay._cassette.events import Value
-from replay._cassette.layout import Header
 from replay._cassette.redact import DEFAULT as DEFAULT_REDACTOR
 from replay._cassette.redact import Redactor
+from replay._cassette.slots import HeaderTemplate, Slot, SlotPool
 from replay._runs.api import Run
 from replay._runs.entry import function_entry, ref_of
 from replay._runs.headers import header_base
 from replay._runs.store import Caps, RunRow, RunStatus, Store, new_run_id, open_store, store_url
-from replay._runs.store.base import EXTENSION
 from replay._service.rows import crashed_row, row_of
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -148,7 +147,7 @@ class Active:
     entry: str
     attrs: dict[str, str]
     draw: float
-    journal: str | None = None
+    journal: Slot | None = None
 
 
 class Recorder:
@@ -173,9 +172,8 @@ class Recorder:
         self._url: str | None = None
         self._lock = threading.Lock()
         self._rng = random.Random()
-        self._base: Header | None = None
-        self._slots: dict[str, list[str]] = {}
-        self._slot_count = 0
+        self._base: HeaderTemplate | None = None
+        self._slots = SlotPool()
         self._release: weakref.finalize[[], Recorder] | None = None
 
     def hold_patches(self) -> None:
@@ -194,42 +192,25 @@ class Recorder:
         release = self._release
         if release is not None:
             release()
-        with self._lock:
-            free = [p for paths in self._slots.values() for p in paths]
-            self._slots.clear()
-        for path in free:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        with contextlib.suppress(OSError):
+            self._slots.close()
 
-    def _take_slot(self, path: str) -> str:
-        """A free journal file in the folder of ``path`` (a service's spool): one
-        emptied by an earlier run, else a new one. Reusing it spares a create and
-        a delete per run; an empty journal is no run to the crash recovery."""
-        folder = os.path.dirname(path)
-        with self._lock:
-            free = self._slots.get(folder)
-            if free:
-                return free.pop()
-            self._slot_count += 1
-            n = self._slot_count
-        return os.path.join(folder, f"slot-{n}{EXTENSION}.partial")
-
-    def _give_slot(self, journal: str | None) -> None:
+    def _give_slot(self, journal: Slot | None) -> None:
         if journal is not None:
-            with self._lock:
-                self._slots.setdefault(os.path.dirname(journal), []).append(journal)
+            self._slots.give(journal)
 
-    def _header_base(self) -> Header | None:
+    def _header_base(self) -> HeaderTemplate | None:
         """The header's constant part (argv, Python, platform and the context
         fingerprint), taken at the first run (a service's environment, packages
-        and commit do not change while it runs); None when runs are not redacted."""
+        and commit do not change while it runs) and encoded once; None when runs
+        are not redacted."""
         base = self._base
         if base is None:
             redact = self.redact
             redactor = DEFAULT_REDACTOR if redact is True else (redact or None)
             if redactor is None:
                 return None
-            base = self._base = header_base(redactor)
+            base = self._base = HeaderTemplate(header_base(redactor), redactor)
         return base
 
     @property
@@ -268,7 +249,7 @@ class Recorder:
         info: dict[str, Value] = {"id": run_id, "entry": entry, "start": start,
                                   "tags": list(self.tags), "attrs": own}  # type: ignore[dict-item]
         path = store.new_run(run_id)
-        journal = self._take_slot(path) if self.service else None
+        journal = self._slots.take(os.path.dirname(path)) if self.service else None
         run = Run(path, RecordMode.RECORD, redact=self.redact,
                   metadata={"entry": entry_doc, "run": info},
                   base=self._header_base() if self.service else None, journal=journal,

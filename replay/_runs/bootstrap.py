@@ -50,11 +50,11 @@ def start(spec_text: str) -> None:
         raise
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
-    sys.excepthook = _report_last(sys.excepthook)
+    sys.excepthook = report_last(sys.excepthook)
     atexit.register(_finish, run, spec.get("result"))
 
 
-def _report_last(previous: Callable[..., Any]) -> Callable[..., Any]:
+def report_last(previous: Callable[..., Any]) -> Callable[..., Any]:
     """An ``excepthook`` that leaves the divergence report to the run's end, where it
     is printed once, after everything else.
 
@@ -67,7 +67,7 @@ def _report_last(previous: Callable[..., Any]) -> Callable[..., Any]:
     def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         if isinstance(exc, DivergenceError):
             return
-        for link in _chain(exc):
+        for link in chain(exc):
             if isinstance(link, DivergenceError):
                 first = str(link).split("\n", 1)[0]
                 link.args = (f"{first} (the report is printed at the end)",)
@@ -75,7 +75,7 @@ def _report_last(previous: Callable[..., Any]) -> Callable[..., Any]:
     return hook
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def chain(exc: BaseException) -> list[BaseException]:
     """``exc`` and the exceptions it was raised from or during (each once)."""
     out: list[BaseException] = []
     link: BaseException | None = exc

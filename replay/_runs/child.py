@@ -109,7 +109,9 @@ def run_entry(mode: str, cassette: str, *, extra: dict[str, Any] | None = None
     ``mode`` (``replay play RUN`` with no program); (exit code, the child's result).
 
     The child imports the entry before its session starts (``entry.main``), so no
-    bootstrap is involved; the cassette is checked here first.
+    bootstrap is involved; the cassette is checked here first. Raises
+    :class:`ProgramNotRun` when the child's run could not start (the entry was not
+    called), e.g. a crashed run's truncated cassette without ``allow_damaged``.
     """
     from replay._runs.entry_child import CHILD_CODE
 
@@ -126,6 +128,8 @@ def run_entry(mode: str, cassette: str, *, extra: dict[str, Any] | None = None
         result = _read_result(result_path)
     finally:
         os.unlink(result_path)
+    if result.get("boot_error"):  # the run could not start (a damaged cassette)
+        raise ProgramNotRun(f"the entry point was not called: {result['boot_error']}")
     return proc.returncode, result
 
 

@@ -58,7 +58,7 @@ def test_a_divergence_the_sdk_wrapped_is_reported_once_after_the_traceback(
 
 
 def test_a_crashed_run_is_not_called_and_says_why(store: str) -> None:
-    code = "from fixtures.service import worker; worker.hold(5)"
+    code = "from fixtures.service import worker; worker.hold(5, wait=True)"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
@@ -66,7 +66,7 @@ def test_a_crashed_run_is_not_called_and_says_why(store: str) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     # the next process that records into the store takes the crashed run in
-    subprocess.run([sys.executable, "-c", code], env=env, input="\n", text=True,
+    subprocess.run([sys.executable, "-c", code.replace(", wait=True", "")], env=env,
                    capture_output=True, check=True, timeout=120)
     crashed = next(r for r in open_store(store).query() if r.status is RunStatus.CRASHED)
     out = _play(crashed.id)

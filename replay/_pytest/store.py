@@ -4,8 +4,11 @@ Each run the filter selects becomes a test ``replay-store::ID`` that replays the
 run strictly through its recorded entry point (``@replay.recorded`` function
 or ASGI request) and fails on a divergence, or when the outcome changed (the
 recording raised or answered 5xx and the replay did not, or the other way
-round). With ``--replay-drift warn|fail`` the run is also replayed leniently
-against the live context and its drift findings reported (``fail``: a
+round); a divergence an SDK wrapped in its own error is reported as the
+divergence. A ``crashed`` run replays what its process recorded before it
+died; asking past that is where it died, not a divergence, and its outcome
+(never reached) is not compared. With ``--replay-drift warn|fail`` the run
+is also replayed leniently against the live context and its drift findings reported (``fail``: a
 warning or worse fails the test). Items are the same on every xdist worker
 (newest first), so ``-n`` spreads them.
 """
@@ -20,10 +23,12 @@ import pytest
 
 from replay._analysis.drift import drift, drift_text
 from replay._cassette import read_header
+from replay._cassette.divergence import Grade
 from replay._cassette.errors import DivergenceError, ReplayError
 from replay._runs.api import Run, Unused
+from replay._runs.bootstrap import chain
 from replay._runs.entry import Entry, EntryError, Response, call, entry_of, load
-from replay._runs.store import Query, RunRow, Store, open_store
+from replay._runs.store import Query, RunRow, RunStatus, Store, open_store
 from replay._runs.store.base import parse_filter
 
 PREFIX = "replay-store"
@@ -70,15 +75,25 @@ class RunItem(pytest.Item):
             entry = entry_of(read_header(path).meta, f"run {row.id}")
         except EntryError as exc:
             pytest.skip(str(exc))
-        run = Run(path, "replay", unused=self.collector.unused)
+        # A crashed run's recording stops where its process died: what it holds is
+        # replayed strictly, and asking past its end is where the process died.
+        crashed = row.status is RunStatus.CRASHED
+        run = Run(path, "replay", unused=Unused.IGNORE if crashed else self.collector.unused,
+                  allow_damaged=crashed)
         failure: BaseException | None = None
         value: Any = None
         try:  # imports, and an ASGI app's lifespan, run before the replay opens
             value = run.invoke()
-        except (DivergenceError, EntryError) as exc:
+        except EntryError as exc:
             raise RunFailed(f"run {row.id} ({row.entry}) diverged:\n{exc}") from None
-        except Exception as exc:  # the agent's own exception, replayed
+        except Exception as exc:  # the agent's own exception, replayed (or a divergence)
             failure = exc
+        found = _divergence(failure, run)
+        if found is not None and not (crashed and run.result is not None
+                                      and not run.result.unconsumed):
+            raise RunFailed(f"run {row.id} ({row.entry}) diverged:\n{found}") from None
+        if crashed:  # the outcome it never reached is not compared
+            return
         self._check_outcome(failure, value)
         if self.collector.drift_mode != "off":
             self._drift(path, entry)
@@ -121,6 +136,18 @@ class RunItem(pytest.Item):
 
     def reportinfo(self) -> tuple[str, int | None, str]:
         return (f"{PREFIX}:{self.row.id}", None, f"{self.row.entry} ({self.row.status.value})")
+
+
+def _divergence(failure: BaseException | None, run: Run) -> DivergenceError | None:
+    """The divergence that ended a replayed run: the exception itself, one it was
+    raised from or during (an SDK wrapping it, as anthropic's client does), else one
+    the run noted (code that caught it)."""
+    for link in chain(failure) if failure is not None else ():
+        if isinstance(link, DivergenceError):
+            return link
+    real = [d for d in (run.result.divergences if run.result is not None else ())
+            if d.grade is not Grade.UNUSED]
+    return DivergenceError(real[0]) if real else None
 
 
 def collector(session: pytest.Session, url: str, filters: list[str], unused: Unused,

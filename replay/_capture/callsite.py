@@ -77,6 +77,7 @@ def add_boundary(code: CodeType) -> None:
     between the recording (uvicorn, a worker loop) and the replay (the replay's own
     call), so nothing past it may enter a site or a task id."""
     BOUNDARIES.add(code)
+    _steps.clear()
 
 _cache: dict[int, tuple[CodeType, int]] = {}
 """Kinds by code object identity (equal code in two files is two entries)."""
@@ -140,7 +141,8 @@ def portable(filename: str) -> str:
     return name
 
 
-def find(frame: FrameType | None) -> tuple[bool, CallSite | None, str | None]:
+def find(frame: FrameType | None, library_wanted: bool = True) -> tuple[
+        bool, CallSite | None, str | None]:
     """Walk out from ``frame``: (is this an infrastructure call?, call site, library).
 
     Starts at the interceptor's caller; frames of this package are skipped.
@@ -148,7 +150,10 @@ def find(frame: FrameType | None) -> tuple[bool, CallSite | None, str | None]:
     ``library`` is set when a library, not the user's code, made the call: the
     first frame that is user or library code (standard-library frames are
     plumbing: ``random.choice`` reads on behalf of its caller) is a library's;
-    it is that frame's portable ``path:line`` (see :func:`portable`).
+    it is that frame's portable ``path:line`` (see :func:`portable`). With
+    ``library_wanted`` false (a caller that ignores it: an HTTP or tool event) it is
+    None whenever it would be a library's line, and never worked out (a frame's
+    line number and a string per event).
 
     On the recorder's path for every event: the common case, a user frame
     right above agent-replay's own, costs two dictionary lookups (code kinds
@@ -167,23 +172,59 @@ def find(frame: FrameType | None) -> tuple[bool, CallSite | None, str | None]:
         return True, None, None
     fallback: FrameType | None = None
     library: str | None = None
+    steps = _steps
     while frame is not None:
         code = frame.f_code
-        kind = classify(code)
-        if kind == USER:
+        hit = steps.get(id(code))
+        step = hit[1] if hit is not None and hit[0] is code else _step(code)
+        if step == _PASS:  # a standard-library frame
+            frame = frame.f_back
+            continue
+        if step == _LIB:  # most frames: a library's
+            if fallback is None:
+                fallback = frame
+                if library_wanted:
+                    library = f"{portable(code.co_filename)}:{frame.f_lineno}"
+            frame = frame.f_back
+            continue
+        if step == _USER:
             return False, site_of(frame), library
-        if code.co_filename in _IMPORT_FILES:
+        if step == _IMPORT:
             # A library module is being imported: its import-time reads happen
             # once per process, so a replay whose process already imported it
             # would never ask for them again. They are not agent inputs.
             return True, None, None
-        if kind == LIB and fallback is None:
+        if step & _LIB and fallback is None:  # a boundary in a library
             fallback = frame
-            library = f"{portable(code.co_filename)}:{frame.f_lineno}"
-        if code in BOUNDARIES:
-            break
-        frame = frame.f_back
+            if library_wanted:
+                library = f"{portable(code.co_filename)}:{frame.f_lineno}"
+        break  # a boundary
+    if not library_wanted:
+        return False, site_of(fallback) if fallback is not None else None, None
     return False, site_of(fallback) if fallback is not None else None, library or "?"
+
+
+_PASS, _USER, _IMPORT, _LIB, _STOP = 0, 1, 2, 4, 8
+"""What :func:`find`'s walk does at a frame of a code object (past agent-replay's own):
+go on, stop at a user frame, stop at an import, note a library frame (and go on
+unless it is also a boundary), stop at a boundary."""
+_steps: dict[int, tuple[CodeType, int]] = {}
+""":func:`find`'s steps by code object identity (emptied when a boundary is added), so
+a frame of the walk costs one dictionary lookup."""
+
+
+def _step(code: CodeType) -> int:
+    kind = classify(code)
+    if kind == USER:
+        step = _USER
+    elif code.co_filename in _IMPORT_FILES:
+        step = _IMPORT
+    else:
+        step = (_LIB if kind == LIB else _PASS) | (_STOP if code in BOUNDARIES else 0)
+    if len(_steps) > 100_000:
+        _steps.clear()
+    _steps[id(code)] = (code, step)
+    return step
 
 
 _sites: dict[tuple[int, int], tuple[CodeType, CallSite]] = {}

@@ -273,7 +273,7 @@ class Session:
         owner: object = state.session
         if owner is not self:  # a call of another run, through an object of this one
             return None
-        infra, site, library = _callsite.find(sys._getframe(1))
+        infra, site, library = _callsite.find(sys._getframe(1), channel in LENIENT_CHANNELS)
         if infra:
             return None
         if state.background:

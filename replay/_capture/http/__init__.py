@@ -2,6 +2,7 @@
 
 * ``common``     canonical request/response forms, matching, replay settings
 * ``httpx``      httpx and httpx2 transports (sync, async, streamed)
+* ``recording``  one live response recorded, its event written once (the short path)
 * ``vcr``        requests, urllib3 and aiohttp through vcrpy's stubs
 * ``netblock``   strict replay refuses real socket connections
 

@@ -38,7 +38,7 @@ from replay._capture.http.common import (
     response_value,
     served_headers,
 )
-from replay._capture.http.decoding import decode_chunks
+from replay._capture.http.recording import Recorder, direct_writer
 from replay._capture.session import BUSY, Pending, Session, current
 from replay._cassette.divergence import Divergence, Grade
 from replay._cassette.errors import DivergenceError, NetworkBlockedError, ReplayError
@@ -48,47 +48,6 @@ MODULES = ("httpx", "httpx2")
 """The httpx-compatible modules intercepted, when installed."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-# -- recording -------------------------------------------------------------------
-class _Recorder:
-    """A live response's chunks; completes its event exactly once."""
-
-    __slots__ = ("chunks", "done", "encoding", "head", "lock", "meta", "pending")
-
-    def __init__(self, pending: Pending, head: dict[str, Value], meta: dict[str, Value],
-                 encoding: str | None) -> None:
-        self.pending = pending
-        self.head = head
-        self.meta = meta
-        self.encoding = encoding
-        self.chunks: list[Chunk] = []
-        self.done = False
-        self.lock = threading.Lock()
-
-    def add(self, data: bytes) -> None:
-        self.chunks.append(Chunk(data, self.pending.elapsed_ns()))
-
-    def complete(self, state: str | None = None, exc: BaseException | None = None) -> None:
-        with self.lock:
-            if self.done:
-                return
-            self.done = True
-        chunks = tuple(self.chunks)
-        meta = self.meta  # completed once (above): the event's own, no copy needed
-        if self.encoding is not None:
-            decoded = decode_chunks(chunks, self.encoding)
-            if decoded is not None:
-                chunks = decoded
-                meta["decoded"] = self.encoding
-        if exc is not None:
-            meta["stream"] = "error"
-            # A stream that broke after its headers keeps both its head and the error.
-            self.pending.fail(exc, response=self.head, chunks=chunks, meta=meta)
-        else:
-            if state is not None:
-                meta["stream"] = state
-            self.pending.finish(self.head, chunks=chunks, meta=meta)
 
 
 # -- errors ----------------------------------------------------------------------
@@ -128,7 +87,7 @@ class _Kit:
         class RecordingStream(module.SyncByteStream):  # type: ignore[misc]
             """A live response body, recorded chunk by chunk as the caller reads it."""
 
-            def __init__(self, inner: Any, rec: _Recorder) -> None:
+            def __init__(self, inner: Any, rec: Recorder) -> None:
                 self._inner = inner
                 self._rec = rec
 
@@ -159,7 +118,7 @@ class _Kit:
         class AsyncRecordingStream(module.AsyncByteStream):  # type: ignore[misc]
             """The async twin of ``RecordingStream``."""
 
-            def __init__(self, inner: Any, rec: _Recorder) -> None:
+            def __init__(self, inner: Any, rec: Recorder) -> None:
                 self._inner = inner
                 self._rec = rec
 
@@ -305,7 +264,7 @@ class _Kit:
             if name.lower() == "content-encoding":
                 encoding = value
                 break
-        rec = _Recorder(pending, head, meta, encoding)
+        rec = Recorder(pending, head, meta, encoding, direct_writer(pending.session))
         if hasattr(response, "_content"):  # built with content=...: already read
             if response._content:
                 rec.add(response._content)

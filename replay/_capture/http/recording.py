@@ -1,0 +1,92 @@
+"""Recording one live HTTP response (httpx and httpx2): its chunks as the caller reads
+them, then its event, exactly once.
+
+The event is written when the stream is exhausted, fails or is closed. A
+record-only session writing a journal takes the short path
+(:func:`~replay._cassette.httprecord.write_http`: the exchange's parts packed
+once, one redaction scan, no :class:`~replay._cassette.events.Event` built), the
+same bytes ``Pending.finish`` writes through the session; anything else, or an
+exchange the short path declines, goes through ``Pending.finish`` / ``fail``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from replay._capture.http.decoding import decode_chunks
+from replay._capture.pending import Pending
+from replay._cassette.events import Chunk, Value
+from replay._cassette.httprecord import write_http
+from replay._cassette.writer import CassetteWriter
+
+
+class Recorder:
+    """A live response's chunks; completes its event exactly once.
+
+    ``writer``: the session's journal writer when the event may be written by
+    the short path (:func:`~replay._cassette.httprecord.write_http`, the bytes
+    ``Pending.finish`` would have written through the session); None: the long way.
+    """
+
+    __slots__ = ("datas", "done", "encoding", "head", "lock", "meta", "pending", "times",
+                 "writer")
+
+    def __init__(self, pending: Pending, head: dict[str, Value], meta: dict[str, Value],
+                 encoding: str | None, writer: CassetteWriter | None) -> None:
+        self.pending = pending
+        self.head = head
+        self.meta = meta
+        self.encoding = encoding
+        self.writer = writer
+        self.datas: list[bytes] = []
+        self.times: list[int] = []
+        self.done = False
+        self.lock = threading.Lock()
+
+    def add(self, data: bytes) -> None:
+        self.datas.append(data)
+        self.times.append(self.pending.elapsed_ns())
+
+    def complete(self, state: str | None = None, exc: BaseException | None = None) -> None:
+        with self.lock:
+            if self.done:
+                return
+            self.done = True
+        datas, times = self.datas, self.times
+        meta = self.meta  # completed once (above): the event's own, no copy needed
+        if self.encoding is not None:
+            decoded = decode_chunks(_chunks(datas, times), self.encoding)
+            if decoded is not None:
+                datas, times = [c.data for c in decoded], [c.at_ns for c in decoded]
+                meta["decoded"] = self.encoding
+        pending = self.pending
+        if exc is not None:
+            meta["stream"] = "error"
+            # A stream that broke after its headers keeps both its head and the error.
+            pending.fail(exc, response=self.head, chunks=_chunks(datas, times), meta=meta)
+            return
+        if state is not None:
+            meta["stream"] = state
+        writer = self.writer
+        if writer is not None and pending.meta is None:
+            session: Any = pending.session
+            if not session.listeners and write_http(
+                    writer, pending.seq, pending.start_ns, pending.elapsed_ns(), pending.task,
+                    pending.site, pending.parent, pending.request, self.head, datas, times,
+                    meta):
+                session._written += 1  # as Session.emit counts what it hands the writer
+                return
+        pending.finish(self.head, chunks=_chunks(datas, times), meta=meta)
+
+
+def _chunks(datas: list[bytes], times: list[int]) -> tuple[Chunk, ...]:
+    return tuple(map(Chunk, datas, times))
+
+
+def direct_writer(session: Any) -> CassetteWriter | None:
+    """The writer a recorded exchange of ``session`` may be written to directly: a
+    record-only session's journal writer (``Session.read``'s), while no listener
+    wants the events."""
+    writer: CassetteWriter | None = session._values
+    return writer if writer is not None and not session.listeners else None

@@ -1,0 +1,261 @@
+"""The short path of a recorded HTTP exchange (issue 16): :func:`write_http`.
+
+What ``CassetteWriter.write`` does for an ``http`` event (redaction, encoding with
+blobs, framing, the index row, one append), done from the exchange's parts
+without building the :class:`~replay._cassette.events.Event`, its ``to_map`` and
+the redactor's copy of it: each part is packed once, and those bytes serve both
+the secret scan and the record. The record bytes are those ``write`` makes of the
+same event, byte for byte (tests/test_httprecord.py), blobs and de-duplication
+included (the encoder's own walk and blob table are used for anything that can
+hold a blob).
+
+Redaction: the packed parts and the body are scanned once
+(:meth:`Redactor.clean`, as ``Redactor._http_clean`` does for ``write``), the
+URL's verdict taken from the redactor's cache. When the scan finds an anchor, or
+anything is unusual (an error, a request not in the recorder's form, a record
+past the reader's value-count check), nothing is written and :func:`write_http`
+returns False: the caller writes the event through ``write``, which redacts it
+field by field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import crc32c
+
+from replay._cassette import index as ix
+from replay._cassette.codec import _FRAMING, BLOB_MIN_SIZE, DEFAULT_MAX_VALUES, pack_plain
+from replay._cassette.events import CallSite, Value
+from replay._cassette.redact import Redactor
+
+if TYPE_CHECKING:
+    from replay._cassette.writer import CassetteWriter
+
+_crc = crc32c.crc32c
+_frame = _FRAMING.pack
+_p = pack_plain
+
+_REQ_KEYS: Final = ("method", "url", "body", "headers")
+_K_SEQ: Final = _p("k") + _p("ev") + _p("seq")
+_CHANNEL: Final = _p("channel") + _p("http") + _p("request")
+_START: Final = _p("start_ns")
+_DURATION: Final = _p("duration_ns")
+_TASK: Final = _p("task")
+_RESPONSE: Final = _p("response")
+_SITE: Final = _p("site")
+_CHUNKS: Final = _p("chunks")
+_PARENT: Final = _p("parent")
+_META: Final = _p("meta")
+_PAIR: Final = b"\x92"  # a chunk's [data, at_ns]
+_EXT_HEADS: Final = {1: b"\xd4\x01", 2: b"\xd5\x01", 4: b"\xd6\x01", 8: b"\xd7\x01"}
+"""fixext 1/2/4/8 of extension type 1 (a blob ref), by the ref's data length."""
+
+
+def _map_head(n: int) -> bytes:
+    return bytes((0x80 | n,))
+
+
+def _array_head(n: int) -> bytes:
+    return bytes((0x90 | n,)) if n < 16 else b"\xdc" + n.to_bytes(2, "big") if n < 0x10000 \
+        else b"\xdd" + n.to_bytes(4, "big")
+
+
+_sites: dict[int, tuple[CallSite, bytes]] = {}
+
+
+def _site_bytes(site: CallSite) -> bytes:
+    """``site`` with its key, packed (cached by the shared site object)."""
+    hit = _sites.get(id(site))
+    if hit is not None and hit[0] is site:
+        return hit[1]
+    data = _SITE + _p([site.file, site.line, site.function])
+    if len(_sites) > 100_000:
+        _sites.clear()
+    _sites[id(site)] = (site, data)
+    return data
+
+
+_LEAVES: Final = frozenset({str, bytes, int, float, bool, type(None)})
+
+
+def _clean(red: Redactor, scanned: bytes, body: Value, headers: Value,
+           response: dict[str, Value], meta: dict[str, Value]) -> bool:
+    """True when ``red`` would leave the exchange as it is: what ``red.clean(scanned,
+    method, body, headers, response, meta)`` answers, the response's header list
+    checked by its names' cached verdicts (``red.header_pair``) rather than walked
+    pair by pair. ``scanned`` holds every str and bytes of the parts verbatim."""
+    scan = red._scan  # type: ignore[attr-defined]
+    if scan is None or scan(scanned):
+        return False
+    if b"=" in scanned and (b"?" in scanned or b"&" in scanned or b";" in scanned):
+        return False
+    plain = red._plain
+    for v in (body, headers, meta):
+        if type(v) not in _LEAVES and not plain(v):
+            return False
+    clear: set[str] = red._clear  # type: ignore[attr-defined]
+    if not clear.issuperset(response):
+        return plain(response)
+    names: set[str] | None = red.__dict__.get("_http_names")
+    if names is None:
+        names = set()
+        object.__setattr__(red, "_http_names", names)
+    for x in response.values():
+        if type(x) in _LEAVES:
+            continue
+        if type(x) is list and len(x) != 2:  # a header list (two items: see _plain)
+            for pair in x:
+                if not (type(pair) is list and len(pair) == 2 and type(pair[1]) is str
+                        and type(name := pair[0]) is str):
+                    if not plain(pair):
+                        return False
+                elif name not in names:
+                    if red.header_pair(pair):
+                        return False
+                    if len(names) > 4096:
+                        names.clear()
+                    names.add(name)
+        elif not plain(x):
+            return False
+    return True
+
+
+def write_http(writer: CassetteWriter, seq: int, start_ns: int, duration_ns: int, task: str,
+               site: CallSite | None, parent: int | None, request: Value, response: Value,
+               datas: Sequence[bytes], times: Sequence[int], meta: dict[str, Value]) -> bool:
+    """Append the ``http`` event made of these parts (``datas[i]`` arrived ``times[i]`` ns
+    after the start) as ``writer.write`` would: True, and durable against SIGKILL on
+    return. False: nothing was written; the caller writes the event with ``write``.
+
+    The parts are read, never changed; ``writer`` must write a journal with the
+    default redactor, or none (:attr:`CassetteWriter.writes_values`).
+    """
+    if (type(request) is not dict or tuple(request) != _REQ_KEYS or type(response) is not dict
+            or not writer.writes_values):
+        return False
+    red = writer._redactor
+    url = request["url"]
+    method = request["method"]
+    body = request["body"]
+    headers = request["headers"]
+    with writer._lock:
+        if writer._stopped:
+            raise ValueError(f"write to a closed CassetteWriter ({writer.partial_path})")
+        enc = writer._encoder
+        pack = enc.packer.pack
+        try:
+            method_b, url_b, body_b, head_b = pack(method), pack(url), pack(body), pack(headers)
+            res_b = pack(response)
+            meta_b = pack(meta) if meta else b""
+            for d in datas:
+                if type(d) is not bytes:
+                    return False
+            if red is not None:
+                if type(url) is not str or red.text(url) is not url:
+                    return False
+                scanned = b"".join((method_b, body_b, head_b, res_b, meta_b, *datas))
+                if not _clean(red, scanned, body, headers, response, meta):
+                    return False
+            req_b = b"\x84\xa6method" + method_b + b"\xa3url" + url_b + b"\xa4body" + body_b \
+                + b"\xa7headers" + head_b
+            payloads = _encode(enc, seq, start_ns, duration_ns, task, site, parent, request,
+                               req_b, response, res_b, datas, times, meta, meta_b)
+        except (ValueError, OverflowError, TypeError, RecursionError):
+            return False  # write() says why, as for any event
+        if payloads is None:
+            return False
+        batch, pos = writer._batch, writer._pos
+        out = bytearray()
+        last = len(payloads) - 1
+        for k, p in enumerate(payloads):
+            if k == last:
+                status = response.get("status")
+                flags = ix.FLAG_RESPONSE | (ix.FLAG_CHUNKS if datas else 0) | (
+                    ix.FLAG_HTTP_ERROR if type(status) is int and status >= 400 else 0)
+                batch.add_row(seq, pos + len(out), start_ns, duration_ns,
+                              ix.NO_PARENT if parent is None else parent,
+                              batch.channel_id("http"), batch.task_id(task), flags)
+            else:
+                batch.bpos.append(pos + len(out))
+            out += _frame(len(p), _crc(p))
+            out += p
+        if len(payloads) > 1:
+            new = enc._new
+            if len(enc._ids) + len(new) > enc._max_ids:
+                enc._ids.clear()  # the spill, as Encoder.encode_payloads does it
+            enc._ids.update(new)
+            enc.blobs += len(new)
+        enc.events += 1
+        if len(batch) >= ix.BATCH:
+            writer._index_record(out)
+        writer._append(out)
+        return True
+
+
+def _encode(enc: Any, seq: int, start_ns: int, duration_ns: int, task: str,
+            site: CallSite | None, parent: int | None, request: Value, req_b: bytes,
+            response: Value, res_b: bytes, datas: Sequence[bytes], times: Sequence[int],
+            meta: dict[str, Value], meta_b: bytes) -> list[bytes] | None:
+    """The record payloads ``Encoder.encode_payloads`` makes of the event (new blobs,
+    then the event), its de-duplication state not yet committed; None when the
+    general path must decide (a record past the value-count check)."""
+    pack = enc.packer.pack
+    keys = 7  # k, seq, channel, request, start_ns, duration_ns, task, then response
+    head = _K_SEQ + pack(seq) + _CHANNEL
+    times_b = _START + pack(start_ns) + _DURATION + pack(duration_ns) + _TASK + pack(task)
+    site_b = b""
+    if site is not None:
+        keys += 1
+        site_b = _site_bytes(site)
+    parent_b = b""
+    if parent is not None:
+        keys += 1
+        parent_b = _PARENT + pack(parent)
+    if meta_b:
+        keys += 1
+        meta_b = _META + meta_b
+    n = len(datas)
+    if n:
+        keys += 1
+    if n and len(datas[0]) >= BLOB_MIN_SIZE:  # "big": encode_payloads walks without a probe
+        walk = True
+    else:
+        chunks_b = (_CHUNKS + _array_head(n) + b"".join(
+            _PAIR + pack(d) + pack(t) for d, t in zip(datas, times, strict=True))) if n else b""
+        record = b"".join((_map_head(keys + 1), head, req_b, times_b, _RESPONSE, res_b, site_b,
+                           chunks_b, parent_b, meta_b))
+        walk = len(record) >= BLOB_MIN_SIZE
+    if walk:
+        enc._new.clear()
+        enc._payloads = []
+        if len(req_b) >= BLOB_MIN_SIZE:
+            req_b = pack(enc._walk(request, req_b))
+        if len(res_b) >= BLOB_MIN_SIZE:
+            res_b = pack(enc._walk(response, res_b))
+        chunks_b = b""
+        if n:
+            parts = [_CHUNKS, _array_head(n)]
+            for d, t in zip(datas, times, strict=True):
+                parts += (_PAIR, _ref(enc, d) if len(d) >= BLOB_MIN_SIZE else pack(d), pack(t))
+            chunks_b = b"".join(parts)
+        if len(meta_b) - len(_META) >= BLOB_MIN_SIZE:
+            meta_b = _META + pack(enc._walk(dict(meta), meta_b[len(_META):]))
+        record = b"".join((_map_head(keys + 1), head, req_b, times_b, _RESPONSE, res_b, site_b,
+                           chunks_b, parent_b, meta_b))
+        out = [*enc._payloads, record]
+    else:
+        out = [record]
+    for p in out:
+        if len(p) > DEFAULT_MAX_VALUES:  # the rare huge record: write() counts and says
+            return None
+    return out
+
+
+def _ref(enc: Any, data: bytes) -> bytes:
+    """The packed blob ref of ``data`` (a chunk's bytes), its blob made if new: what
+    ``Encoder._walk`` gives for it, packed."""
+    ref: bytes = enc._blob(enc.packer.pack(data)).data
+    return _EXT_HEADS[len(ref)] + ref
+

@@ -82,3 +82,41 @@ def test_a_crashed_run_is_not_called_and_says_why(store: str) -> None:
     assert damaged.stdout.startswith("ready\n") and "Traceback" not in damaged.stderr
     with pytest.raises(replay.CassetteTruncatedError):
         replay.play(crashed.id).invoke()
+
+
+UNGUARDED = '''
+import openai
+import replay
+
+@replay.recorded(tags=["script"])
+def ask(question: str, base_url: str) -> str:
+    client = openai.OpenAI(base_url=base_url, api_key="sk-test-abcdefghijklmnop1234",
+                           max_retries=0)
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=[
+        {"role": "user", "content": question}])
+    return reply.choices[0].message.content or ""
+
+print(ask("what now?", BASE_URL))  # no `if __name__ == "__main__":` guard
+'''
+
+
+def test_a_script_that_calls_its_entry_when_imported_is_not_run_live_on_replay(
+        store: str, tmp_path: Path, emulator: Callable[..., Emulator]) -> None:
+    llm = emulator(Turn(text="Ship it.", repeat=True))
+    script = tmp_path / "job.py"
+    script.write_text(UNGUARDED.replace("BASE_URL", repr(llm.openai_base_url)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, str(script)], env=env, check=True, timeout=120,
+                   capture_output=True)
+    [row] = open_store(store).query()
+    assert row.entry == "__main__:ask" and len(llm.requests) == 1
+    # replaying imports the script: its top-level call must not run the agent live
+    out = _play("last")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    assert 'if __name__ == "__main__":' in out.stderr, out.stderr
+    assert len(llm.requests) == 1  # the model was not asked again
+    assert len(open_store(store).query()) == 1  # and no new run was recorded
+    with pytest.raises(replay.ReplayError, match="__name__"):
+        replay.play("last").invoke()
+    assert len(llm.requests) == 1 and len(open_store(store).query()) == 1

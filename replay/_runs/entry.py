@@ -156,6 +156,18 @@ def load(entry: Entry) -> Any:
     return obj
 
 
+_LOADING: list[str] = []
+"""The scripts being imported to replay an entry point of theirs (innermost last)."""
+
+
+def loading_script() -> str | None:
+    """The script being imported (outside any session) to replay an entry point of
+    its ``__main__``, else None. A recorded entry point called meanwhile is the
+    script's own top-level code running the agent live: ``@replay.recorded``
+    refuses it (:class:`EntryError`)."""
+    return _LOADING[-1] if _LOADING else None
+
+
 def _load_script(file: str | None) -> Any:
     if not file or not os.path.isfile(file):
         raise ImportError(f"the script {file} is not there")
@@ -167,7 +179,14 @@ def _load_script(file: str | None) -> Any:
         raise ImportError(f"cannot import {file}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    _LOADING.append(file)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    finally:
+        _LOADING.pop()
     return module
 
 

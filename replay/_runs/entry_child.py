@@ -8,7 +8,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from replay._cassette import read_header
 from replay._cassette.errors import DivergenceError, ReplayError
@@ -16,7 +16,7 @@ from replay._cassette.jsonable import jsonable
 from replay._cassette.redact import DEFAULT
 from replay._runs.api import Run
 from replay._runs.bootstrap import chain, report_last, write_result
-from replay._runs.entry import Response, acall, call, entry_of, load
+from replay._runs.entry import EntryError, Response, acall, call, entry_of, load
 from replay._runs.lifespan import serving
 
 CHILD_CODE = "from replay._runs.entry_child import main; main()"
@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> None:
     spec = json.loads((sys.argv[1:] if argv is None else argv)[0])
     path = spec["cassette"]
     entry = entry_of(read_header(path).meta, path)
-    target = load(entry)
+    try:
+        target = load(entry)
+    except EntryError as exc:  # e.g. a script that runs its agent when imported
+        _not_called(spec, str(exc))
     run = Run(path, spec.get("mode", "replay"), unused=spec.get("unused", "warn"),
               allow_damaged=spec.get("allow_damaged", False),
               output=spec.get("output"))
@@ -52,13 +55,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             with _started(run):
                 value = call(entry, target)
-    except _NotStarted as exc:  # the entry was not called: the parent says why, in one line
-        if spec.get("result"):
-            with open(spec["result"], "w", encoding="utf-8") as f:
-                json.dump({"boot_error": str(exc)}, f)
-        else:
-            sys.stderr.write(f"replay: the entry point was not called: {exc}\n")
-        sys.exit(NOT_CALLED)
+    except _NotStarted as exc:
+        _not_called(spec, str(exc))
     except BaseException as exc:
         found = _divergence(exc, run)
         if found is None:
@@ -78,6 +76,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"HTTP {value.status}\n")
         value = value.body.decode("utf-8", "replace")
     sys.stdout.write(json.dumps(jsonable(DEFAULT.value(value)), indent=1) + "\n")
+
+
+def _not_called(spec: dict[str, Any], why: str) -> NoReturn:
+    """End the child without calling the entry; the parent says why, in one line."""
+    if spec.get("result"):
+        with open(spec["result"], "w", encoding="utf-8") as f:
+            json.dump({"boot_error": why}, f)
+    else:
+        sys.stderr.write(f"replay: the entry point was not called: {why}\n")
+    sys.exit(NOT_CALLED)
 
 
 class _NotStarted(Exception):

@@ -56,7 +56,7 @@ from replay._cassette.redact import DEFAULT as DEFAULT_REDACTOR
 from replay._cassette.redact import Redactor
 from replay._cassette.slots import HeaderTemplate, Slot, SlotPool
 from replay._runs.api import Run
-from replay._runs.entry import function_entry, ref_of
+from replay._runs.entry import EntryError, function_entry, loading_script, ref_of
 from replay._runs.headers import header_base
 from replay._runs.store import Caps, RunRow, RunStatus, Store, new_run_id, open_store, store_url
 from replay._service.rows import crashed_row, row_of
@@ -236,7 +236,15 @@ class Recorder:
     def begin(self, entry: str, entry_doc: dict[str, Value],
               attrs: Mapping[str, str] | None = None) -> Active | None:
         """Start recording a run of ``entry``; None when a session is already active
-        in this context (the code then just runs)."""
+        in this context (the code then just runs). EntryError when a script being
+        imported to replay one of its runs calls it at its top level: that would
+        run the agent live."""
+        script = loading_script()
+        if script is not None:
+            raise EntryError(
+                f"{script} calls its entry point {entry} when it is imported, so "
+                f"replaying a run of it would run the agent live; put that call "
+                f'under `if __name__ == "__main__":`')
         if current() is not None:
             return None
         store = self.store

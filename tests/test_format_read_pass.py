@@ -108,3 +108,19 @@ def test_from_map_checks_every_field() -> None:
         Event.from_map(m)
     with pytest.raises(ValueError):
         Event.from_map([1])
+
+
+def test_from_map_builds_frozen_events_and_shares_call_sites() -> None:
+    ev = Event(seq=3, channel="http", request={"a": 1}, site=CallSite("/f.py", 2, "g"),
+               chunks=(Chunk(b"a", 1),))
+    a, b = Event.from_map(ev.to_map()), Event.from_map(ev.to_map())
+    assert type(a) is Event and a == ev and hash(a.site) == hash(ev.site)
+    assert a.site is b.site  # frozen, so one object serves every event of a line
+    with pytest.raises(AttributeError):  # dataclasses.FrozenInstanceError
+        a.seq = 4  # type: ignore[misc]
+    m = ev.to_map()
+    m["seq"] = "3"  # a bad field after the object was started: nothing half-built escapes
+    with pytest.raises(ValueError, match="seq"):
+        Event.from_map(m)
+    other = Event.from_map({**ev.to_map(), "site": ["/f.py", 3, "g"]})
+    assert other.site == CallSite("/f.py", 3, "g") and other.site is not a.site

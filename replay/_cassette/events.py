@@ -144,19 +144,28 @@ class Event:
         a :class:`~replay.CassetteCorruptError` with the byte offset. Readers call
         it once per event loaded (a full read of a cassette is mostly this and
         msgpack), so it looks each key up once, checks exact types first (what
-        msgpack builds) and fills the slots directly (the frozen dataclass
-        ``__init__`` costs twice as much).
+        msgpack builds) and fills a writable twin of the event's slots
+        (``_EventSlots``, the same layout) that becomes the ``Event`` by one
+        ``__class__`` assignment: setting 12 frozen slots through their
+        descriptors costs 3 times as much, the frozen ``__init__`` more. Call
+        sites repeat (one line makes many events), so equal ones are shared
+        (``CallSite`` is frozen).
         """
         if type(m) is not dict and not isinstance(m, dict):
             raise ValueError("event record is not a map")
         get = m.get
-        seq, channel, request = get("seq"), get("channel"), get("request", _ABSENT)
-        start, duration, task = get("start_ns"), get("duration_ns"), get("task")
+        ev = _new(_EventSlots)
+        ev.seq = seq = get("seq")
+        ev.channel = channel = get("channel")
+        ev.request = get("request", _ABSENT)
+        ev.start_ns = start = get("start_ns")
+        ev.duration_ns = duration = get("duration_ns")
+        ev.task = task = get("task")
         if type(seq) is not int:
             raise ValueError("event field 'seq' is not an int")
         if type(channel) is not str and not isinstance(channel, str):
             raise ValueError("field 'channel' is not a string")
-        if request is _ABSENT:
+        if ev.request is _ABSENT:
             raise ValueError("event has no request")
         if type(start) is not int:
             raise ValueError("event field 'start_ns' is not an int")
@@ -164,34 +173,42 @@ class Event:
             raise ValueError("event field 'duration_ns' is not an int")
         if type(task) is not str and not isinstance(task, str):
             raise ValueError("field 'task' is not a string")
-        error = None
         e = get("error", _ABSENT)
-        if e is not _ABSENT:
+        if e is _ABSENT:
+            ev.error = None
+        else:
             if not isinstance(e, dict):
                 raise ValueError("event error is not a map")
             args = e.get("args", [])
             if not isinstance(args, _ARRAY):
                 raise ValueError("event error args is not a list")
-            error = RecordedError(_str(e, "type"), _str(e, "message"),
-                                  _str(e, "traceback", ""), tuple(args))
-        site = get("site", _ABSENT)
-        if site is _ABSENT:
-            site = None
+            ev.error = RecordedError(_str(e, "type"), _str(e, "message"),
+                                     _str(e, "traceback", ""), tuple(args))
+        s = get("site", _ABSENT)
+        if s is _ABSENT:
+            ev.site = None
         else:
-            s = site
             if (type(s) is not list and not isinstance(s, _ARRAY)) or len(s) != 3:
                 raise ValueError("event site is malformed")
             file, line, function = s
             if (type(file) is not str and not isinstance(file, str)) or type(line) is not int \
                     or (type(function) is not str and not isinstance(function, str)):
                 raise ValueError("event site is malformed")
-            site = _new(CallSite)
-            _SITE_FILE(site, file)
-            _SITE_LINE(site, line)
-            _SITE_FUNCTION(site, function)
-        chunks: tuple[Chunk, ...] = ()
+            key = (file, line, function)
+            site = _SITES.get(key)
+            if site is None:
+                site = _new(CallSite)
+                _SITE_FILE(site, file)
+                _SITE_LINE(site, line)
+                _SITE_FUNCTION(site, function)
+                if len(_SITES) >= _SITES_KEPT:
+                    _SITES.clear()
+                _SITES[key] = site
+            ev.site = site
         raw = get("chunks", _ABSENT)
-        if raw is not _ABSENT:
+        if raw is _ABSENT:
+            ev.chunks = ()
+        else:
             if not isinstance(raw, _ARRAY):
                 raise ValueError("event chunks is not a list")
             out = []
@@ -206,45 +223,54 @@ class Event:
                 _CHUNK_DATA(chunk, data)
                 _CHUNK_AT(chunk, at)
                 out.append(chunk)
-            chunks = tuple(out)
-        parent = get("parent")
+            ev.chunks = tuple(out)
+        ev.parent = parent = get("parent")
         if parent is not None and type(parent) is not int:
             raise ValueError("event parent is not an int")
         meta = get("meta", _NO_META)
         if type(meta) is not dict and not isinstance(meta, dict):
             raise ValueError("event meta is not a map")
-        if meta is _NO_META:
-            meta = {}
-        ev = _new(cls)
-        _SEQ(ev, seq)
-        _CHANNEL(ev, channel)
-        _REQUEST(ev, request)
-        _RESPONSE(ev, get("response"))
-        _ERROR(ev, error)
-        _START(ev, start)
-        _DURATION(ev, duration)
-        _TASK(ev, task)
-        _SITE(ev, site)
-        _CHUNKS(ev, chunks)
-        _PARENT(ev, parent)
-        _META(ev, meta)
-        return ev
+        ev.meta = {} if meta is _NO_META else meta
+        ev.response = get("response")
+        ev.__class__ = cls  # type: ignore[assignment]  # the same slots: see _EventSlots
+        return ev  # type: ignore[return-value]
+
+
+class _EventSlots:
+    """``Event``'s slots, writable: ``from_map`` fills one and assigns it the class
+    ``Event`` (allowed between classes of the same slots and base)."""
+
+    __slots__ = ("channel", "chunks", "duration_ns", "error", "meta", "parent", "request",
+                 "response", "seq", "site", "start_ns", "task")
+    seq: Any
+    channel: Any
+    request: Any
+    response: Any
+    error: Any
+    start_ns: Any
+    duration_ns: Any
+    task: Any
+    site: Any
+    chunks: Any
+    parent: Any
+    meta: Any
 
 
 _new = object.__new__
 _NO_META: dict[str, Value] = {}
 _ABSENT: Any = object()  # a key's default: absent, as distinct from nil
 _ARRAY = (list, tuple)
-(_SEQ, _CHANNEL, _REQUEST, _RESPONSE, _ERROR, _START, _DURATION, _TASK, _SITE, _CHUNKS,
- _PARENT, _META) = (getattr(Event, f).__set__ for f in (
-    "seq", "channel", "request", "response", "error", "start_ns", "duration_ns", "task",
-    "site", "chunks", "parent", "meta"))
+_SITES: dict[tuple[str, int, str], CallSite] = {}  # call sites met, shared by from_map
+_SITES_KEPT = 4096
 _SITE_FILE, _SITE_LINE, _SITE_FUNCTION = (getattr(CallSite, f).__set__
                                           for f in ("file", "line", "function"))
 _CHUNK_DATA, _CHUNK_AT = (getattr(Chunk, f).__set__ for f in ("data", "at_ns"))
 assert [f.name for f in dataclasses.fields(Event)] == [
     "seq", "channel", "request", "response", "error", "start_ns", "duration_ns", "task",
     "site", "chunks", "parent", "meta"], "from_map fills every field of Event"
+assert sorted(_EventSlots.__slots__) == sorted(Event.__slots__)
+assert Event.from_map({"seq": 0, "channel": "c", "request": None, "start_ns": 0, "duration_ns": 0,
+                       "task": "main"}) == Event(0, "c", None), "_EventSlots becomes an Event"
 
 
 def _int(m: dict[str, Any], key: str) -> int:

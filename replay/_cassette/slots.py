@@ -125,6 +125,14 @@ def _section(body: bytes, limit: int, version: int) -> bytes:
     return head + body + _U32.pack(crc32c.crc32c(body, crc32c.crc32c(head[8:])))
 
 
+def _pairs(m: Mapping[str, Any]) -> bytes:
+    """The encoded key-value pairs of the map ``m`` (its encoding without the map's
+    own head): one encoding call for the whole map."""
+    packed = pack_plain(dict(m))
+    first = packed[0]
+    return packed[1 if first < 0xde else 3 if first == 0xde else 5:]
+
+
 def _map_head(n: int) -> bytes:
     if n < 16:
         return bytes((0x80 | n,))
@@ -152,7 +160,6 @@ class HeaderTemplate:
         """What each run's own metadata is redacted by."""
         self.version = version
         self._keys = frozenset(base.meta)
-        self._marked = RULES_MARK in base.meta
         self._front = _map_head(5) + pack_plain("created")
         self._middle = b"".join((
             pack_plain("argv"), pack_plain(list(base.argv)), pack_plain("python"),
@@ -168,20 +175,18 @@ class HeaderTemplate:
         :meth:`Redactor.value` as for any header."""
         own = {k: v for k, v in meta.items() if k != RULES_MARK}
         red = self.redactor
-        packed = b"".join(pack_plain(k) + pack_plain(v) for k, v in own.items())
+        packed = _pairs(own)
         if not red.clean(packed, own):
-            cleaned = red.value(own)
-            packed = b"".join(pack_plain(k) + pack_plain(v) for k, v in cleaned.items())
-            own = cleaned
-        rest = self._all
-        keys = len(self._pairs)
-        if self._keys.intersection(own):  # the run's own value wins, as in {**base, **own}
-            rest = b"".join(p for k, p in self._pairs.items() if k not in own)
-            keys -= len(self._keys.intersection(own))
-        marks = b""
-        if red.covers_defaults and not self._marked:
-            marks = pack_plain(RULES_MARK) + pack_plain(RULES_VERSION)
+            own = red.value(own)
+            packed = _pairs(own)
+        meta_map = self._all
+        keys = len(self._pairs) + len(own)
+        if self._keys.intersection(own):  # {**base, **own}: the base's place, the run's value
+            merged = {**self.base.meta, **own}
+            meta_map, keys, packed = _pairs(merged), len(merged), b""
+        if red.covers_defaults and RULES_MARK not in self._keys:
+            packed += pack_plain(RULES_MARK) + pack_plain(RULES_VERSION)
             keys += 1
         body = b"".join((self._front, pack_plain(created), self._middle,
-                         _map_head(keys + len(own)), rest, packed, marks))
+                         _map_head(keys), meta_map, packed))
         return _section(body, 1024 * 1024, self.version)

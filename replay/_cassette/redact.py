@@ -116,8 +116,9 @@ class Redactor:
         object.__setattr__(self, "_texts", {})
         object.__setattr__(self, "_clear", set())  # str keys whose _key() is (False, False)
         compiled = self.finder._bytes  # the same rules, compiled for bytes
-        object.__setattr__(self, "_scan", None if extra or compiled.anchors is None else
-                           compiled.anchors.find_matches_as_indexes)
+        object.__setattr__(self, "_scan", None if extra or compiled.quick is None else
+                           compiled.quick.find_matches_as_indexes)
+        object.__setattr__(self, "_pairs", tuple(compiled.pairs))
 
     finder: Finder = dataclasses.field(init=False, repr=False, compare=False)
     """The compiled rules (shared with ``replay scan``)."""
@@ -252,15 +253,21 @@ class Redactor:
 
         One anchor scan of ``packed`` stands for the secret scan of every string
         in them (a string with no anchor, and no ``=`` beside a ``?``, ``&`` or
-        ``;``, holds no secret); a walk over the containers checks the map keys
-        and ``[name, value]`` pairs by their cached verdicts. For the recorder's
+        ``;``, holds no secret; the scan looks for the 3-byte ``Shape.wide``
+        literals in place of 2-byte anchors, and for ``//`` only beside an ``@``:
+        ``_Compiled.quick``); a walk over the containers checks the map keys and
+        ``[name, value]`` pairs by their cached verdicts. For the recorder's
         per-event path (a tool call); redactors with extra patterns answer False.
         """
         scan = self._scan  # type: ignore[attr-defined]
         if scan is None or scan(packed):
             return False
-        if b"=" in packed and (b"?" in packed or b"&" in packed or b";" in packed):
+        find = packed.find  # not `in`: bytes.__contains__ tries an int first (an error made)
+        if find(b"=") >= 0 and (find(b"?") >= 0 or find(b"&") >= 0 or find(b";") >= 0):
             return False
+        for also, anchor in self._pairs:  # type: ignore[attr-defined]
+            if find(also) >= 0 and find(anchor) >= 0:
+                return False
         clear: set[str] = self._clear  # type: ignore[attr-defined]
         for v in values:  # _plain, inlined two maps deep (a tool's {"args": {...}})
             t = type(v)

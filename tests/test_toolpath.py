@@ -21,6 +21,7 @@ import pytest
 import replay
 from replay._capture.session import current
 from replay._capture.values import checker, strict
+from replay._cassette import index as ix
 from replay._cassette.codec import CALL_INLINE_SIZE
 from replay._cassette.errors import UnrecordableValueError
 from replay._cassette.events import CallSite, Event
@@ -141,6 +142,37 @@ def test_write_call_writes_the_bytes_write_would(tmp_path: Path) -> None:
     assert [(e.request, e.response, e.parent) for e in events] == \
         [(DEFAULT.value(r), DEFAULT.value(v), p) for r, v, p, _ in CALLS]
     assert events[-2].request == {"args": {"password": "[REDACTED]"}}
+
+
+def test_write_call_through_the_map_and_past_index_batches_writes_what_write_would(
+        tmp_path: Path) -> None:
+    """Thousands of calls: the journal gets mapped and grows, ``ix`` records are cut
+    after full batches, values vary in size, parents and redaction come and go."""
+    header = Header.new()
+    short = CassetteWriter(tmp_path / "short.replay", header, transform=DEFAULT)
+    long = CassetteWriter(tmp_path / "long.replay", header, transform=DEFAULT)
+    secret = shape_samples()["github-token"]
+    shapes = [short.call_shape(f"tool:t{k}", f"main/{k}", SITE, {"safe": k == 1})
+              for k in range(3)]
+    n = ix.BATCH + 700
+    for seq in range(n):
+        k = seq % 3
+        request = {"args": {"i": seq, "q": "x" * (seq % 40)}}
+        response: Any = (None if seq % 11 == 0 else f"token {secret}" if seq % 97 == 0
+                         else {"n": seq, "text": TEXT[: seq % 400]})
+        parent = seq - 1 if seq % 5 == 0 and seq else None
+        shape = shapes[k]
+        assert shape is not None
+        assert short.write_call(shape, seq, 1000 * seq, 7 + seq, parent, request, response)
+        long.write(Event(seq, f"tool:t{k}", request, response, None, 1000 * seq, 7 + seq,
+                         f"main/{k}", SITE, (), parent, {"safe": k == 1}))
+    assert short.mapped and short.calls_written == n
+    short.close()
+    long.close()
+    raw = (tmp_path / "short.replay").read_bytes()
+    assert raw == (tmp_path / "long.replay").read_bytes()
+    assert secret.encode() not in raw
+    assert len(read_cassette(tmp_path / "short.replay").events) == n
 
 
 def test_write_call_declines_what_needs_blobs(tmp_path: Path) -> None:

@@ -85,6 +85,8 @@ def from_bin(code: str, data: Any, n: int, what: str) -> array.array[int]:
 
 _ROW: Final = struct.Struct("=8q")
 """One row in :class:`Batch`'s buffer: the :data:`EVENT_COLUMNS` in order, native i64."""
+ROW: Final = _ROW
+"""A whole row, for a writer that appends rows to :attr:`Batch.rows` itself."""
 ROW_TAIL: Final = struct.Struct("=4q")
 """The last four fields of a row (``parent``, ``chan``, ``task``, ``flags``): a writer
 may append ``ROW_HEAD`` + ``ROW_TAIL`` bytes to :attr:`Batch.rows` itself."""

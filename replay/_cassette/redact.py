@@ -274,6 +274,8 @@ class Redactor:
             if t in _LEAVES:
                 continue
             if t is dict and clear.issuperset(v):
+                if _LEAVES.issuperset(map(type, v.values())):  # a flat map: one C-level check
+                    continue
                 for x in v.values():
                     tx = type(x)
                     if tx in _LEAVES or (tx is dict and clear.issuperset(x)

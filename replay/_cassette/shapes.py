@@ -78,7 +78,7 @@ class CallShape:
     task: what :meth:`CassetteWriter.write_call` needs besides the call's own values.
     Made by :meth:`CassetteWriter.call_shape`."""
 
-    __slots__ = ("chan", "keys", "meta", "mid", "site", "task", "task_id")
+    __slots__ = ("chan", "end", "keys", "meta", "mid", "site", "task", "task_id")
 
     def __init__(self, keys: int, mid: bytes, task: bytes, site: bytes, meta: bytes,
                  chan: int, task_id: int) -> None:
@@ -92,6 +92,8 @@ class CallShape:
         """``site`` with its key."""
         self.meta = meta
         """``meta`` (redacted) with its key, or nothing when it is empty."""
+        self.end = site + meta
+        """The record's end when it has no ``parent``: ``site`` then ``meta``."""
         self.chan = chan
         """The index's channel number."""
         self.task_id = task_id

@@ -14,25 +14,18 @@ import contextlib
 import mmap
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
 from typing import IO
 
 import crc32c
-import msgpack
 import zstandard
 
 from replay._cassette import index as ix
 from replay._cassette import journalmap as jm
-from replay._cassette import shapes as sh
-from replay._cassette.codec import (
-    _FRAMING,
-    CALL_CHANNELS,
-    CALL_INLINE_SIZE,
-    Encoder,
-    pack_plain,
-)
-from replay._cassette.events import CallSite, Event, Value
+from replay._cassette.codec import _FRAMING, Encoder
+from replay._cassette.direct import DirectWrites
+from replay._cassette.events import Event
 from replay._cassette.journalmap import fsync_dir
 from replay._cassette.layout import (
     _TRAILER,
@@ -48,15 +41,9 @@ from replay._cassette.shapes import ValueShape as ValueShape  # imports them fro
 from replay._cassette.slots import Slot, write_all
 from replay._cassette.slots import encode_header as encode_header  # its old home
 
-_pack = msgpack.Packer().pack  # ints and floats: the bytes Encoder's packer gives them
-_crc = crc32c.crc32c
-_frame_head = _FRAMING.pack
-_join = b"".join
-_row_head = ix.ROW_HEAD.pack
-
 # -- writing -----------------------------------------------------------------
 
-class CassetteWriter:
+class CassetteWriter(DirectWrites):
     """Writes a cassette, crash-safely, to ``path + ".partial"``.
 
     ``close()`` finishes the file and renames it over ``path`` (so an older
@@ -90,6 +77,7 @@ class CassetteWriter:
         self._slot = journal
         self._transform = transform
         self._encoder = Encoder()
+        self._pack_value = self._encoder.packer.pack
         self._cobj = (zstandard.ZstdCompressor(level=level, write_checksum=True).compressobj()
                       if version == 1 else None)
         self._lock = threading.Lock()
@@ -143,143 +131,6 @@ class CassetteWriter:
     def mapped(self) -> bool:
         """Whether the journal is being written through a memory map (else ``write()``)."""
         return self._map is not None
-
-    def value_shape(self, channel: str, request: Value, task: str,
-                    site: CallSite) -> ValueShape | None:
-        """The constant part of value events (an int or float response, no error, no
-        parent, no meta) on ``channel`` with ``request``, of ``task`` at ``site``;
-        None when they must go through :meth:`write` (this writer cannot, or the
-        record could hold a blob)."""
-        if not self.writes_values:
-            return None
-        pieces = sh.value_pieces(channel, request, task, site)
-        if pieces is None:
-            return None
-        with self._lock:
-            batch = self._batch
-            row = ix.ROW_TAIL.pack(ix.NO_PARENT, batch.channel_id(channel), batch.task_id(task),
-                                   ix.FLAG_RESPONSE)
-        return ValueShape(*pieces, row)
-
-    def write_value(self, shape: ValueShape, seqs: Iterator[int], start_ns: int,
-                    duration_ns: int, response: int | float) -> int:
-        """Append a value event of ``shape``: its ``seq`` is ``next(seqs)``, taken under
-        the writer's lock. Returns the seq. Durable against SIGKILL on return, as
-        :meth:`write`; the record is the one ``write`` would make of the same event.
-
-        ``response``: a float, or an int of at most 64 bits (the caller's guarantee).
-        """
-        lock = self._lock  # acquire() and release(): ~60 ns less than a with block
-        lock.acquire()
-        try:
-            m = self._map  # set only while the journal is mapped and open
-            if m is None and self._stopped:
-                raise ValueError(f"write to a closed CassetteWriter ({self.partial_path})")
-            seq = next(seqs)
-            payload = _join((shape.head, _pack(seq), shape.mid, _pack(start_ns),
-                             shape.dur_key, _pack(duration_ns), shape.tail,
-                             _pack(response), shape.site))
-            pos = self._pos
-            rows = self._rows
-            rows.frombytes(_row_head(seq, pos, start_ns, duration_ns) + shape.row)
-            self.values_written += 1
-            if m is not None:
-                at = self._base + pos + 8
-                end = at + len(payload)
-                try:
-                    m[at:end] = payload  # the payload first, its framing last (see _append)
-                except IndexError:  # past the mapping: _append grows it (or uses write())
-                    m = None
-                else:
-                    m[at - 8:at] = _frame_head(len(payload), _crc(payload))
-                    self._pos = end - self._base
-            if m is None:
-                self._append(_frame_head(len(payload), _crc(payload)) + payload)
-            if len(rows) >= _ROWS_FULL:  # the batch's ix record, after its last event
-                buf = bytearray()
-                self._index_record(buf)
-                self._append(buf)
-            return seq
-        finally:
-            lock.release()
-
-    def call_shape(self, channel: str, task: str, site: CallSite,
-                   meta: dict[str, Value]) -> CallShape | None:
-        """The constant part of the events of calls on ``channel`` (a ``tool:`` or
-        ``capture:`` one) of ``task`` at ``site`` with ``meta`` and no error; None when
-        they must go through :meth:`write` (this writer cannot write them directly)."""
-        if not (self.writes_values and channel.startswith(CALL_CHANNELS)):
-            return None
-        p = pack_plain
-        red = self._transform
-        try:
-            if isinstance(red, Redactor) and meta:
-                meta = red.value(meta)
-            mid = p("channel") + p(channel) + p("request")
-            where = p("site") + p([site.file, site.line, site.function])
-            extra = p("meta") + p(meta) if meta else b""
-            own = p("task") + p(task)
-        except (ValueError, TypeError):
-            return None
-        with self._lock:
-            batch = self._batch
-            return CallShape(8 + bool(meta), mid, own, where, extra,
-                             batch.channel_id(channel), batch.task_id(task))
-
-    def write_call(self, shape: CallShape, seq: int, start_ns: int, duration_ns: int,
-                   parent: int | None, request: Value, response: Value) -> bool:
-        """Append the event of a call of ``shape`` that returned ``response``: the record
-        :meth:`write` would make of it (redacted, then encoded), when it takes no
-        blob: True, and durable against SIGKILL on return. False (nothing written):
-        the caller writes the event with :meth:`write`, which looks for blobs.
-
-        Redaction: one scan of the values' encoding decides for most calls
-        (:meth:`Redactor.clean`); when it finds an anchor, the values are redacted
-        as :meth:`write` would (``Redactor.value``), and encoded again if changed."""
-        with self._lock:
-            if self._closed or self._broken or self._ended:
-                raise ValueError(f"write to a closed CassetteWriter ({self.partial_path})")
-            pack = self._encoder.packer.pack
-            try:
-                req = pack(request)
-                res = b"" if response is None else pack(response)
-                if len(req) + len(res) >= CALL_INLINE_SIZE:
-                    return False
-                red = self._redactor
-                if red is not None and not red.clean(req + res, request, response):
-                    value = red.value
-                    if (new := value(request)) is not request:
-                        req = pack(new)
-                    if (new := value(response)) is not response:
-                        res = b"" if new is None else pack(new)
-            except (ValueError, OverflowError, TypeError, RecursionError):
-                return False  # write() says why, as for any event
-            keys = shape.keys
-            if res:  # a response (None has none)
-                keys += 1
-                res = sh.RESPONSE + res
-            tail = shape.site
-            if parent is not None:
-                keys += 1
-                tail += sh.PARENT + _pack(parent)
-            payload = b"".join((sh.MAP_HEADS[keys], sh.K_SEQ, _pack(seq), shape.mid, req,
-                                sh.START, _pack(start_ns), sh.DURATION, _pack(duration_ns),
-                                shape.task, res, tail, shape.meta))
-            if len(payload) >= CALL_INLINE_SIZE:
-                return False
-            rows = self._batch.add_row(seq, self._pos, start_ns, duration_ns,
-                                       ix.NO_PARENT if parent is None else parent, shape.chan,
-                                       shape.task_id, ix.FLAG_RESPONSE if res else 0)
-            out = _frame_head(len(payload), _crc(payload)) + payload
-            if rows >= ix.BATCH:
-                buf = bytearray(out)
-                self._index_record(buf)
-                self._append(buf)
-            else:
-                self._append(out)
-            self._encoder.events += 1
-            self.calls_written += 1
-            return True
 
     def write(self, event: Event) -> None:
         """Append one event (after ``transform``); durable against SIGKILL on return."""
@@ -420,7 +271,7 @@ class CassetteWriter:
         out = bytearray()
         if len(self._batch):
             self._index_record(out)
-        out += self._encoder.end_record(self.values_written)
+        out += self._encoder.end_record(self.direct_written)
         self._append(out)
         self._ended = self._stopped = True
         self._unmap()
@@ -492,7 +343,3 @@ class CassetteWriter:
         # A run that raised is still a recording worth keeping (often the one
         # you want to replay), so a clean close either way.
         self.close()
-
-
-_ROWS_FULL = ix.BATCH * len(ix.EVENT_COLUMNS)  # a full batch's length of Batch.rows
-

@@ -86,10 +86,7 @@ def _clean(red: Redactor, scanned: bytes, body: Value, headers: Value,
     method, body, headers, response, meta)`` answers, the response's header list
     checked by its names' cached verdicts (``red.header_pair``) rather than walked
     pair by pair. ``scanned`` holds every str and bytes of the parts verbatim."""
-    scan = red._scan  # type: ignore[attr-defined]
-    if scan is None or scan(scanned):
-        return False
-    if b"=" in scanned and (b"?" in scanned or b"&" in scanned or b";" in scanned):
+    if not red.quiet(scanned):
         return False
     plain = red._plain
     for v in (body, headers, meta):

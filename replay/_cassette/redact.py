@@ -259,15 +259,8 @@ class Redactor:
         ``[name, value]`` pairs by their cached verdicts. For the recorder's
         per-event path (a tool call); redactors with extra patterns answer False.
         """
-        scan = self._scan  # type: ignore[attr-defined]
-        if scan is None or scan(packed):
+        if not self.quiet(packed):
             return False
-        find = packed.find  # not `in`: bytes.__contains__ tries an int first (an error made)
-        if find(b"=") >= 0 and (find(b"?") >= 0 or find(b"&") >= 0 or find(b";") >= 0):
-            return False
-        for also, anchor in self._pairs:  # type: ignore[attr-defined]
-            if find(also) >= 0 and find(anchor) >= 0:
-                return False
         clear: set[str] = self._clear  # type: ignore[attr-defined]
         for v in values:  # _plain, inlined two maps deep (a tool's {"args": {...}})
             t = type(v)
@@ -284,6 +277,20 @@ class Redactor:
                     if not self._plain(x):
                         return False
             elif not self._plain(v):
+                return False
+        return True
+
+    def quiet(self, packed: bytes) -> bool:
+        """True when no string held verbatim in ``packed`` can hold a secret by the
+        rules (:meth:`clean`'s scan; False: maybe). None can with user patterns."""
+        scan = self._scan  # type: ignore[attr-defined]
+        if scan is None or scan(packed):
+            return False
+        find = packed.find  # not `in`: bytes.__contains__ tries an int first (an error made)
+        if find(b"=") >= 0 and (find(b"?") >= 0 or find(b"&") >= 0 or find(b";") >= 0):
+            return False
+        for also, anchor in self._pairs:  # type: ignore[attr-defined]  # noqa: SIM110
+            if find(also) >= 0 and find(anchor) >= 0:
                 return False
         return True
 

@@ -307,9 +307,15 @@ class Recorder:
                 # packed: the slot is empty again (a failed packing keeps the complete
                 # journal in it, out of the pool, for the next start's recovery)
                 self._give_slot(active.journal)
-                row = row_of(path, run_id=state.run_id, entry=entry or active.entry,
-                             start=active.start, duration=duration, status=status,
-                             error=error, tags=self.tags, attrs=all_attrs)
+                red = run.redactor  # the index is on disk too: no key in it
+                tags, attrs_, name = self.tags, all_attrs, entry or active.entry
+                if red is not None:
+                    tags = tuple(red.text(t) for t in tags)
+                    attrs_ = {k: red.text(v) for k, v in all_attrs.items()}
+                    name = red.text(name)
+                row = row_of(path, run_id=state.run_id, entry=name, start=active.start,
+                             duration=duration, status=status, error=error, tags=tags,
+                             attrs=attrs_)
                 self.store.put(path, row)
             except (OSError, ReplayError) as err:
                 warnings.warn(f"agent-replay: run {state.run_id} was recorded to {path} "

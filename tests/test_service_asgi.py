@@ -19,6 +19,7 @@ import replay
 from fixtures.emulator import Emulator, Turn
 from replay._runs.entry import Response
 from replay._runs.store import Query, RunRow, RunStatus, open_store
+from replay._service.recorder import Recorder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -216,3 +217,49 @@ def test_a_streamed_response_whose_body_task_starlette_made_replays(
         assert isinstance(again, Response)
         assert (again.status, again.body) == (200, body)
         assert run.result is not None and run.result.ok
+
+
+def test_a_server_killed_mid_request_keeps_the_runs_acknowledged_events_only(
+        tmp_path: Path, emulator: Callable[..., Emulator]) -> None:
+    """SIGKILL while the model call is in flight: the next process recovers the run with
+    the tool call that had returned, and nothing of the dropped runs that used the same
+    journal slot before it."""
+    import signal
+    import threading
+
+    llm = emulator(Turn(text="Slow answer.", repeat=True, delay_ms=3000))
+    root = tmp_path / "runs"
+    svc = Service(llm.openai_base_url, str(root), "failed")
+    try:
+        dropped = [svc.ask("ann", f"question {i}").json()["trace"] for i in range(2)]
+        threading.Thread(target=lambda: _suppressed(svc.ask, "bob", "in flight"),
+                         daemon=True).start()
+        deadline = time.monotonic() + 60
+        while not any(b"tool:lookup" in p.read_bytes() and b"bob" in p.read_bytes()
+                      for p in root.rglob("*.replay.partial")):
+            assert time.monotonic() < deadline, "the in-flight run's tool event never came"
+            time.sleep(0.02)
+        svc.proc.send_signal(signal.SIGKILL)
+        svc.proc.wait(timeout=30)
+    finally:
+        if svc.proc.poll() is None:
+            svc.stop()
+    assert [r.status for r in open_store(str(root)).query()] == []  # both dropped
+    leftover = b"".join(p.read_bytes() for p in root.rglob("*.replay.partial"))
+    # a trace is the first 12 hex digits of a uuid the run recorded (as 8-4-4-4-12)
+    assert not any(t[:8].encode() in leftover for t in dropped)
+    store = Recorder(str(root), keep="failed").store  # recovers the leftover
+    [row] = store.query()
+    assert row.status is RunStatus.CRASHED and row.entry == "POST /ask/bob"
+    events = replay.read_cassette(store.fetch(row.id), strict=False).events
+    # the tool call (and the random draw made inside it), not the model call in flight
+    assert [e.channel for e in events] == ["random", "tool:lookup"]
+    assert "bob" in repr(events[1].request)
+    assert b"sk-test-abcdefghijklmnop1234" not in Path(store.fetch(row.id)).read_bytes()
+
+
+def _suppressed(call: Callable[..., object], *args: object) -> None:
+    try:
+        call(*args)
+    except httpx.HTTPError:  # the server was killed under it
+        pass

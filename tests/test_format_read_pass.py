@@ -9,6 +9,7 @@ import pytest
 from _format_child import golden_header, make_event, text
 
 from replay._cassette import CassetteWriter, iter_events, read_cassette, verify
+from replay._cassette.codec import _BLOB_HEAD, _BLOB_VALUE
 from replay._cassette.errors import CassetteCorruptError
 from replay._cassette.eventlog import EventLog
 from replay._cassette.events import CallSite, Chunk, Event, RecordedError
@@ -124,3 +125,31 @@ def test_from_map_builds_frozen_events_and_shares_call_sites() -> None:
         Event.from_map(m)
     other = Event.from_map({**ev.to_map(), "site": ["/f.py", 3, "g"]})
     assert other.site == CallSite("/f.py", 3, "g") and other.site is not a.site
+
+
+def test_bytes_blob_head_read_without_decoding_and_anything_else_declined(
+        tmp_path: pathlib.Path) -> None:
+    # bodies of distinct events: blob ids past the fixint and uint8 forms (128, 256)
+    events = [streamed(i, text(i, 300).encode()) for i in range(300)]
+    path = tmp_path / "bodies.replay"
+    write(path, events)
+    assert list(log_of(path)) == events  # the pass takes every body by its head
+    p = log_of(path)._p
+    body = b"z" * 300
+
+    def taken(head: bytes, ident: int) -> bool:
+        payload = head + body
+        return p.bin_blob(payload, 0, len(payload), ident)
+
+    for ident, form in [(5, b"\x05"), (200, b"\xcc\xc8"), (300, b"\xcd\x01\x2c"),
+                        (5, b"\xcd\x00\x05"), (70000, b"\xce\x00\x01\x11\x70")]:
+        assert taken(_BLOB_HEAD + form + _BLOB_VALUE + b"\xc5\x01\x2c", ident), form
+        assert p.blobs[ident][0] == body
+    for head, ident in [
+        (_BLOB_HEAD + b"\x05" + _BLOB_VALUE + b"\xc5\x01\x2c", 6),  # another id
+        (_BLOB_HEAD + b"\x05" + _BLOB_VALUE + b"\xc5\x01\x2d", 5),  # length past the record
+        (_BLOB_HEAD + b"\x05" + _BLOB_VALUE + b"\xc4\x2c", 5),  # length short of it
+        (_BLOB_HEAD + b"\x05" + _BLOB_VALUE + b"\xd9\x01\x2c", 5),  # a str, not bytes
+        (_BLOB_HEAD + b"\xd0\x05" + _BLOB_VALUE + b"\xc5\x01\x2c", 5),  # a signed id
+    ]:
+        assert not taken(head, ident), head

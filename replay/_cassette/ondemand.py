@@ -40,11 +40,15 @@ from replay._cassette.sections import _Damage
 MAX_REF_DEPTH = 64
 """Blob references resolved one inside another, at most (each is a nested decode)."""
 _FRAMES_CACHED = 4
+_REF_SIZES = frozenset((1, 2, 4, 8))  # the lengths of a blob reference's data
 _BLOB_CACHE_BYTES = 8 * 1024 * 1024
 _BIN_BLOB = re.compile(  # {"k": "blob", "id": <uint>, "v": <bin>}, as the writer packs it
-    re.escape(_BLOB_HEAD) + rb"(?:([\x00-\x7f])|\xcc(.)|\xcd(..)|\xce(.{4})|\xcf(.{8}))"
-    + re.escape(_BLOB_VALUE) + rb"(?:\xc4(.)|\xc5(..)|\xc6(.{4}))", re.DOTALL)
-"""The head of a blob record holding bytes: the id, then the bin's length (groups)."""
+    re.escape(_BLOB_HEAD) + rb"([\x00-\x7f]|\xcc.|\xcd..|\xce.{4}|\xcf.{8})"
+    + re.escape(_BLOB_VALUE) + rb"(\xc4.|\xc5..|\xc6.{4})", re.DOTALL)
+"""The head of a blob record holding bytes: the id, then the bin's length (groups: each
+as packed, its type byte then its big-endian value; a positive fixint is its value)."""
+_LOW = (0, 0x7f, 0xff, 0xffff, 0, 0xffff_ffff, 0, 0, 0, 0xffff_ffff_ffff_ffff)
+"""By the length of a packed uint or bin length: the mask that leaves its value."""
 
 
 class _Packed:
@@ -69,6 +73,7 @@ class _Packed:
             msgpack.unpackb, raw=False, strict_map_key=False, use_list=True,
             ext_hook=self._ext)
         self.decoder._unpackb = self.unpack
+        self._bpos, self._nblobs = index.bpos, len(index.bpos)
         self._depth = 0
         self._expanded = 0
         self._at = 0  # stream offset of the record being decoded
@@ -177,16 +182,29 @@ class _Packed:
         head = _BIN_BLOB.match(data, i, stop)
         if head is None:
             return False
-        *ids, n8, n16, n32 = head.groups()
+        idb, lenb = head.group(1, 2)
         j = head.end()
         size = 2 * (stop - i)  # as decode_at counts a record without references
-        if int.from_bytes(next(filter(None, ids)), "big") != ident \
-                or j + int.from_bytes(n8 or n16 or n32, "big") != stop or size > self.budget:
+        if int.from_bytes(idb, "big") & _LOW[len(idb)] != ident \
+                or j + (int.from_bytes(lenb, "big") & _LOW[len(lenb)]) != stop \
+                or size > self.budget:
             return False
         self.keep_value(ident, data[j:stop], size)
         return True
 
     def _ext(self, code: int, data: bytes) -> Any:
+        # msgpack calls this for every ext value: a blob reference (the usual one, a
+        # cached blob) takes the fewest steps (no helper call, the columns held here)
+        if code == EXT_REF and len(data) in _REF_SIZES:
+            ident = int.from_bytes(data, "big")
+            if ident < self._nblobs and self._bpos[ident] < self._at:
+                hit = self.blobs.get(ident)
+                if hit is not None:
+                    self._expanded += hit[1]
+                    return hit[0]
+        return self._ext_slow(code, data)
+
+    def _ext_slow(self, code: int, data: bytes) -> Any:
         if code != EXT_REF:
             return self.decoder._ext(code, data)
         ident = _ref_id(data)

@@ -171,7 +171,7 @@ def test_tool_arguments_are_bound_as_inspect_binds_them() -> None:
         ((1,), {"nope": 3}), ((1,), {"b": 3, "a": 1}),
     ]
     for func in (f, g):
-        bind = _binder(func)
+        bind = _binder(func)[0]
         for args, kwargs in calls:
             assert bind(*args, **kwargs) == _slow_bind(func, *args, **kwargs), (func, args)
             fast: Any = bind(*args, **kwargs)

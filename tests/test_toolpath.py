@@ -269,6 +269,38 @@ def _redacted(x: Any) -> Any:
     return DEFAULT.value(x) if isinstance(x, dict) and "note" in x else x
 
 
+@replay.tool
+def two(a: Any, b: Any = 2) -> int:
+    return 1
+
+
+@replay.tool
+def star(*a: Any) -> int:
+    return 1
+
+
+ARGS: list[tuple[Any, ...]] = [(1,), (1, "x"), (True, None), (b"x", 2), (1.5,),
+                               (float("nan"), 1), ([1, (2,)],), ({"k": {3}},), (2**70, -1)]
+
+
+def test_the_wrappers_binding_shortcut_records_what_bind_gives(tmp_path: Path) -> None:
+    from replay._capture.tools import _binder
+    path = tmp_path / "run.replay"
+    with replay.record(path):
+        for args in ARGS:
+            two(*args)
+            star(*args)
+        session = current()
+        assert session is not None and session._values is not None
+        assert session._values.calls_written == 2 * len(ARGS)  # all by the short path
+    got = [e.request for e in replay.load(path).events]
+    want = [bind(*args) for args in ARGS
+            for bind in (_binder(two.__wrapped__)[0], _binder(star.__wrapped__)[0])]
+    assert got == want
+    assert got[:4] == [{"args": {"a": 1}}, {"args": {"a": [1]}}, {"args": {"a": 1, "b": "x"}},
+                       {"args": {"a": [1, "x"]}}]
+
+
 CHILD = """
 import sys, time
 sys.path.insert(0, sys.argv[2])

@@ -82,7 +82,15 @@ def _codec(func: Callable[..., Any], dump: Callable[[Any], Value] | None,
             _values.checker(where))
 
 
-def _binder(func: Callable[..., Any]) -> Callable[..., Value]:
+_SAME = frozenset({str, int, bool, bytes, type(None)})  # what canonical() gives back as it is
+
+
+def _binder(func: Callable[..., Any]
+            ) -> tuple[Callable[..., Value], tuple[str, ...], int, int]:
+    """(bind, names, least, most): ``bind(*args, **kwargs)`` is the request's
+    ``{"args": ...}``; a call with no keywords, from ``least`` to ``most`` positional
+    arguments all of ``_SAME``'s types, binds to ``{"args": dict(zip(names, args))}``
+    (``least > most`` when the signature has other kinds of parameter)."""
     try:
         sig: inspect.Signature | None = inspect.signature(func)
     except (TypeError, ValueError):
@@ -118,13 +126,14 @@ def _binder(func: Callable[..., Any]) -> Callable[..., Value]:
                 pass
         return {"args": {"*": _values.canonical(list(args)),
                          "**": _values.canonical(kwargs)}}
-    return bind
+    return bind, names, (least if plain else 1), (most if plain else 0)
 
 
 def _wrap(func: Callable[..., Any], channel: str, safe: bool,
           dump: Callable[[Any], Value] | None, load: Callable[[Value], Any] | None
           ) -> Callable[..., Any]:
-    bind = _binder(func)
+    bind, names, least, most = _binder(func)
+    same = _SAME.issuperset
     encode, decode, quick = _codec(func, dump, load, f"the result of {channel}")
     meta: dict[str, Value] = {"safe": safe}
     marker = object()  # this tool's part of the call-site cache keys (toolpath.entry)
@@ -156,7 +165,10 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                     hit = _toolpath.entry(state, writer, channel, meta, key, frame)
                 shape = hit[1]
                 if shape is not None:
-                    request = bind(*args, **kwargs)
+                    if not kwargs and least <= len(args) <= most and same(map(type, args)):
+                        request: Value = {"args": dict(zip(names, args, strict=False))}  # as bind()
+                    else:
+                        request = bind(*args, **kwargs)
                     seq = next(s._seq)  # atomic under the GIL (see Session.read)
                     parent = _parent()
                     t0 = s.t0
@@ -213,7 +225,10 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                     hit = _toolpath.entry(state, writer, channel, meta, key, frame)
                 shape = hit[1]
                 if shape is not None:
-                    request = bind(*args, **kwargs)
+                    if not kwargs and least <= len(args) <= most and same(map(type, args)):
+                        request: Value = {"args": dict(zip(names, args, strict=False))}  # as bind()
+                    else:
+                        request = bind(*args, **kwargs)
                     seq = next(s._seq)  # atomic under the GIL (see Session.read)
                     parent = _parent()
                     t0 = s.t0

@@ -144,6 +144,41 @@ def test_write_call_writes_the_bytes_write_would(tmp_path: Path) -> None:
     assert events[-2].request == {"args": {"password": "[REDACTED]"}}
 
 
+def _flat_calls() -> list[tuple[dict[str, Any], Any]]:
+    """Flat requests (the wrapper's binding shortcut) and responses, a secret of every
+    shape in every place one can be, sensitive names as parameters and result keys."""
+    out: list[tuple[dict[str, Any], Any]] = [
+        ({"args": {"i": 1}}, {"order": 1, "text": TEXT}), ({"args": {"q": "x"}}, None),
+        ({"args": {"password": "hunter22"}}, 1), ({"args": {"Cookie": "a=1"}}, "x"),
+        ({"args": {"i": 2}}, {"api_key": "abcdefgh"}), ({"args": {"i": 3}}, {"n": {"token": "x"}}),
+        ({"args": {"u": "https://admin:pw123456@db.example/x"}}, None),
+        ({"args": {"u": "https://h/x?token=abcdef1234"}}, None)]
+    for secret in shape_samples().values():
+        out += [({"args": {"s": secret}}, None), ({"args": {"s": b"b " + secret.encode()}}, 1),
+                ({"args": {"i": 4}}, secret), ({"args": {"i": 5}}, {"t": f"see {secret}"}),
+                ({"args": {"i": 6}}, {secret: 1}), ({"args": {"i": 7}}, [{"a": secret}])]
+    return out
+
+
+def test_write_call_of_a_flat_request_writes_the_bytes_write_would(tmp_path: Path) -> None:
+    header = Header.new()
+    short = CassetteWriter(tmp_path / "short.replay", header, transform=DEFAULT)
+    long = CassetteWriter(tmp_path / "long.replay", header, transform=DEFAULT)
+    shape = short.call_shape("tool:look", "main/1", SITE, {"safe": False})
+    assert shape is not None
+    calls = _flat_calls() * 2  # the second time round, the key verdicts are cached
+    for seq, (request, response) in enumerate(calls):
+        assert short.write_call(shape, seq, seq, 5, None, request, response, True)
+        long.write(Event(seq, "tool:look", request, response, None, seq, 5, "main/1", SITE, (),
+                         None, {"safe": False}))
+    short.close()
+    long.close()
+    raw = (tmp_path / "short.replay").read_bytes()
+    assert raw == (tmp_path / "long.replay").read_bytes()
+    for secret in [*shape_samples().values(), "hunter22", "abcdefgh", "pw123456", "abcdef1234"]:
+        assert secret.encode() not in raw, secret
+
+
 def test_write_call_through_the_map_and_past_index_batches_writes_what_write_would(
         tmp_path: Path) -> None:
     """Thousands of calls: the journal gets mapped and grows, ``ix`` records are cut

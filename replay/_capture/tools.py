@@ -167,8 +167,9 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                 if shape is not None:
                     if not kwargs and least <= len(args) <= most and same(map(type, args)):
                         request: Value = {"args": dict(zip(names, args, strict=False))}  # as bind()
+                        flat = True
                     else:
-                        request = bind(*args, **kwargs)
+                        request, flat = bind(*args, **kwargs), False
                     seq = next(s._seq)  # atomic under the GIL (see Session.read)
                     parent = _parent()
                     t0 = s.t0
@@ -185,7 +186,7 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                     duration = _perf_ns() - t0 - start
                     response = quick(result)
                     if not writer.write_call(shape, seq, start, duration, parent, request,
-                                             response):
+                                             response, flat):
                         _toolpath.write(s, seq, channel, request, response, start, duration,
                                         state.id, hit[2], parent, meta)
                     return result
@@ -227,8 +228,9 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                 if shape is not None:
                     if not kwargs and least <= len(args) <= most and same(map(type, args)):
                         request: Value = {"args": dict(zip(names, args, strict=False))}  # as bind()
+                        flat = True
                     else:
-                        request = bind(*args, **kwargs)
+                        request, flat = bind(*args, **kwargs), False
                     seq = next(s._seq)  # atomic under the GIL (see Session.read)
                     parent = _parent()
                     t0 = s.t0
@@ -245,7 +247,7 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                     duration = _perf_ns() - t0 - start
                     response = quick(result)
                     if not writer.write_call(shape, seq, start, duration, parent, request,
-                                             response):  # (counted by the writer)
+                                             response, flat):  # (counted by the writer)
                         _toolpath.write(s, seq, channel, request, response, start, duration,
                                         state.id, hit[2], parent, meta)
                     return result

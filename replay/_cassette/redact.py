@@ -246,7 +246,7 @@ class Redactor:
             return self.data(v)
         return v
 
-    def clean(self, packed: bytes, *values: Any) -> bool:
+    def clean(self, packed: bytes, *values: Any, scanned: bool = False) -> bool:
         """True when :meth:`value` would leave each of ``values`` as it is (False: it
         may not; ask it). ``packed`` is their msgpack encoding (or any bytes holding
         every str and bytes in them verbatim, as msgpack writes them).
@@ -259,7 +259,7 @@ class Redactor:
         ``[name, value]`` pairs by their cached verdicts. For the recorder's
         per-event path (a tool call); redactors with extra patterns answer False.
         """
-        if not self.quiet(packed):
+        if not (scanned or self.quiet(packed)):  # scanned: the caller had quiet() say yes
             return False
         clear: set[str] = self._clear  # type: ignore[attr-defined]
         for v in values:  # _plain, inlined two maps deep (a tool's {"args": {...}})

@@ -164,3 +164,29 @@ def test_a_template_header_is_read_back_as_a_header(tmp_path: Path) -> None:
     assert header.created == "2026-12-03T11:45:00.000000Z"
     run = header.meta["run"]
     assert isinstance(run, dict) and "tok-123" not in str(run["note"])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_neither_takes_nor_deletes_its_parents_slots(tmp_path: Path) -> None:
+    pool = SlotPool()
+    slot = pool.take(str(tmp_path))
+    pool.give(slot)
+    pid = os.fork()
+    if pid == 0:  # the child: its own slot, then close the pool
+        try:
+            mine = pool.take(str(tmp_path))
+            ok = mine is not slot and mine.path != slot.path
+            pool.give(mine)
+            pool.close()
+            os._exit(0 if ok and not os.path.exists(mine.path) else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert os.path.exists(slot.path) and pool.take(str(tmp_path)) is slot
+    slot.begin(b"still ours")  # its descriptor is open in the parent
+    assert Path(slot.path).read_bytes() == b"still ours"
+    slot.empty()
+    pool.give(slot)
+    pool.close()
+    assert not os.path.exists(slot.path)

@@ -37,11 +37,13 @@ _FLAGS = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOE
 class Slot:
     """A journal file kept open for run after run (see the module docstring)."""
 
-    __slots__ = ("fd", "path")
+    __slots__ = ("fd", "path", "pid")
 
     def __init__(self, path: str) -> None:
         self.path = path
         """The file."""
+        self.pid = os.getpid()
+        """The process that made it (a forked child leaves its parent's slots alone)."""
         self.fd = os.open(path, _FLAGS, 0o666)
         """Its descriptor, opened for appending (each ``write()`` lands at the end, so
         an emptied slot is written from its start again without a seek)."""
@@ -77,7 +79,10 @@ def write_all(fd: int, out: bytes | bytearray) -> None:
 
 class SlotPool:
     """The free slots of a recorder, by folder: an emptied slot goes back, a run takes
-    one (or a new one is made: as many exist as runs ever recorded at once)."""
+    one (or a new one is made: as many exist as runs ever recorded at once). In a
+    child forked from the recorder's process, the parent's slots are not the
+    child's: they are never taken or deleted there (the child records into its
+    own spool, as the store makes one per process)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -86,10 +91,14 @@ class SlotPool:
 
     def take(self, folder: str) -> Slot:
         """A free, empty slot in ``folder``."""
+        pid = os.getpid()
         with self._lock:
             free = self._free.get(folder)
-            if free:
-                return free.pop()
+            while free:
+                slot = free.pop()
+                if slot.pid == pid:
+                    return slot
+                slot.close()  # the child's copy of its parent's descriptor
             self._made += 1
             n = self._made
         return Slot(os.path.join(folder, f"slot-{n}.replay.partial"))
@@ -104,12 +113,14 @@ class SlotPool:
         with self._lock:
             free = [s for slots in self._free.values() for s in slots]
             self._free.clear()
+        pid = os.getpid()
         for slot in free:
             slot.close()
-            try:
-                os.unlink(slot.path)
-            except FileNotFoundError:
-                pass
+            if slot.pid == pid:
+                try:
+                    os.unlink(slot.path)
+                except FileNotFoundError:
+                    pass
 
 
 def encode_header(header: Header, limit: int = 1024 * 1024, *,

@@ -190,3 +190,35 @@ def test_a_forked_child_neither_takes_nor_deletes_its_parents_slots(tmp_path: Pa
     pool.give(slot)
     pool.close()
     assert not os.path.exists(slot.path)
+
+
+def test_a_run_that_fails_to_start_leaves_its_slot_empty_for_the_next(tmp_path: Path) -> None:
+    from replay._capture.session import SESSION_HOOKS
+    from replay._cassette.errors import SessionError
+
+    def refuse(session: Any, run: Any) -> None:  # after the run's header was written
+        raise SessionError("refused by a session hook")
+
+    root = tmp_path / "store"
+    rec = Recorder(str(root), keep="failed", service=True)
+    SESSION_HOOKS.append(refuse)
+    try:
+        assert rec.begin("refused", {"note": "refused-run"}) is None  # runs unrecorded
+    finally:
+        SESSION_HOOKS.remove(refuse)
+    try:
+        [slot] = _partials(root)
+        assert slot.stat().st_size == 0
+        active = rec.begin("next", {})
+        assert active is not None and active.journal is not None
+        assert active.journal.path == str(slot)  # the same slot, taken again
+        mine = str(uuid.uuid4())
+        commit = rec.end(active, RuntimeError("kept"))
+        assert commit is not None
+        row = commit()
+    finally:
+        rec.close()
+    assert row is not None
+    path = open_store(str(root)).fetch(row.id)
+    assert b"refused-run" not in Path(path).read_bytes()
+    assert [str(e.response) for e in replay.read_cassette(path).events] == [mine]

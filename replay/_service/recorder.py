@@ -264,9 +264,13 @@ class Recorder:
                   checked=True)
         try:
             run.start()
-        except SessionError:  # another session holds this context: run unrecorded
-            self._give_slot(journal)
-            return None
+        except BaseException as exc:
+            if journal is not None:  # what the writer may have put there is no run
+                journal.empty()
+                self._give_slot(journal)
+            if isinstance(exc, SessionError):  # another session holds this context:
+                return None                    # the code runs unrecorded
+            raise
         state = _State(run_id)
         token = _CURRENT.set(state)
         return Active(run, state, token, start, entry, own, draw, journal)

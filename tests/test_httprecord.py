@@ -200,3 +200,42 @@ def test_a_sensitive_response_header_anywhere_is_redacted(tmp_path: Path,
     assert (tmp_path / "short.replay").read_bytes() == (tmp_path / "long.replay").read_bytes()
     headers = read_cassette(tmp_path / "short.replay").events[1].response["headers"]
     assert [v for _, v in headers][-1 if len(pairs) != 4 else 2] == "[REDACTED]"
+
+
+def test_both_paths_share_one_blob_table(tmp_path: Path) -> None:
+    """Events written the short and the long way in one file refer to each other's blobs
+    (the same de-duplication key), as if all had gone the long way."""
+    mixed, long = _pair(tmp_path)
+    for i in range(12):
+        x = exchange(i % 3, body={"messages": HISTORY[: 2 + i % 4], "model": "m"})
+        x["seq"] = i
+        if i % 2:
+            mixed.write(event_of(x))
+        else:
+            assert write_http(mixed, **x)
+        long.write(event_of(x))
+    mixed.close()
+    long.close()
+    assert (tmp_path / "short.replay").read_bytes() == (tmp_path / "long.replay").read_bytes()
+
+
+@pytest.mark.parametrize("raw", [
+    [(b"Content-Type", b"application/json"), (b"Date", b"x")],
+    [(b"Content-Encoding", b"gzip"), (b"content-encoding", b"br"), (b"X", b"\xe9")],
+    [(b"Set-Cookie", b"a=1"), (b"set-cookie", b"b=2"), (b"CONTENT-ENCODING", b"deflate")],
+    [],
+])
+def test_response_pairs_read_what_the_public_headers_hold(raw: list[tuple[bytes, bytes]]) -> None:
+    import httpx
+
+    from replay._capture.http.common import header_get, header_pairs
+    from replay._capture.http.recording import response_pairs
+
+    headers = httpx.Headers(raw)
+    want = header_pairs(headers.raw)
+    assert response_pairs(headers) == (want, header_get(want, "content-encoding"))
+
+    class Plain:  # no triples: the public way
+        def __init__(self) -> None:
+            self.raw = raw
+    assert response_pairs(Plain()) == (want, header_get(want, "content-encoding"))

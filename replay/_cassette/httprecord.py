@@ -20,15 +20,23 @@ field by field.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import crc32c
 
 from replay._cassette import index as ix
-from replay._cassette.codec import _FRAMING, BLOB_MIN_SIZE, DEFAULT_MAX_VALUES, pack_plain
+from replay._cassette.codec import (
+    _BLOB_HEAD,
+    _BLOB_VALUE,
+    _FRAMING,
+    BLOB_MIN_SIZE,
+    DEFAULT_MAX_VALUES,
+    pack_plain,
+)
 from replay._cassette.events import CallSite, Value
-from replay._cassette.redact import Redactor
+from replay._cassette.redact import _SAME, Redactor
 
 if TYPE_CHECKING:
     from replay._cassette.writer import CassetteWriter
@@ -49,8 +57,10 @@ _CHUNKS: Final = _p("chunks")
 _PARENT: Final = _p("parent")
 _META: Final = _p("meta")
 _PAIR: Final = b"\x92"  # a chunk's [data, at_ns]
-_EXT_HEADS: Final = {1: b"\xd4\x01", 2: b"\xd5\x01", 4: b"\xd6\x01", 8: b"\xd7\x01"}
-"""fixext 1/2/4/8 of extension type 1 (a blob ref), by the ref's data length."""
+_ROW: Final = ix._ROW  # an index row, as Batch.add_row packs it
+_ROWS_FULL: Final = ix.BATCH * len(ix.EVENT_COLUMNS)  # a full batch's length of Batch.rows
+_BYTES: Final = frozenset({bytes})
+_blake2b = hashlib.blake2b
 
 
 def _map_head(n: int) -> bytes:
@@ -130,10 +140,13 @@ def write_http(writer: CassetteWriter, seq: int, start_ns: int, duration_ns: int
     default redactor, or none (:attr:`CassetteWriter.writes_values`).
     """
     if (type(request) is not dict or tuple(request) != _REQ_KEYS or type(response) is not dict
-            or not writer.writes_values):
+            or not writer.writes_values or not _BYTES.issuperset(map(type, datas))):
         return False
     red = writer._redactor
     url = request["url"]
+    if red is not None and (type(url) is not str or (
+            red._texts.get(url) is not _SAME and red.text(url) is not url)):  # type: ignore[attr-defined]
+        return False
     method = request["method"]
     body = request["body"]
     headers = request["headers"]
@@ -143,20 +156,15 @@ def write_http(writer: CassetteWriter, seq: int, start_ns: int, duration_ns: int
         enc = writer._encoder
         pack = enc.packer.pack
         try:
-            method_b, url_b, body_b, head_b = pack(method), pack(url), pack(body), pack(headers)
-            res_b = pack(response)
+            method_b, body_b, head_b, res_b = pack(method), pack(body), pack(headers), pack(
+                response)
             meta_b = pack(meta) if meta else b""
-            for d in datas:
-                if type(d) is not bytes:
-                    return False
-            if red is not None:
-                if type(url) is not str or red.text(url) is not url:
-                    return False
-                scanned = b"".join((method_b, body_b, head_b, res_b, meta_b, *datas))
-                if not _clean(red, scanned, body, headers, response, meta):
-                    return False
-            req_b = b"\x84\xa6method" + method_b + b"\xa3url" + url_b + b"\xa4body" + body_b \
-                + b"\xa7headers" + head_b
+            if red is not None and not _clean(
+                    red, b"".join((method_b, body_b, head_b, res_b, meta_b, *datas)), body,
+                    headers, response, meta):
+                return False
+            req_b = b"".join((b"\x84\xa6method", method_b, b"\xa3url", pack(url), b"\xa4body",
+                              body_b, b"\xa7headers", head_b))
             payloads = _encode(enc, seq, start_ns, duration_ns, task, site, parent, request,
                                req_b, response, res_b, datas, times, meta, meta_b)
         except (ValueError, OverflowError, TypeError, RecursionError):
@@ -164,28 +172,41 @@ def write_http(writer: CassetteWriter, seq: int, start_ns: int, duration_ns: int
         if payloads is None:
             return False
         batch, pos = writer._batch, writer._pos
-        out = bytearray()
-        last = len(payloads) - 1
-        for k, p in enumerate(payloads):
-            if k == last:
-                status = response.get("status")
-                flags = ix.FLAG_RESPONSE | (ix.FLAG_CHUNKS if datas else 0) | (
-                    ix.FLAG_HTTP_ERROR if type(status) is int and status >= 400 else 0)
-                batch.add_row(seq, pos + len(out), start_ns, duration_ns,
-                              ix.NO_PARENT if parent is None else parent,
-                              batch.channel_id("http"), batch.task_id(task), flags)
-            else:
-                batch.bpos.append(pos + len(out))
-            out += _frame(len(p), _crc(p))
-            out += p
+        chan = batch._chans.get("http")
+        if chan is None:
+            chan = batch.channel_id("http")
+        tid = batch._tasks.get(task)
+        if tid is None:
+            tid = batch.task_id(task)
+        status = response.get("status")
+        flags = ix.FLAG_RESPONSE | (ix.FLAG_CHUNKS if datas else 0) | (
+            ix.FLAG_HTTP_ERROR if type(status) is int and status >= 400 else 0)
+        record = payloads[-1]
         if len(payloads) > 1:
+            buf = bytearray()
+            bpos = batch.bpos
+            for p in payloads[:-1]:
+                bpos.append(pos + len(buf))
+                buf += _frame(len(p), _crc(p))
+                buf += p
+            at = pos + len(buf)
+            buf += _frame(len(record), _crc(record))
+            buf += record
+            out: bytes | bytearray = buf
             new = enc._new
             if len(enc._ids) + len(new) > enc._max_ids:
                 enc._ids.clear()  # the spill, as Encoder.encode_payloads does it
             enc._ids.update(new)
             enc.blobs += len(new)
+        else:
+            at = pos
+            out = _frame(len(record), _crc(record)) + record
+        rows = batch.rows
+        rows.frombytes(_ROW.pack(seq, at, start_ns, duration_ns,
+                                 ix.NO_PARENT if parent is None else parent, chan, tid, flags))
         enc.events += 1
-        if len(batch) >= ix.BATCH:
+        if len(rows) >= _ROWS_FULL:  # the batch's ix record, after its last event
+            out = bytearray(out)
             writer._index_record(out)
         writer._append(out)
         return True
@@ -199,9 +220,7 @@ def _encode(enc: Any, seq: int, start_ns: int, duration_ns: int, task: str,
     then the event), its de-duplication state not yet committed; None when the
     general path must decide (a record past the value-count check)."""
     pack = enc.packer.pack
-    keys = 7  # k, seq, channel, request, start_ns, duration_ns, task, then response
-    head = _K_SEQ + pack(seq) + _CHANNEL
-    times_b = _START + pack(start_ns) + _DURATION + pack(duration_ns) + _TASK + pack(task)
+    keys = 8  # k, seq, channel, request, start_ns, duration_ns, task, response
     site_b = b""
     if site is not None:
         keys += 1
@@ -216,43 +235,60 @@ def _encode(enc: Any, seq: int, start_ns: int, duration_ns: int, task: str,
     n = len(datas)
     if n:
         keys += 1
+    head = b"".join((_map_head(keys), _K_SEQ, pack(seq), _CHANNEL))
+    times_b = b"".join((_START, pack(start_ns), _DURATION, pack(duration_ns), _TASK, pack(task),
+                        _RESPONSE))
     if n and len(datas[0]) >= BLOB_MIN_SIZE:  # "big": encode_payloads walks without a probe
         walk = True
     else:
         chunks_b = (_CHUNKS + _array_head(n) + b"".join(
             _PAIR + pack(d) + pack(t) for d, t in zip(datas, times, strict=True))) if n else b""
-        record = b"".join((_map_head(keys + 1), head, req_b, times_b, _RESPONSE, res_b, site_b,
-                           chunks_b, parent_b, meta_b))
+        record = b"".join((head, req_b, times_b, res_b, site_b, chunks_b, parent_b, meta_b))
         walk = len(record) >= BLOB_MIN_SIZE
-    if walk:
-        enc._new.clear()
-        enc._payloads = []
-        if len(req_b) >= BLOB_MIN_SIZE:
-            req_b = pack(enc._walk(request, req_b))
-        if len(res_b) >= BLOB_MIN_SIZE:
-            res_b = pack(enc._walk(response, res_b))
-        chunks_b = b""
-        if n:
+    if not walk:
+        return None if len(record) > DEFAULT_MAX_VALUES else [record]
+    enc._new.clear()
+    payloads: list[bytes] = []
+    enc._payloads = payloads
+    if len(req_b) >= BLOB_MIN_SIZE:
+        req_b = pack(enc._walk(request, req_b))
+    if len(res_b) >= BLOB_MIN_SIZE:
+        res_b = pack(enc._walk(response, res_b))
+    chunks_b = b""
+    if n:
+        if n == 1 and len(datas[0]) >= BLOB_MIN_SIZE:  # a body read whole
+            parts = [_CHUNKS, b"\x91\x92", _ref(enc, pack(datas[0]), payloads), pack(times[0])]
+        else:
             parts = [_CHUNKS, _array_head(n)]
             for d, t in zip(datas, times, strict=True):
-                parts += (_PAIR, _ref(enc, d) if len(d) >= BLOB_MIN_SIZE else pack(d), pack(t))
-            chunks_b = b"".join(parts)
-        if len(meta_b) - len(_META) >= BLOB_MIN_SIZE:
-            meta_b = _META + pack(enc._walk(dict(meta), meta_b[len(_META):]))
-        record = b"".join((_map_head(keys + 1), head, req_b, times_b, _RESPONSE, res_b, site_b,
-                           chunks_b, parent_b, meta_b))
-        out = [*enc._payloads, record]
-    else:
-        out = [record]
-    for p in out:
+                parts += (_PAIR, _ref(enc, pack(d), payloads) if len(d) >= BLOB_MIN_SIZE
+                          else pack(d), pack(t))
+        chunks_b = b"".join(parts)
+    if len(meta_b) - len(_META) >= BLOB_MIN_SIZE:
+        meta_b = _META + pack(enc._walk(dict(meta), meta_b[len(_META):]))
+    record = b"".join((head, req_b, times_b, res_b, site_b, chunks_b, parent_b, meta_b))
+    payloads.append(record)
+    for p in payloads:
         if len(p) > DEFAULT_MAX_VALUES:  # the rare huge record: write() counts and says
             return None
-    return out
+    return payloads
 
 
-def _ref(enc: Any, data: bytes) -> bytes:
-    """The packed blob ref of ``data`` (a chunk's bytes), its blob made if new: what
-    ``Encoder._walk`` gives for it, packed."""
-    ref: bytes = enc._blob(enc.packer.pack(data)).data
-    return _EXT_HEADS[len(ref)] + ref
-
+def _ref(enc: Any, data: bytes, payloads: list[bytes]) -> bytes:
+    """The packed blob ref of ``data`` (one packed value, a chunk's bytes), its blob
+    record added to ``payloads`` if new: what ``Encoder._blob`` gives, packed."""
+    key = _blake2b(data, digest_size=16).digest()
+    ident: int | None = enc._ids.get(key)
+    if ident is None:
+        new = enc._new
+        ident = new.get(key)
+        if ident is None:
+            ident = new[key] = enc.blobs + len(new)
+            payloads.append(_BLOB_HEAD + enc.packer.pack(ident) + _BLOB_VALUE + data)
+    if ident < 0x100:
+        return b"\xd4\x01" + bytes((ident,))
+    if ident < 0x10000:
+        return b"\xd5\x01" + ident.to_bytes(2, "big")
+    if ident < 0x100000000:
+        return b"\xd6\x01" + ident.to_bytes(4, "big")
+    return b"\xd7\x01" + ident.to_bytes(8, "big")

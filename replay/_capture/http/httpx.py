@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -33,12 +34,11 @@ from replay._capture.http.common import (
     canonical_body,
     canonical_url,
     config_of,
-    header_pairs,
     request_head,
     response_value,
     served_headers,
 )
-from replay._capture.http.recording import Recorder, direct_writer
+from replay._capture.http.recording import Recorder, direct_writer, response_pairs
 from replay._capture.session import BUSY, Pending, Session, current
 from replay._cassette.divergence import Divergence, Grade
 from replay._cassette.errors import DivergenceError, NetworkBlockedError, ReplayError
@@ -48,6 +48,7 @@ MODULES = ("httpx", "httpx2")
 """The httpx-compatible modules intercepted, when installed."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_perf_ns = time.perf_counter_ns
 
 
 # -- errors ----------------------------------------------------------------------
@@ -93,6 +94,7 @@ class _Kit:
 
             def __iter__(self) -> Iterator[bytes]:
                 rec = self._rec
+                datas, times, base = rec.datas, rec.times, rec.base  # rec.add, inlined
                 it = iter(self._inner)
                 while True:
                     token = BUSY.set(True)
@@ -105,7 +107,8 @@ class _Kit:
                         raise
                     finally:
                         BUSY.reset(token)
-                    rec.add(data)
+                    datas.append(data)
+                    times.append(_perf_ns() - base)
                     yield data
                 rec.complete()
 
@@ -124,6 +127,7 @@ class _Kit:
 
             async def __aiter__(self) -> AsyncIterator[bytes]:
                 rec = self._rec
+                datas, times, base = rec.datas, rec.times, rec.base  # rec.add, inlined
                 it = self._inner.__aiter__()
                 while True:
                     token = BUSY.set(True)
@@ -136,7 +140,8 @@ class _Kit:
                         raise
                     finally:
                         BUSY.reset(token)
-                    rec.add(data)
+                    datas.append(data)
+                    times.append(_perf_ns() - base)
                     yield data
                 rec.complete()
 
@@ -253,17 +258,12 @@ class _Kit:
         ext = response.extensions
         version = ext.get("http_version", b"HTTP/1.1")
         reason = ext.get("reason_phrase", b"")
-        pairs = header_pairs(response.headers.raw)
+        pairs, encoding = response_pairs(response.headers)
         head = response_value(
             response.status_code,
             reason.decode("latin-1") if isinstance(reason, bytes) else str(reason), pairs,
             version.decode("latin-1") if isinstance(version, bytes) else str(version))
         meta: dict[str, Value] = {"client": self.name, "head_ns": pending.elapsed_ns()}
-        encoding = None
-        for name, value in pairs:  # the first Content-Encoding, as header_get finds it
-            if name.lower() == "content-encoding":
-                encoding = value
-                break
         rec = Recorder(pending, head, meta, encoding, direct_writer(pending.session))
         if hasattr(response, "_content"):  # built with content=...: already read
             if response._content:

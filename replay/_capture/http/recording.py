@@ -11,9 +11,11 @@ exchange the short path declines, goes through ``Pending.finish`` / ``fail``.
 
 from __future__ import annotations
 
+import operator
 import threading
 from typing import Any
 
+from replay._capture.http.common import Pairs, header_get, header_pairs
 from replay._capture.http.decoding import decode_chunks
 from replay._capture.pending import Pending
 from replay._cassette.events import Chunk, Value
@@ -29,8 +31,8 @@ class Recorder:
     ``Pending.finish`` would have written through the session); None: the long way.
     """
 
-    __slots__ = ("datas", "done", "encoding", "head", "lock", "meta", "pending", "times",
-                 "writer")
+    __slots__ = ("base", "datas", "done", "encoding", "head", "lock", "meta", "pending",
+                 "times", "writer")
 
     def __init__(self, pending: Pending, head: dict[str, Value], meta: dict[str, Value],
                  encoding: str | None, writer: CassetteWriter | None) -> None:
@@ -40,7 +42,10 @@ class Recorder:
         self.encoding = encoding
         self.writer = writer
         self.datas: list[bytes] = []
+        """The chunks as they reached the caller."""
         self.times: list[int] = []
+        """Each chunk's arrival, ns after the event's start: ``perf_counter_ns() - base``."""
+        self.base = pending.session.t0 + pending.start_ns
         self.done = False
         self.lock = threading.Lock()
 
@@ -78,6 +83,25 @@ class Recorder:
                 session._written += 1  # as Session.emit counts what it hands the writer
                 return
         pending.finish(self.head, chunks=_chunks(datas, times), meta=meta)
+
+
+_LOWER = operator.itemgetter(1)
+
+
+def response_pairs(headers: Any) -> tuple[Pairs, str | None]:
+    """An httpx response's headers as stored (``header_pairs`` of ``headers.raw``), and
+    its first ``Content-Encoding`` (as ``header_get`` finds it), read from the
+    ``(name, lower-case name, value)`` triples httpx keeps when it has them."""
+    triples = getattr(headers, "_list", None)
+    if type(triples) is list:
+        try:
+            pairs = [[k.decode("latin-1"), v.decode("latin-1")] for k, _, v in triples]
+            if b"content-encoding" not in map(_LOWER, triples):
+                return pairs, None
+        except (AttributeError, TypeError, ValueError, IndexError):
+            pass  # not the triples of bytes this expects: the public way
+    pairs = header_pairs(headers.raw)
+    return pairs, header_get(pairs, "content-encoding")  # type: ignore[arg-type]
 
 
 def _chunks(datas: list[bytes], times: list[int]) -> tuple[Chunk, ...]:

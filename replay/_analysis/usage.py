@@ -19,7 +19,9 @@ estimates, and ``None`` for a model neither knows.
 
 from __future__ import annotations
 
+import datetime
 import functools
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,6 +46,9 @@ if TYPE_CHECKING:
 Prices = Mapping[str, tuple[float, float, float]]
 """A private price table: model id prefix -> ``(input, cached input, output)`` in USD
 per million tokens (the longest matching prefix wins)."""
+
+_EPOCH = datetime.datetime(1970, 1, 1)
+"""The timestamp of our price snapshot (never read: see ``_snapshot``)."""
 
 _PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
 """Our provider names -> genai-prices provider ids."""
@@ -141,10 +146,24 @@ class ModelCall:
 @functools.cache
 def _snapshot() -> DataSnapshot:
     """genai-prices' bundled data, in a snapshot of our own: never the one its
-    ``UpdatePrices`` may install (no download, the same answer offline)."""
+    ``UpdatePrices`` may install (no download, the same answer offline).
+
+    Its timestamp is given, not left to its ``datetime.now`` default: that read
+    comes from a dataclass ``__init__`` (a ``<string>`` frame, taken for user
+    code), so made inside a run it was recorded or, on replay, an extra call.
+    A snapshot not from an auto-update never reads its timestamp."""
     from genai_prices import data
     from genai_prices.data_snapshot import DataSnapshot
-    return DataSnapshot(providers=data.providers, from_auto_update=False)
+    return DataSnapshot(providers=data.providers, from_auto_update=False,
+                        timestamp=_EPOCH)
+
+
+def _now() -> datetime.datetime:
+    """The wall clock for genai-prices' date-dependent prices, read by
+    ``clock_gettime``, which runs never intercept: left to genai-prices, the read
+    went through the patched ``datetime.now`` and landed in the user's run."""
+    return datetime.datetime.fromtimestamp(time.clock_gettime(time.CLOCK_REALTIME),
+                                           datetime.UTC)
 
 
 def _genai_cost(model: str, provider: str | None, *, input_tokens: int = 0,
@@ -159,7 +178,7 @@ def _genai_cost(model: str, provider: str | None, *, input_tokens: int = 0,
     snap = _snapshot()
     for pid in dict.fromkeys((_PROVIDERS.get(provider or ""), None)):
         try:
-            calc = snap.calc(GenaiUsage(**counts), model, pid, None, None)
+            calc = snap.calc(GenaiUsage(**counts), model, pid, None, _now())
         except (LookupError, ValueError):
             continue
         return float(calc.total_price)

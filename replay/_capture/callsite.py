@@ -22,7 +22,21 @@ from types import CodeType, FrameType
 
 from replay._cassette.events import CallSite
 
-OURS, INFRA, STDLIB, LIB, USER = range(5)
+OURS, INFRA, STDLIB, LIB, USER, GEN = range(6)
+"""The kinds of code; ``GEN`` is code made at run time from a string (a dataclass's
+``__init__``, a namedtuple's ``__new__``, attrs' methods: ``<string>``, ``<attrs
+generated init ...>``): it belongs to whoever called it, so the walk looks past it,
+and takes it for the user's only when nothing above it is (``python -c``, code
+``exec``'d at the top)."""
+
+_USER_PSEUDO = ("<stdin>", "<console>", "<input>", "<ipython-input-")
+"""Pseudo file names that are the user's typing, not generated code."""
+
+
+def generated(filename: str) -> bool:
+    """Whether ``filename`` names code made at run time from a string (kind ``GEN``)."""
+    return (filename.startswith("<") and not filename.startswith("<frozen")
+            and not filename.startswith(_USER_PSEUDO))
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # replay/
 
@@ -110,7 +124,7 @@ def _classify_path(filename: str) -> int:
         name = filename[8:-1]
         return INFRA if name.split(".")[0] in _INFRA_MODULES else STDLIB
     if filename.startswith("<"):
-        return USER
+        return USER if filename.startswith(_USER_PSEUDO) else GEN
     path = filename if os.path.isabs(filename) else os.path.abspath(filename)
     if path.startswith(_PKG_DIR):
         return OURS
@@ -171,6 +185,7 @@ def find(frame: FrameType | None, library_wanted: bool = True) -> tuple[
     if kind == INFRA:
         return True, None, None
     fallback: FrameType | None = None
+    generated: FrameType | None = None
     library: str | None = None
     steps = _steps
     while frame is not None:
@@ -178,6 +193,11 @@ def find(frame: FrameType | None, library_wanted: bool = True) -> tuple[
         hit = steps.get(id(code))
         step = hit[1] if hit is not None and hit[0] is code else _step(code)
         if step == _PASS:  # a standard-library frame
+            frame = frame.f_back
+            continue
+        if step == _GEN:  # code made from a string: its caller decides
+            if generated is None:
+                generated = frame
             frame = frame.f_back
             continue
         if step == _LIB:  # most frames: a library's
@@ -199,15 +219,17 @@ def find(frame: FrameType | None, library_wanted: bool = True) -> tuple[
             if library_wanted:
                 library = f"{portable(code.co_filename)}:{frame.f_lineno}"
         break  # a boundary
+    if fallback is None and generated is not None:  # nothing above it but plumbing
+        return False, site_of(generated), None
     if not library_wanted:
         return False, site_of(fallback) if fallback is not None else None, None
     return False, site_of(fallback) if fallback is not None else None, library or "?"
 
 
-_PASS, _USER, _IMPORT, _LIB, _STOP = 0, 1, 2, 4, 8
+_PASS, _USER, _IMPORT, _LIB, _STOP, _GEN = 0, 1, 2, 4, 8, 16
 """What :func:`find`'s walk does at a frame of a code object (past agent-replay's own):
 go on, stop at a user frame, stop at an import, note a library frame (and go on
-unless it is also a boundary), stop at a boundary."""
+unless it is also a boundary), stop at a boundary, note generated code and go on."""
 _steps: dict[int, tuple[CodeType, int]] = {}
 """:func:`find`'s steps by code object identity (emptied when a boundary is added), so
 a frame of the walk costs one dictionary lookup."""
@@ -219,6 +241,8 @@ def _step(code: CodeType) -> int:
         step = _USER
     elif code.co_filename in _IMPORT_FILES:
         step = _IMPORT
+    elif kind == GEN:
+        step = _GEN | (_STOP if code in BOUNDARIES else 0)
     else:
         step = (_LIB if kind == LIB else _PASS) | (_STOP if code in BOUNDARIES else 0)
     if len(_steps) > 100_000:
@@ -261,15 +285,18 @@ def site_of(frame: FrameType) -> CallSite:
 
 
 def user_frame(frame: FrameType | None) -> FrameType | None:
-    """The first user (else library) frame at or above ``frame``; for breakpoints."""
-    fallback = None
+    """The first user (else library, else generated) frame at or above ``frame``; for
+    breakpoints."""
+    fallback = generated = None
     while frame is not None:
         kind = classify(frame.f_code)
         if kind == USER:
             return frame
         if kind == LIB and fallback is None:
             fallback = frame
+        if kind == GEN and generated is None:
+            generated = frame
         if frame.f_code in BOUNDARIES:
             break
         frame = frame.f_back
-    return fallback
+    return fallback or generated

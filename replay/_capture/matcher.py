@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from replay._capture import callsite as _callsite
 from replay._cassette.divergence import Divergence, Grade
 from replay._cassette.events import CallSite, Event, Value
 from replay._cassette.structdiff import diff, distance
@@ -279,10 +280,13 @@ class Matcher:
 
     def _elsewhere(self, recorded: Event, channel: str, site: CallSite | None) -> bool:
         """Whether a value read asked at ``site`` is not ``recorded``'s read: both sites
-        are known and differ, and no custom matcher decides what matches."""
+        are known and differ, and no custom matcher decides what matches. A site in
+        generated code (a dataclass's ``<string>`` ``__init__``), which recordings made
+        before such frames were looked past carry, tells nothing."""
         there = recorded.site
         if (channel not in VALUE_CHANNELS or recorded.channel != channel or site is None
-                or there is None or channel.startswith(self._prefixes)):
+                or there is None or channel.startswith(self._prefixes)
+                or _callsite.generated(there.file)):
             return False
         return there.line != site.line or there.function != site.function  # site_key
 

@@ -140,6 +140,7 @@ def creation_site(frame: FrameType | None) -> str:
     callables) and agent-replay's own never count.
     """
     chain: list[str] = []
+    generated = ""  # code made from a string (``python -c``), when nothing else is
     while frame is not None:
         code = frame.f_code
         kind = _callsite.classify(code)
@@ -148,12 +149,14 @@ def creation_site(frame: FrameType | None) -> str:
             break
         if kind == _callsite.LIB:
             chain.append(f"{_callsite.portable(code.co_filename)}:{frame.f_lineno}")
+        if kind == _callsite.GEN and not generated:
+            generated = f"{code.co_filename}:{frame.f_lineno}"
         if code in _callsite.BOUNDARIES:
-            site = ""
+            site = "" if chain else generated
             break
         frame = frame.f_back
     else:
-        site = ""
+        site = "" if chain else generated
     if not chain:
         return site or "?"
     digest = hashlib.blake2b("|".join(chain).encode(), digest_size=2).hexdigest()

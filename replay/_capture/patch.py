@@ -108,6 +108,20 @@ def register_module(name: str, provider: Callable[[types.ModuleType], PatchList]
             providers.append(provider)
 
 
+def extend(make: Callable[[], PatchList]) -> bool:
+    """Put ``make()``'s patches in place beside the installed ones; they come out with
+    the others. For a capture point that needs them only once a run uses its
+    library (vcrpy's urllib3 stubs, built at a run's first request through
+    urllib3). False, and nothing applied, when the patches are not installed.
+    ``make`` runs under the lock, so it must not import (a finished import applies
+    its module's patches under the same lock)."""
+    with _LOCK:
+        if not _saved:
+            return False
+        _apply(make())
+        return True
+
+
 def _apply(patches: PatchList) -> None:
     for owner, attr, new in patches:
         # Only what the owner itself holds is saved and restored: an attribute it

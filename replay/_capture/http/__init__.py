@@ -35,7 +35,8 @@ def _on_session(session: Session, run: RunSettings) -> None:
         session.matcher.set_matcher(CHANNEL, make_matcher(run.options.get("match_on")))
 
 
-_patch.register(_vcr.patches)
+for _name, _provider in _vcr.MODULE_PATCHES.items():
+    _patch.register_module(_name, _provider)
 _patch.register(_httpx.patches)
 _patch.register(_netblock.patches)
 if _on_session not in SESSION_HOOKS:

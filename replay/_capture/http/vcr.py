@@ -10,6 +10,12 @@ cassette, persister, matchers and ``patch.py`` are not used; the patch
 triples are built here and installed by ``replay._capture.patch`` with every other
 patch, so installing and removing stay one thread-safe unit.
 
+vcrpy itself is imported only when a run first makes a request through urllib3
+or aiohttp (importing it imports every library it has stubs for, and yaml):
+until then the patches in place are the two that need no vcrpy, and a process
+whose runs speak only httpx never loads it. See "vcrpy, imported at a run's
+first request" below.
+
 vcrpy reads a response body whole before handing it over, so these
 libraries' bodies are recorded as one chunk (no per-chunk timing; stream
 LLM calls through httpx). vcrpy's ``force_reset`` (which briefly un-patches
@@ -22,14 +28,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import importlib.util
 import sys
+import threading
+import types
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
 from replay._capture import exc as _exc
+from replay._capture import patch as _patch
+from replay._capture import tasks as _tasks
 from replay._capture.exc import ReplayedException
 from replay._capture.http.common import (
     CHANNEL,
@@ -44,6 +53,8 @@ from replay._capture.http.common import (
 from replay._capture.session import BUSY, Pending, current
 from replay._cassette.errors import NetworkBlockedError, ReplayError
 from replay._cassette.events import Chunk, Event, RecordedError, Value
+
+PatchList = _patch.PatchList
 
 _ATTR = "_agent_replay_state"
 _PASS = "pass"
@@ -266,6 +277,38 @@ class Bridge:
 BRIDGE = Bridge()
 
 
+# -- vcrpy, imported at a run's first request through urllib3 or aiohttp -------------
+# Importing vcrpy imports every HTTP library it has stubs for (requests, urllib3,
+# botocore, httplib2, tornado, aiohttp, httpx) and yaml, ~20k objects and up to a
+# second: a service whose runs only speak httpx never pays it. The patches that
+# need no vcrpy (urllib3's ``_get_conn``, aiohttp's ``_request``) go in when the
+# library is loaded; the first request a run makes through one of them imports
+# vcrpy and builds its stubs (outside the run: what the imports read is not the
+# run's), and urllib3's connection classes are swapped for them from then on.
+_KIT_LOCK = threading.Lock()
+"""Held while a kit is built (taken before any patch lock, never under it)."""
+_kits: dict[str, Any] = {}
+
+
+@functools.cache
+def _have_vcr() -> bool:
+    return importlib.util.find_spec("vcr") is not None
+
+
+def _kit(name: str, build: Callable[[], Any]) -> Any:
+    kit = _kits.get(name)
+    if kit is None:
+        with _KIT_LOCK:
+            kit = _kits.get(name)
+            if kit is None:
+                token = _tasks.CURRENT.set(None)
+                try:
+                    kit = _kits[name] = build()
+                finally:
+                    _tasks.CURRENT.reset(token)
+    return kit
+
+
 # -- urllib3 (and requests) ------------------------------------------------------
 def _wrapped_getresponse(conn: Any, call: Any, args: Any, kwargs: Any) -> Any:
     request = conn.__dict__.get("_vcr_request")
@@ -286,10 +329,10 @@ def _wrapped_getresponse(conn: Any, call: Any, args: Any, kwargs: Any) -> Any:
         _OUTER.reset(t_outer)
 
 
-@functools.cache
-def _urllib3_kit() -> tuple[Any, Any, Any, Any, Any]:
-    import urllib3.connection as conn
-    import urllib3.connectionpool as cpool
+def _urllib3_kit() -> PatchList:
+    """vcrpy's urllib3 connections answered by the session, and the pool function that
+    tells their liveness: the patches for ``urllib3.connection`` and its pools."""
+    conn, cpool = sys.modules["urllib3.connection"], sys.modules["urllib3.connectionpool"]
     from vcr.stubs import urllib3_stubs as stubs
 
     class HTTPConnection(stubs.VCRRequestsHTTPConnection):  # type: ignore[misc]
@@ -308,7 +351,7 @@ def _urllib3_kit() -> tuple[Any, Any, Any, Any, Any]:
         def getresponse(self, *args: Any, **kwargs: Any) -> Any:
             return _wrapped_getresponse(self, super().getresponse, args, kwargs)
 
-    real_dropped = getattr(cpool, "is_connection_dropped")  # noqa: B009
+    real_dropped = vars(cpool)["is_connection_dropped"]
 
     def is_connection_dropped(connection: Any) -> bool:
         real = getattr(connection, "real_connection", None)
@@ -318,54 +361,77 @@ def _urllib3_kit() -> tuple[Any, Any, Any, Any, Any]:
             return False
         return bool(real_dropped(real))
 
-    get_conn = cpool.HTTPConnectionPool._get_conn
-
-    def patched_get_conn(cls: Any) -> Any:
-        @functools.wraps(get_conn)
-        def _get_conn(pool: Any, timeout: Any = None, **kwargs: Any) -> Any:
-            connection = get_conn(pool, timeout, **kwargs)
-            while not isinstance(connection, pool.ConnectionCls):
-                if connection is not None:
-                    connection.close()  # a pooled live connection: drop it, keep its slot
-                pool._put_conn(None)
-                connection = get_conn(pool, timeout, **kwargs)
-            return connection
-        return _get_conn
-
-    return (conn, cpool, HTTPConnection, HTTPSConnection,
-            (is_connection_dropped, patched_get_conn))
-
-
-def _urllib3_patches() -> list[tuple[object, str, object]]:
-    conn, cpool, http, https, (dropped, get_conn) = _urllib3_kit()
     return [
-        (conn, "VerifiedHTTPSConnection", https), (conn, "HTTPConnection", http),
-        (conn, "HTTPSConnection", https), (cpool, "is_connection_dropped", dropped),
-        (cpool.HTTPConnectionPool, "ConnectionCls", http),
-        (cpool.HTTPSConnectionPool, "ConnectionCls", https),
-        (cpool.HTTPConnectionPool, "_get_conn", get_conn(cpool.HTTPConnectionPool)),
-        (cpool.HTTPSConnectionPool, "_get_conn", get_conn(cpool.HTTPSConnectionPool)),
+        (conn, "VerifiedHTTPSConnection", HTTPSConnection),
+        (conn, "HTTPConnection", HTTPConnection), (conn, "HTTPSConnection", HTTPSConnection),
+        (cpool, "is_connection_dropped", is_connection_dropped),
+        (cpool.HTTPConnectionPool, "ConnectionCls", HTTPConnection),
+        (cpool.HTTPSConnectionPool, "ConnectionCls", HTTPSConnection),
     ]
+
+
+def _urllib3_stubs() -> PatchList:
+    """The stub patches when they are not in place (they are while the pools'
+    connection class is vcrpy's; the kit is built)."""
+    stubs: PatchList = _kits["urllib3"]
+    cpool = sys.modules["urllib3.connectionpool"]
+    http = next(new for owner, attr, new in stubs if owner is cpool.HTTPConnectionPool)
+    return [] if vars(cpool.HTTPConnectionPool).get("ConnectionCls") is http else stubs
+
+
+def _stub_urllib3() -> bool:
+    """vcrpy's urllib3 stubs in place (at a run's first request through urllib3);
+    False when the patches came out meanwhile."""
+    _kit("urllib3", _urllib3_kit)
+    return _patch.extend(_urllib3_stubs)
+
+
+@functools.cache
+def _get_conn_patch(get_conn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(get_conn)
+    def _get_conn(pool: Any, timeout: Any = None, **kwargs: Any) -> Any:
+        if (getattr(pool.ConnectionCls, "cassette", None) is not BRIDGE
+                and (current() is None or not _stub_urllib3())):
+            return get_conn(pool, timeout, **kwargs)  # no run has used urllib3 yet
+        connection = get_conn(pool, timeout, **kwargs)
+        while not isinstance(connection, pool.ConnectionCls):
+            if connection is not None:
+                connection.close()  # a pooled live connection: drop it, keep its slot
+            pool._put_conn(None)
+            connection = get_conn(pool, timeout, **kwargs)
+        return connection
+    return _get_conn
+
+
+def _urllib3_patches(module: types.ModuleType) -> PatchList:
+    """urllib3's pools take a connection through ``_get_conn``; with the stubs when a
+    run has made a request through urllib3 before (a ``register_module`` provider)."""
+    cpool = sys.modules.get("urllib3.connectionpool")
+    if cpool is None or not _have_vcr():
+        return []
+    get_conn = _get_conn_patch(vars(cpool.HTTPConnectionPool)["_get_conn"])
+    out: PatchList = [(cpool.HTTPConnectionPool, "_get_conn", get_conn),
+                      (cpool.HTTPSConnectionPool, "_get_conn", get_conn)]
+    return out + (_urllib3_stubs() if "urllib3" in _kits else [])
 
 
 # -- aiohttp ---------------------------------------------------------------------
 @functools.cache
-def _aiohttp_request() -> tuple[Any, Any]:
-    import aiohttp.client as client
-    from vcr.stubs.aiohttp_stubs import vcr_request
-
-    original = client.ClientSession._request
-    through_vcr = vcr_request(BRIDGE, original)
+def _aiohttp_patch(original: Callable[..., Any]) -> Callable[..., Any]:
+    def through_vcr() -> Any:
+        from vcr.stubs.aiohttp_stubs import vcr_request
+        return vcr_request(BRIDGE, original)
 
     @functools.wraps(original)
     async def _request(self: Any, method: str, url: Any, **kwargs: Any) -> Any:
         if current() is None or BUSY.get():
             return await original(self, method, url, **kwargs)
+        request = _kit("aiohttp", through_vcr)
         holder: list[_Call] = []
         t_holder = _HOLDER.set(holder)
         t_busy = BUSY.set(True)
         try:
-            return await through_vcr(self, method, url, **kwargs)
+            return await request(self, method, url, **kwargs)
         except Exception as exc:
             for state in holder:
                 state.fail(exc)
@@ -374,35 +440,31 @@ def _aiohttp_request() -> tuple[Any, Any]:
             BUSY.reset(t_busy)
             _HOLDER.reset(t_holder)
 
-    return client.ClientSession, _request
+    return _request
 
 
-# -- the provider ----------------------------------------------------------------
-def _installed(name: str) -> bool:
-    if name in sys.modules:
-        return True
-    if importlib.util.find_spec(name) is None:
-        return False
-    importlib.import_module(name)
-    return True
+def _aiohttp_patches(module: types.ModuleType) -> PatchList:
+    """``ClientSession._request`` through vcrpy's stub in a run (a ``register_module``
+    provider)."""
+    client = sys.modules.get("aiohttp.client")
+    if client is None or not _have_vcr():
+        return []
+    session_cls = client.ClientSession
+    return [(session_cls, "_request", _aiohttp_patch(vars(session_cls)["_request"]))]
 
 
+# -- the providers ---------------------------------------------------------------
 @contextlib.contextmanager
 def _no_reset() -> Iterator[None]:
     yield
 
 
-def patches() -> list[tuple[object, str, object]]:
-    """vcrpy-based patches for urllib3 (requests) and aiohttp (a ``_patch`` provider)."""
-    if importlib.util.find_spec("vcr") is None:
-        return []
-    out: list[tuple[object, str, object]] = []
-    if _installed("urllib3"):
-        out += _urllib3_patches()
-    if _installed("aiohttp"):
-        session_cls, request = _aiohttp_request()
-        out.append((session_cls, "_request", request))
-    if out:
-        vcr_patch = importlib.import_module("vcr.patch")
-        out.append((vcr_patch, "force_reset", _no_reset))
-    return out
+def _vcr_patches(module: types.ModuleType) -> PatchList:
+    """vcrpy's ``force_reset`` made a no-op (a ``register_module`` provider)."""
+    return [(module, "force_reset", _no_reset)]
+
+
+MODULE_PATCHES: dict[str, Callable[[types.ModuleType], PatchList]] = {
+    "urllib3": _urllib3_patches, "aiohttp": _aiohttp_patches, "vcr.patch": _vcr_patches}
+"""The ``register_module`` providers: each is applied when its module is loaded (at
+install, or when a run imports it)."""

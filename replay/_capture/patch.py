@@ -41,6 +41,8 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from replay._capture import rebind as _rebind
+
 PatchList = list[tuple[object, str, object]]
 
 real_sleep = _time_mod.sleep
@@ -60,6 +62,9 @@ _scanned: set[str] = set()
 _scanned_for: frozenset[int] = frozenset()
 _hits: list[tuple[types.ModuleType, str]] = []
 """Every (module, name) found bound to a patched function."""
+_classes: list[type] = []
+"""Every module-level class found with a generated ``__init__`` (see :mod:`.rebind`)."""
+_rebound: _rebind.Undo = []
 
 
 def register(provider: Callable[[], PatchList]) -> None:
@@ -146,6 +151,7 @@ def _by_name(patches: PatchList) -> PatchList:
     if ids != _scanned_for:  # other functions patched than last time: scan everything again
         _scanned.clear()
         _hits.clear()
+        _classes.clear()
         _scanned_for = ids
     modules = sys.modules
     for modname in modules.keys() - _scanned:
@@ -159,6 +165,7 @@ def _by_name(patches: PatchList) -> PatchList:
             continue
         names = [k for k, v in items if id(v) in ids]
         _hits.extend((mod, k) for k in names)
+        _classes.extend(_rebind.generated_classes(v for _, v in items))
     direct = {(id(owner), attr) for owner, attr, _ in patches}
     out: PatchList = []
     for mod, k in _hits:
@@ -244,7 +251,21 @@ def _install() -> None:
                 patches.extend(module_provider(module))
     patches.extend(_by_name(patches))
     _apply(patches)
+    _rebound.extend(_rebind.rebind(_classes, _originals(patches), frozenset(
+        (id(owner), attr) for owner, attr, _ in patches if isinstance(owner, type))))
     sys.meta_path.insert(0, _WATCHER)
+
+
+def _originals(patches: PatchList) -> dict[int, object]:
+    """By the id of each replaced module function (held in ``_saved``): its replacement."""
+    new_by_key = {(id(owner), attr): new for owner, attr, new in patches}
+    out: dict[int, object] = {}
+    for owner, attr, old, had in _saved:
+        if had and isinstance(owner, types.ModuleType) and callable(old):
+            new = new_by_key.get((id(owner), attr))
+            if new is not None:
+                out[id(old)] = new
+    return out
 
 
 def uninstall() -> None:
@@ -256,6 +277,7 @@ def uninstall() -> None:
             return
         if _WATCHER in sys.meta_path:
             sys.meta_path.remove(_WATCHER)
+        _rebind.restore(_rebound)
         while _saved:
             owner, attr, old, had = _saved.pop()
             if had:

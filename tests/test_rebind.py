@@ -1,0 +1,70 @@
+"""Factories that generated ``__init__`` methods captured before the session are recorded.
+
+A dataclass (or attrs class) made at import, before ``replay.record``, holds the
+unpatched ``datetime.now`` / ``time.time`` / ``uuid.uuid4`` / ``random.random``
+as its ``default_factory``: without the rebind those reads were live, so the
+replay printed other values than the recording. Fresh interpreters, real attrs.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+ROOT = str(pathlib.Path(__file__).resolve().parents[1])
+
+AGENT = '''
+import dataclasses, datetime, random, sys, time, uuid
+import attrs
+import replay
+
+
+@dataclasses.dataclass
+class Rec:
+    at: datetime.datetime = dataclasses.field(default_factory=datetime.datetime.now)
+    t: float = dataclasses.field(default_factory=time.time)
+    u: uuid.UUID = dataclasses.field(default_factory=uuid.uuid4)
+    r: float = dataclasses.field(default_factory=random.random)
+    d: datetime.date = dataclasses.field(default_factory=datetime.date.today)
+
+
+@attrs.define
+class Att:
+    at: datetime.datetime = attrs.field(factory=datetime.datetime.now)
+
+
+mode, path = sys.argv[1:]
+with (replay.record(path) if mode == "record" else replay.play(path)):
+    print(Rec(), Att())
+# after the session the classes hold the originals again
+cells = [c.cell_contents for c in Rec.__init__.__closure__]
+print(datetime.datetime.now in cells, time.time in cells, uuid.uuid4 in cells,
+      type(Rec().at) is datetime.datetime, type(Att().at) is datetime.datetime)
+'''
+
+
+def _run(tmp: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(tmp / "agent.py"), *args], capture_output=True,
+                          text=True, cwd=tmp, timeout=120,
+                          env={"PYTHONPATH": ROOT, "PATH": "/usr/bin:/bin"})
+
+
+def test_factories_bound_before_the_session_are_recorded_and_replayed(
+        tmp_path: pathlib.Path) -> None:
+    (tmp_path / "agent.py").write_text(AGENT)
+    cassette = tmp_path / "run.replay"
+    rec = _run(tmp_path, "record", str(cassette))
+    assert rec.returncode == 0, rec.stderr
+    assert rec.stdout.splitlines()[1] == "True True True True True"
+    check = (f"import replay; print(sorted(str(e.request.get('fn')) for e in "
+             f"replay.read_cassette({str(cassette)!r}).events))")
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(sorted(
+        ["datetime.now", "datetime.now", "time.time", "uuid4", "random", "date.today"]))
+    for _ in range(2):
+        play = _run(tmp_path, "play", str(cassette))
+        assert play.returncode == 0, play.stderr
+        assert play.stdout == rec.stdout  # the same objects, to the microsecond and the uuid

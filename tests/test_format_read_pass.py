@@ -9,7 +9,7 @@ import pytest
 from _format_child import golden_header, make_event, text
 
 from replay._cassette import CassetteWriter, iter_events, read_cassette, verify
-from replay._cassette.codec import _BLOB_HEAD, _BLOB_VALUE
+from replay._cassette.codec import _BLOB_HEAD, _BLOB_VALUE, CHUNK_BLOB_MIN_SIZE
 from replay._cassette.errors import CassetteCorruptError
 from replay._cassette.eventlog import EventLog
 from replay._cassette.events import CallSite, Chunk, Event, RecordedError
@@ -71,17 +71,19 @@ def test_one_pass_stops_at_damage_with_the_offset(tmp_path: pathlib.Path) -> Non
     assert err.value.events_read == len(got)
 
 
-def test_streamed_body_is_one_blob_shared_between_events(tmp_path: pathlib.Path) -> None:
+def test_streamed_body_is_inline_and_a_large_one_one_blob(tmp_path: pathlib.Path) -> None:
     body = text(5, 2000).encode()
-    events = [streamed(i, body) for i in range(20)] + [streamed(20, b"x" * 300)]
+    large = text(6, CHUNK_BLOB_MIN_SIZE).encode()
+    events = [streamed(i, body) for i in range(20)] + [streamed(20 + i, large) for i in range(3)]
     path = tmp_path / "stream.replay"
     write(path, events)
-    # the two bodies, and nothing else: the chunk list and its [data, at_ns] pairs
-    # (arrival times, new in every event) stay inline
-    assert verify(path).blob_count == 2
+    # the large body, and nothing else: bodies under CHUNK_BLOB_MIN_SIZE stay inline
+    # (new content, rarely repeated), as do the chunk list and its [data, at_ns] pairs
+    # (arrival times, new in every event)
+    assert verify(path).blob_count == 1
     loaded = read_cassette(path).events
     assert list(loaded) == events
-    assert loaded[0].chunks[0].data is loaded[19].chunks[0].data
+    assert loaded[20].chunks[0].data is loaded[22].chunks[0].data
 
 
 def test_from_map_checks_every_field() -> None:
@@ -129,8 +131,11 @@ def test_from_map_builds_frozen_events_and_shares_call_sites() -> None:
 
 def test_bytes_blob_head_read_without_decoding_and_anything_else_declined(
         tmp_path: pathlib.Path) -> None:
-    # bodies of distinct events: blob ids past the fixint and uint8 forms (128, 256)
-    events = [streamed(i, text(i, 300).encode()) for i in range(300)]
+    # bodies of CHUNK_BLOB_MIN_SIZE (blobs) with blob ids in the fixint, uint8 and uint16
+    # forms, the ids between them taken by the requests' 300-char notes (str blobs)
+    events = [streamed(i, text(i, CHUNK_BLOB_MIN_SIZE).encode()) if i in (0, 200, 301)
+              else Event(i, "http", {"method": "GET", "note": text(i, 300)})
+              for i in range(302)]
     path = tmp_path / "bodies.replay"
     write(path, events)
     assert list(log_of(path)) == events  # the pass takes every body by its head

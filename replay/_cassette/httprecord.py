@@ -32,6 +32,7 @@ from replay._cassette.codec import (
     _BLOB_VALUE,
     _FRAMING,
     BLOB_MIN_SIZE,
+    CHUNK_BLOB_MIN_SIZE,
     DEFAULT_MAX_VALUES,
     pack_plain,
 )
@@ -256,12 +257,14 @@ def _encode(enc: Any, seq: int, start_ns: int, duration_ns: int, task: str,
         res_b = pack(enc._walk(response, res_b))
     chunks_b = b""
     if n:
-        if n == 1 and len(datas[0]) >= BLOB_MIN_SIZE:  # a body read whole
-            parts = [_CHUNKS, b"\x91\x92", _ref(enc, pack(datas[0]), payloads), pack(times[0])]
+        if n == 1:  # a body read whole
+            d = datas[0]
+            parts = [_CHUNKS, b"\x91\x92", _ref(enc, pack(d), payloads)
+                     if len(d) >= CHUNK_BLOB_MIN_SIZE else pack(d), pack(times[0])]
         else:
             parts = [_CHUNKS, _array_head(n)]
             for d, t in zip(datas, times, strict=True):
-                parts += (_PAIR, _ref(enc, pack(d), payloads) if len(d) >= BLOB_MIN_SIZE
+                parts += (_PAIR, _ref(enc, pack(d), payloads) if len(d) >= CHUNK_BLOB_MIN_SIZE
                           else pack(d), pack(t))
         chunks_b = b"".join(parts)
     if len(meta_b) - len(_META) >= BLOB_MIN_SIZE:

@@ -176,7 +176,8 @@ class _Packed:
     def bin_blob(self, data: bytes, i: int, stop: int, ident: int) -> bool:
         """Take the record payload ``data[i:stop]`` (in a frame ``frame`` checked) as
         blob ``ident`` when it is ``{"k": "blob", "id": ident, "v": <bin>}`` packed as
-        the writer packs it (the body of an HTTP event, most often): its bytes are
+        the writer packs it (an HTTP body of 64 KiB or more, or any body of a cassette
+        written before bodies under that size were kept inline): its bytes are
         sliced out, exactly what msgpack would build, with no map built around them.
         False for anything else: the caller decodes the record the usual way."""
         head = _BIN_BLOB.match(data, i, stop)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from replay._analysis.usage import Usage, model_call
     from replay._capture.exc import ReplayedException
     from replay._capture.http import httpx_transport
+    from replay._capture.http.netblock import UncapturedConnectionWarning
     from replay._capture.session import RecordMode
     from replay._capture.tools import ToolInfo, capture, registered_tools, tool
     from replay._cassette import (
@@ -102,6 +103,7 @@ _WHERE_BY_MODULE: dict[str, tuple[str, ...]] = {
     "replay._analysis.usage": ("Usage", "model_call"),
     "replay._capture.exc": ("ReplayedException",),
     "replay._capture.http": ("httpx_transport",),
+    "replay._capture.http.netblock": ("UncapturedConnectionWarning",),
     "replay._capture.session": ("RecordMode",),
     "replay._capture.tools": ("ToolInfo", "capture", "registered_tools", "tool"),
     "replay._cassette": (
@@ -195,6 +197,7 @@ __all__ = [
     "ToolInfo",
     "ToolResult",
     "ToolUse",
+    "UncapturedConnectionWarning",
     "UnconsumedWarning",
     "UnrecordableValueError",
     "Unused",

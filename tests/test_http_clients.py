@@ -6,6 +6,8 @@ import asyncio
 import socket
 import sys
 import threading
+import urllib.request
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -150,8 +152,8 @@ def test_strict_replay_blocks_sockets_unless_allowed(tmp_path: Path) -> None:
     path = tmp_path / "block.replay"
     srv = LocalServer()
     port = srv.server_address[1]
-    with replay.record(path):  # recording never blocks
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    with replay.record(path), pytest.warns(replay.UncapturedConnectionWarning):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()  # never blocked
     with replay.play(path) as run:
         with pytest.raises(replay.NetworkBlockedError, match=f"127.0.0.1:{port}") as info:
             socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -228,3 +230,41 @@ def test_requests_and_aiohttp_errors_replay(tmp_path: Path) -> None:
         assert agent() == recorded
     assert recorded == ["ConnectionError", "ClientConnectorError"]
     assert all(e.error is not None for e in http_events(path))
+
+
+def test_recording_warns_of_connections_no_capture_point_holds(tmp_path: Path) -> None:
+    """A connection a recorded run opens outside httpx, urllib3 and aiohttp (the
+    standard library's urllib here; DSPy's lm15 engine speaks HTTP over its own
+    sockets) is traffic the cassette lacks: recording warns once per address, naming
+    the code that connected. Captured clients and a recorded tool's body do not warn."""
+    srv = LocalServer()
+    path = tmp_path / "uncaptured.replay"
+
+    @replay.tool
+    def lookup() -> int:
+        with urllib.request.urlopen(srv.url + "/json", timeout=5) as r:
+            return len(r.read())
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with replay.record(path):
+            httpx.get(srv.url + "/json")
+            requests.get(srv.url + "/json", timeout=5)
+
+            async def fetch_one() -> None:
+                async with aiohttp.ClientSession() as session:
+                    await fetch(session, srv.url + "/json")
+
+            asyncio.run(fetch_one())
+            lookup()
+            assert not [w for w in seen if w.category is replay.UncapturedConnectionWarning]
+            for _ in range(2):
+                with urllib.request.urlopen(srv.url + "/json", timeout=5) as r:
+                    r.read()
+        urllib.request.urlopen(srv.url + "/json", timeout=5).close()  # outside the run
+    srv.stop()
+    found = [w for w in seen if w.category is replay.UncapturedConnectionWarning]
+    assert len(found) == 1, [str(w.message) for w in found]
+    message = str(found[0].message)
+    assert f"127.0.0.1:{srv.server_address[1]}" in message
+    assert "replay will refuse" in message and "http/client.py" not in message

@@ -11,37 +11,102 @@ is blocked too unless listed: a replayed run that still reaches a local
 server is not reproducible. Unix domain sockets are local IPC, not network,
 and are left alone. Recording never blocks anything.
 
+Recording warns instead: a connection a recorded run opens outside every
+exchange agent-replay captures (an httpx transport, vcrpy's urllib3 and aiohttp
+stubs) and outside a recorded tool's body is traffic the cassette does not hold,
+and that replay will refuse. A library that speaks HTTP over its own sockets
+(DSPy's lm15 engine does) would otherwise record a cassette without its model
+calls, silently, and fail only on replay. :class:`UncapturedConnectionWarning`
+names the host, the port and the code that connected, once per run and address;
+hosts the run allows (``allow_hosts``) are not reported.
+
 The patches come from :func:`patches`, registered with ``replay._capture.patch`` so
 they are installed and removed with every other patch, as one unit.
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
+import sysconfig
+import threading
+import warnings
+import weakref
 from typing import Any
 
 from replay._capture.http.common import config_of
-from replay._capture.session import Session, current, open_sessions
+from replay._capture.session import BUSY, PARENT, Session, current, open_sessions
 from replay._cassette.errors import NetworkBlockedError
+
+
+class UncapturedConnectionWarning(UserWarning):
+    """A recorded run connected to a host outside every exchange agent-replay records:
+    the cassette lacks that traffic, and strict replay will refuse the connection."""
 
 _connect = socket.socket.connect
 _connect_ex = socket.socket.connect_ex
 _create_connection = socket.create_connection
 _INET = (socket.AF_INET, socket.AF_INET6)
+_WARNED: weakref.WeakKeyDictionary[Session, set[tuple[str, int | None]]] = (
+    weakref.WeakKeyDictionary())
+_WARNED_LOCK = threading.Lock()
+_SKIP = tuple(os.path.normcase(os.path.realpath(p)) + os.sep for p in {
+    sysconfig.get_paths()["stdlib"],
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))})
+
+
+def _address(host: Any, port: Any) -> tuple[str, int | None]:
+    host_s = host.decode("idna") if isinstance(host, bytes) else str(host)
+    port_i = int(port) if isinstance(port, int | str) and str(port).isdigit() else None
+    return host_s, port_i
+
+
+def _connector() -> str:
+    """The innermost frame outside the standard library and agent-replay: the code that
+    opened the connection (``file:line in function``)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        path = os.path.normcase(os.path.realpath(frame.f_code.co_filename))
+        if not path.startswith(_SKIP) and not frame.f_code.co_filename.startswith("<"):
+            return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "<unknown>"
+
+
+def _recording(s: Session, host: Any, port: Any) -> None:
+    """A recorded run's connection: warn when no capture point or tool holds it."""
+    if not s.recording or BUSY.get() or PARENT.get() is not None:
+        return
+    address = _address(host, port)
+    if config_of(s).allows(*address):
+        return
+    with _WARNED_LOCK:
+        seen = _WARNED.setdefault(s, set())
+        if address in seen:
+            return
+        seen.add(address)
+    where = "{}:{}".format(*address) if address[1] is not None else address[0]
+    warnings.warn(
+        f"agent-replay: the recorded run connected to {where} outside every HTTP client "
+        f"it captures (httpx, requests/urllib3, aiohttp), from {_connector()}: the "
+        "cassette lacks that traffic and replay will refuse the connection "
+        "(docs/frameworks.md: HTTP clients agent-replay does not capture)",
+        UncapturedConnectionWarning, stacklevel=4)
 
 
 def _check(host: Any, port: Any) -> None:
     s = current()
     if s is not None:
         if not s.replaying:
+            _recording(s, host, port)
             return
         judges: tuple[Session, ...] = (s,)
     else:  # outside every run: refused while any strict replay is open
         judges = tuple(o for o in open_sessions() if o.replaying)
         if not judges:
             return
-    host_s = host.decode("idna") if isinstance(host, bytes) else str(host)
-    port_i = int(port) if isinstance(port, int | str) and str(port).isdigit() else None
+    host_s, port_i = _address(host, port)
     if not all(config_of(j).allows(host_s, port_i) for j in judges):
         raise NetworkBlockedError(host_s, port_i)
 
@@ -72,6 +137,7 @@ def create_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> so
 
 def patches() -> list[tuple[object, str, object]]:
     """Socket patches (a ``_patch`` provider): they refuse only what code of a strict
-    replay asks for; recording runs, and code outside every run, pass through."""
+    replay asks for; recording runs (warned about uncaptured connections) and code
+    outside every run pass through."""
     return [(socket.socket, "connect", connect), (socket.socket, "connect_ex", connect_ex),
             (socket, "create_connection", create_connection)]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, overload
 
 import crc32c
+import msgpack
 
 from replay._cassette import index as ix
 from replay._cassette.codec import _FRAMING
@@ -169,7 +170,8 @@ class EventLog(Sequence[Event]):
         n, nb = len(pos), len(bpos)
         starts, offs = p.raw_starts, p.index.frames["off"]
         blobs, cache, transform = p.blobs, self._cache, self._transform
-        framing, unpack, from_map = _FRAMING.unpack_from, p.unpack, Event.from_map
+        framing, from_map = _FRAMING.unpack_from, Event.from_map
+        unpackb, ext = msgpack.unpackb, p._ext  # p.unpack's call, without partial's dict
         max_values, budget = p.limits.max_record_values, p.budget
         e = b = k = 0
         data, base, off, size = b"", 0, 0, 0
@@ -209,7 +211,8 @@ class EventLog(Sequence[Event]):
             if ev is None and stop:
                 p._at, p._expanded = at, 0
                 try:
-                    m = unpack(data[i + 8:stop])
+                    m = unpackb(data[i + 8:stop], raw=False, strict_map_key=False,
+                                use_list=True, ext_hook=ext)
                     if data.find(b"\xff", i + 8, stop) >= 0 and \
                             _may_hold_timestamp(data, i + 8, stop):
                         p.decoder._reject_foreign(m)

@@ -382,6 +382,49 @@ def test_a_thread_that_outlives_its_run_passes_through(tmp_path: Path) -> None:
     assert not _patch.installed()
 
 
+def test_a_call_begun_in_a_run_that_ends_after_it_returns_unrecorded(tmp_path: Path) -> None:
+    """A call a lingering thread or task began inside the run and finishes after the
+    run stopped (sse-starlette's shutdown watcher sleeping across a request's end)
+    returns as it would unrecorded; before, it raised "write to a closed
+    CassetteWriter" into the application."""
+    path = tmp_path / "short.replay"
+    go, entered = threading.Event(), threading.Event()
+    got: list[Any] = []
+
+    @replay.tool
+    def slow_lookup(key: str) -> str:
+        entered.set()
+        go.wait()
+        return key.upper()
+
+    def linger() -> None:
+        try:
+            got.append(slow_lookup("a"))
+        except BaseException as exc:  # the thread's outcome is the test's
+            got.append(exc)
+
+    async def nap() -> float:
+        await asyncio.sleep(0.05)
+        return 1.0
+
+    async def main() -> Any:
+        with replay.record(path):
+            time.time()
+            threading.Thread(target=linger).start()
+            entered.wait()
+            task = asyncio.get_running_loop().create_task(nap())
+            await asyncio.sleep(0)
+        go.set()
+        return await task
+
+    assert asyncio.run(main()) == 1.0
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert got == ["A"]
+    assert [e.channel for e in replay.load(path).events][:1] == ["clock"]
+
+
 def test_code_outside_every_run_passes_through_while_runs_record(tmp_path: Path) -> None:
     started = threading.Event()
     finish = threading.Event()

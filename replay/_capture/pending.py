@@ -22,6 +22,8 @@ class Session(Protocol):
 
     t0: int
     """Run start on the perf counter."""
+    active: bool
+    """False once the run stopped."""
 
     def emit(self, event: Event) -> None:
         """Write a completed event."""
@@ -126,5 +128,6 @@ class Pending:
             _exc.to_record(exc) if exc is not None else None,
             self.start_ns, _perf_ns() - session.t0 - self.start_ns, self.task,
             self.site, chunks, self.parent, merged)
-        session.emit(event)
+        if session.active:  # else a task or thread outlived the run: its cassette is done
+            session.emit(event)
         return event

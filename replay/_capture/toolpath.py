@@ -57,6 +57,8 @@ def write(session: Any, seq: int, channel: str, request: Value, response: Value,
           meta: dict[str, Value]) -> None:
     """Write the event of a call that returned ``response`` as ``Pending.finish`` does
     (through the session: redaction and blobs), where ``write_call`` declined."""
+    if not session.active:  # the call outlived its run (see Pending._complete)
+        return
     with session._seq_lock:
         session._live += 1  # as begin() counts (write_call's events the writer counts)
     session.emit(new_event(seq, channel, request, response, None, start, duration, task, site,

@@ -185,8 +185,8 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                         PARENT.reset(token)
                     duration = _perf_ns() - t0 - start
                     response = quick(result)
-                    if not writer.write_call(shape, seq, start, duration, parent, request,
-                                             response, flat):
+                    if not s.active or not writer.write_call(  # ended: emit leaves it out
+                            shape, seq, start, duration, parent, request, response, flat):
                         _toolpath.write(s, seq, channel, request, response, start, duration,
                                         state.id, hit[2], parent, meta)
                     return result
@@ -246,8 +246,8 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                         PARENT.reset(token)
                     duration = _perf_ns() - t0 - start
                     response = quick(result)
-                    if not writer.write_call(shape, seq, start, duration, parent, request,
-                                             response, flat):  # (counted by the writer)
+                    if not s.active or not writer.write_call(  # (counted by the writer)
+                            shape, seq, start, duration, parent, request, response, flat):
                         _toolpath.write(s, seq, channel, request, response, start, duration,
                                         state.id, hit[2], parent, meta)
                     return result

@@ -76,7 +76,7 @@ class Recorder:
         writer = self.writer
         if writer is not None and pending.meta is None:
             session: Any = pending.session
-            if not session.listeners and write_http(
+            if session.active and not session.listeners and write_http(
                     writer, pending.seq, pending.start_ns, pending.elapsed_ns(), pending.task,
                     pending.site, pending.parent, pending.request, self.head, datas, times,
                     meta):

@@ -20,7 +20,7 @@ import pytest
 
 import replay
 from replay._capture.session import current
-from replay._capture.values import checker, strict
+from replay._capture.values import checker, leaf_checker, strict
 from replay._cassette import index as ix
 from replay._cassette.codec import CALL_INLINE_SIZE
 from replay._cassette.errors import UnrecordableValueError
@@ -107,6 +107,21 @@ def test_checker_refuses_what_strict_refuses(value: Any) -> None:
         strict(value, "the result")
     with pytest.raises(UnrecordableValueError):
         checker("the result")(value)
+    with pytest.raises(UnrecordableValueError):
+        leaf_checker("the result")(value)
+
+
+@pytest.mark.parametrize(("value", "leafy"), [
+    ("s", True), (1, True), (1.5, True), (None, True), (b"x", True), (True, True), ({}, True),
+    ({"a": 1, "b": "x", "c": None, "d": 2.5, "e": b"y", "f": False}, True),
+    ({"a": [1]}, False), ({"a": {"b": 1}}, False), ({"a": (1,)}, False), ([1, 2], False),
+    ((1, "x"), False), ([{"a": 1}], False)])
+def test_leaf_checker_says_leaf_or_flat_map_and_accepts_what_strict_does(
+        value: Any, leafy: bool) -> None:
+    """What the wrapper tells write_call (its ``leafy``): exactly the leaves and the maps
+    of str keys to leaves; every other value strict takes is accepted, and False."""
+    assert leaf_checker("the result")(value) is leafy
+    assert checker("the result")(value) is value
 
 
 # -- the writer: the same record as write() ----------------------------------------------
@@ -168,7 +183,8 @@ def test_write_call_of_a_flat_request_writes_the_bytes_write_would(tmp_path: Pat
     assert shape is not None
     calls = _flat_calls() * 2  # the second time round, the key verdicts are cached
     for seq, (request, response) in enumerate(calls):
-        assert short.write_call(shape, seq, seq, 5, None, request, response, True)
+        leafy = leaf_checker("r")(response)  # as the wrapper says it
+        assert short.write_call(shape, seq, seq, 5, None, request, response, True, leafy)
         long.write(Event(seq, "tool:look", request, response, None, seq, 5, "main/1", SITE, (),
                          None, {"safe": False}))
     short.close()

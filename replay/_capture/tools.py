@@ -57,11 +57,15 @@ def registered_tools() -> dict[str, ToolInfo]:
 
 def _codec(func: Callable[..., Any], dump: Callable[[Any], Value] | None,
            load: Callable[[Value], Any] | None, where: str
-           ) -> tuple[Callable[[Any], Value], Callable[[Value], Any], Callable[[Any], Value]]:
-    """(dump, load, quick dump) of a tool's results: to and from the stored value; the
-    quick one, for a value written at once and never kept, need not copy it."""
+           ) -> tuple[Callable[[Any], Value], Callable[[Value], Any], Callable[[Any], Value],
+                      Callable[[Any], bool] | None]:
+    """(dump, load, quick dump, leafy) of a tool's results: to and from the stored value;
+    the quick one, for a value written at once and never kept, need not copy it;
+    for the default codec, whose quick dump gives the value back as it is, leafy
+    checks it as quick does and says whether it is a leaf or a flat map
+    (:func:`~replay._capture.values.leaf_checker`), None for the others."""
     if dump is not None and load is not None:
-        return dump, load, dump
+        return dump, load, dump, None
     try:
         ret = typing.get_type_hints(func).get("return")
     except Exception:
@@ -70,16 +74,16 @@ def _codec(func: Callable[..., Any], dump: Callable[[Any], Value] | None,
         cls: Any = ret
         def asdict(v: Any) -> Value:
             return _values.strict(dataclasses.asdict(v), where)
-        return asdict, (lambda v: cls(**v)), asdict
+        return asdict, (lambda v: cls(**v)), asdict, None
     if isinstance(ret, type) and hasattr(ret, "model_validate") and hasattr(ret, "model_dump"):
         model: Any = ret
         def dumped(v: Any) -> Value:
             return _values.strict(v.model_dump(mode="json"), where)
-        return dumped, model.model_validate, dumped
+        return dumped, model.model_validate, dumped, None
     if dump is not None:
-        return dump, (load or (lambda v: v)), dump
+        return dump, (load or (lambda v: v)), dump, None
     return ((lambda v: _values.strict(v, where)), (load or (lambda v: v)),
-            _values.checker(where))
+            _values.checker(where), _values.leaf_checker(where))
 
 
 _SAME = frozenset({str, int, bool, bytes, type(None)})  # what canonical() gives back as it is
@@ -134,7 +138,8 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
           ) -> Callable[..., Any]:
     bind, names, least, most = _binder(func)
     same = _SAME.issuperset
-    encode, decode, quick = _codec(func, dump, load, f"the result of {channel}")
+    first = names[0] if names else ""  # the one argument's name, when there is one
+    encode, decode, quick, leafy = _codec(func, dump, load, f"the result of {channel}")
     meta: dict[str, Value] = {"safe": safe}
     marker = object()  # this tool's part of the call-site cache keys (toolpath.entry)
 
@@ -165,8 +170,12 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                     hit = _toolpath.entry(state, writer, channel, meta, key, frame)
                 shape = hit[1]
                 if shape is not None:
-                    if not kwargs and least <= len(args) <= most and same(map(type, args)):
-                        request: Value = {"args": dict(zip(names, args, strict=False))}  # as bind()
+                    if kwargs or not least <= len(args) <= most:
+                        request, flat = bind(*args, **kwargs), False
+                    elif len(args) == 1 and type(args[0]) in _SAME:  # as below, no map or zip
+                        request, flat = {"args": {first: args[0]}}, True
+                    elif same(map(type, args)):
+                        request = {"args": dict(zip(names, args, strict=False))}  # as bind()
                         flat = True
                     else:
                         request, flat = bind(*args, **kwargs), False
@@ -184,9 +193,12 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                     finally:
                         PARENT.reset(token)
                     duration = _perf_ns() - t0 - start
-                    response = quick(result)
+                    if leafy is not None:  # the default codec: checked, not copied
+                        response, leaf = result, leafy(result)
+                    else:
+                        response, leaf = quick(result), False
                     if not s.active or not writer.write_call(  # ended: emit leaves it out
-                            shape, seq, start, duration, parent, request, response, flat):
+                            shape, seq, start, duration, parent, request, response, flat, leaf):
                         _toolpath.write(s, seq, channel, request, response, start, duration,
                                         state.id, hit[2], parent, meta)
                     return result
@@ -226,8 +238,12 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                     hit = _toolpath.entry(state, writer, channel, meta, key, frame)
                 shape = hit[1]
                 if shape is not None:
-                    if not kwargs and least <= len(args) <= most and same(map(type, args)):
-                        request: Value = {"args": dict(zip(names, args, strict=False))}  # as bind()
+                    if kwargs or not least <= len(args) <= most:
+                        request, flat = bind(*args, **kwargs), False
+                    elif len(args) == 1 and type(args[0]) in _SAME:  # as below, no map or zip
+                        request, flat = {"args": {first: args[0]}}, True
+                    elif same(map(type, args)):
+                        request = {"args": dict(zip(names, args, strict=False))}  # as bind()
                         flat = True
                     else:
                         request, flat = bind(*args, **kwargs), False
@@ -245,9 +261,12 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                     finally:
                         PARENT.reset(token)
                     duration = _perf_ns() - t0 - start
-                    response = quick(result)
+                    if leafy is not None:  # the default codec: checked, not copied
+                        response, leaf = result, leafy(result)
+                    else:
+                        response, leaf = quick(result), False
                     if not s.active or not writer.write_call(  # (counted by the writer)
-                            shape, seq, start, duration, parent, request, response, flat):
+                            shape, seq, start, duration, parent, request, response, flat, leaf):
                         _toolpath.write(s, seq, channel, request, response, start, duration,
                                         state.id, hit[2], parent, meta)
                     return result

@@ -70,6 +70,24 @@ def checker(where: str) -> Callable[[Any], Value]:
     return check
 
 
+def leaf_checker(where: str) -> Callable[[Any], bool]:
+    """:func:`checker`'s check that also says what it found: True for a leaf or a map of
+    ``str`` keys to leaves (the recorder's writer then need not look at the types of
+    its values again), False for any other value ``strict`` accepts as it is; raises
+    as ``strict`` does for the rest."""
+    def leafy(value: Any) -> bool:
+        t = type(value)
+        if t is dict:
+            if (_STR.issuperset(map(type, value))
+                    and _EXACT.issuperset(map(type, value.values()))):
+                return True
+        elif t in _EXACT:
+            return True
+        strict(value, where)
+        return False
+    return leafy
+
+
 def canonical(value: Any, _depth: int = 0) -> Value:
     """A stable JSON-like form of ``value`` for matching and diffs."""
     if _depth > _MAX_DEPTH:

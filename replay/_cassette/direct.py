@@ -38,19 +38,24 @@ _ROWS_FULL = ix.BATCH * len(ix.EVENT_COLUMNS)  # a full batch's length of Batch.
 _LEAVES = frozenset({str, bytes, int, float, bool, type(None)})  # as Redactor.clean's
 
 
-def _clean(red: Redactor, packed: bytes, request: Any, response: Any, flat: bool) -> bool:
+def _clean(red: Redactor, packed: bytes, request: Any, response: Any, flat: bool,
+           leafy: bool) -> bool:
     """``red.clean(packed, request, response)``, in fewer steps when ``request`` is flat
-    (see :meth:`DirectWrites.write_call`) and ``response`` a leaf or a map of leaves:
-    the same scan, then the map keys' cached verdicts (``Redactor._clear``)."""
+    (see :meth:`DirectWrites.write_call`) and ``response`` a leaf or a map of leaves
+    (which ``leafy`` says without a look at its values): the same scan, then the map
+    keys' cached verdicts (``Redactor._clear``)."""
     if not red.quiet(packed):
         return False
     if flat:
         clear: set[str] = red._clear  # type: ignore[attr-defined]
-        t = type(response)
-        if "args" in clear and clear.issuperset(request["args"]) and (
-                t in _LEAVES or (t is dict and clear.issuperset(response)
-                                 and _LEAVES.issuperset(map(type, response.values())))):
-            return True
+        if "args" in clear and clear.issuperset(request["args"]):
+            t = type(response)
+            if t is dict:
+                if clear.issuperset(response) and (
+                        leafy or _LEAVES.issuperset(map(type, response.values()))):
+                    return True
+            elif t in _LEAVES:
+                return True
     return red.clean(packed, request, response, scanned=True)
 
 
@@ -164,7 +169,7 @@ class DirectWrites:
 
     def write_call(self, shape: CallShape, seq: int, start_ns: int, duration_ns: int,
                    parent: int | None, request: Value, response: Value,
-                   flat: bool = False) -> bool:
+                   flat: bool = False, leafy: bool = False) -> bool:
         """Append the event of a call of ``shape`` that returned ``response``: the record
         :meth:`write` would make of it (redacted, then encoded), when it takes no
         blob: True, and durable against SIGKILL on return. False (nothing written):
@@ -174,7 +179,9 @@ class DirectWrites:
         (:meth:`Redactor.clean`); when it finds an anchor, the values are redacted
         as :meth:`write` would (``Redactor.value``), and encoded again if changed.
         ``flat``: the caller's word that ``request`` is ``{"args": {name: value}}``
-        with values of ``str``, ``int``, ``bool``, ``bytes`` or ``None`` only.
+        with values of ``str``, ``int``, ``bool``, ``bytes`` or ``None`` only;
+        ``leafy``: that ``response``, if a ``dict``, has values of those types or
+        ``float`` only.
         The record goes into the journal as :meth:`write_value`'s does."""
         lock = self._lock
         lock.acquire()
@@ -188,7 +195,7 @@ class DirectWrites:
                 if len(req) + len(res) >= CALL_INLINE_SIZE:
                     return False
                 red = self._redactor
-                if red is not None and not _clean(red, req + res, request, response, flat):
+                if red is not None and not _clean(red, req + res, request, response, flat, leafy):
                     value = red.value
                     if (new := value(request)) is not request:
                         req = pack(new)

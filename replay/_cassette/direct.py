@@ -203,20 +203,17 @@ class DirectWrites:
                         res = b"" if new is None else pack(new)
             except (ValueError, OverflowError, TypeError, RecursionError):
                 return False  # write() says why, as for any event
-            keys = shape.keys
-            if res:  # a response (None has none)
-                keys += 1
-                res_key, flags = sh.RESPONSE, ix.FLAG_RESPONSE
+            if res:  # a response (None has none): one key more
+                more, task, flags = 1, shape.task_res, ix.FLAG_RESPONSE
             else:
-                res_key, flags = b"", 0
+                more, task, flags = 0, shape.task, 0
             if parent is None:
                 tail, row_parent = shape.end, ix.NO_PARENT
             else:
-                keys += 1
+                more += 1
                 tail, row_parent = shape.site + sh.PARENT + _pack(parent) + shape.meta, parent
-            payload = _join((sh.MAP_HEADS[keys], sh.K_SEQ, _pack(seq), shape.mid, req, sh.START,
-                             _pack(start_ns), sh.DURATION, _pack(duration_ns), shape.task,
-                             res_key, res, tail))
+            payload = _join((shape.heads[more], _pack(seq), shape.mid, req, sh.START,
+                             _pack(start_ns), sh.DURATION, _pack(duration_ns), task, res, tail))
             size = len(payload)
             if size >= CALL_INLINE_SIZE:
                 return False

@@ -78,7 +78,8 @@ class CallShape:
     task: what :meth:`CassetteWriter.write_call` needs besides the call's own values.
     Made by :meth:`CassetteWriter.call_shape`."""
 
-    __slots__ = ("chan", "end", "keys", "meta", "mid", "site", "task", "task_id")
+    __slots__ = ("chan", "end", "heads", "keys", "meta", "mid", "site", "task", "task_id",
+                 "task_res")
 
     def __init__(self, keys: int, mid: bytes, task: bytes, site: bytes, meta: bytes,
                  chan: int, task_id: int) -> None:
@@ -88,6 +89,11 @@ class CallShape:
         """``channel`` with its key, and the ``request`` key."""
         self.task = task
         """``task`` with its key."""
+        self.task_res = task + RESPONSE
+        """``task`` with its key, then the ``response`` key."""
+        self.heads = tuple(MAP_HEADS[keys + more] + K_SEQ for more in range(3))
+        """The map header and ``"k": "ev"``, ``seq`` key, by how many keys there are
+        beyond ``keys`` (``response``, ``parent``): fewer pieces for ``write_call``'s join."""
         self.site = site
         """``site`` with its key."""
         self.meta = meta

@@ -11,11 +11,13 @@ hold a blob).
 
 Redaction: the packed parts and the body are scanned once
 (:meth:`Redactor.clean`, as ``Redactor._http_clean`` does for ``write``), the
-URL's verdict taken from the redactor's cache. When the scan finds an anchor, or
-anything is unusual (an error, a request not in the recorder's form, a record
-past the reader's value-count check), nothing is written and :func:`write_http`
-returns False: the caller writes the event through ``write``, which redacts it
-field by field.
+URL's verdict taken from the redactor's cache. When the scan finds an anchor (an
+SDK's ``Authorization`` header, the ``_tokens`` of a model's usage: most model
+calls), the parts are redacted field by field as ``Redactor.__call__`` redacts
+the event, and packed again. When anything is unusual (a URL to redact, an error,
+a request not in the recorder's form, a record past the reader's value-count
+check), nothing is written and :func:`write_http` returns False: the caller
+writes the event through ``write``.
 """
 
 from __future__ import annotations
@@ -130,12 +132,37 @@ def _clean(red: Redactor, scanned: bytes, body: Value, headers: Value,
     return True
 
 
+def _redacted(red: Redactor, request: dict[str, Value], response: dict[str, Value],
+              datas: Sequence[bytes], meta: dict[str, Value]) -> tuple[
+                  Any, Any, Sequence[bytes], dict[str, Value]]:
+    """The parts as ``red(event)`` leaves the event they make (an ``http`` event with
+    no error and no callback): request and response by :meth:`Redactor.value`, the
+    body masked across its chunks (:meth:`Redactor.chunks`: each keeps its size),
+    meta by :meth:`Redactor.value` of a copy."""
+    if datas:
+        joined = datas[0] if len(datas) == 1 else b"".join(datas)
+        masked = red.data(joined)
+        if masked is not joined and masked != joined:
+            cut: list[bytes] = []
+            pos = 0
+            for d in datas:
+                cut.append(masked[pos:pos + len(d)])
+                pos += len(d)
+            datas = cut
+    if meta:
+        redacted = red.value(dict(meta))
+        if redacted != meta:
+            meta = redacted
+    return red.value(request), red.value(response), datas, meta
+
+
 def write_http(writer: CassetteWriter, seq: int, start_ns: int, duration_ns: int, task: str,
                site: CallSite | None, parent: int | None, request: Value, response: Value,
                datas: Sequence[bytes], times: Sequence[int], meta: dict[str, Value]) -> bool:
     """Append the ``http`` event made of these parts (``datas[i]`` arrived ``times[i]`` ns
-    after the start) as ``writer.write`` would: True, and durable against SIGKILL on
-    return. False: nothing was written; the caller writes the event with ``write``.
+    after the start) as ``writer.write`` would, redacted as it redacts: True, and
+    durable against SIGKILL on return. False: nothing was written; the caller
+    writes the event with ``write``.
 
     The parts are read, never changed; ``writer`` must write a journal with the
     default redactor, or none (:attr:`CassetteWriter.writes_values`).
@@ -163,7 +190,17 @@ def write_http(writer: CassetteWriter, seq: int, start_ns: int, duration_ns: int
             if red is not None and not _clean(
                     red, b"".join((method_b, body_b, head_b, res_b, meta_b, *datas)), body,
                     headers, response, meta):
-                return False
+                # maybe a secret (an SDK's Authorization header, a body's "_tokens"):
+                # redacted here as Redactor.__call__ redacts the event, then packed again
+                request, response, datas, meta = _redacted(red, request, response, datas,
+                                                           meta)
+                if (type(request) is not dict or tuple(request) != _REQ_KEYS
+                        or request["url"] is not url or type(response) is not dict):
+                    return False  # a key renamed, or not what this packs: write() decides
+                method, body, headers = request["method"], request["body"], request["headers"]
+                method_b, body_b, head_b, res_b = pack(method), pack(body), pack(headers), pack(
+                    response)
+                meta_b = pack(meta) if meta else b""
             req_b = b"".join((b"\x84\xa6method", method_b, b"\xa3url", pack(url), b"\xa4body",
                               body_b, b"\xa7headers", head_b))
             payloads = _encode(enc, seq, start_ns, duration_ns, task, site, parent, request,

@@ -41,6 +41,7 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from replay._capture import modelfactories as _models
 from replay._capture import rebind as _rebind
 
 PatchList = list[tuple[object, str, object]]
@@ -65,6 +66,9 @@ _hits: list[tuple[types.ModuleType, str]] = []
 _classes: list[type] = []
 """Every module-level class found with a generated ``__init__`` (see :mod:`.rebind`)."""
 _rebound: _rebind.Undo = []
+_dataclasses: list[type] = []
+"""Every module-level pydantic dataclass found (see :mod:`.modelfactories`)."""
+_remodelled: _models.Undo = []
 
 
 def register(provider: Callable[[], PatchList]) -> None:
@@ -152,6 +156,7 @@ def _by_name(patches: PatchList) -> PatchList:
         _scanned.clear()
         _hits.clear()
         _classes.clear()
+        _dataclasses.clear()
         _scanned_for = ids
     modules = sys.modules
     for modname in modules.keys() - _scanned:
@@ -166,6 +171,7 @@ def _by_name(patches: PatchList) -> PatchList:
         names = [k for k, v in items if id(v) in ids]
         _hits.extend((mod, k) for k in names)
         _classes.extend(_rebind.generated_classes(v for _, v in items))
+        _dataclasses.extend(_models.dataclasses_of(v for _, v in items))
     direct = {(id(owner), attr) for owner, attr, _ in patches}
     out: PatchList = []
     for mod, k in _hits:
@@ -251,8 +257,10 @@ def _install() -> None:
                 patches.extend(module_provider(module))
     patches.extend(_by_name(patches))
     _apply(patches)
-    _rebound.extend(_rebind.rebind(_classes, _originals(patches), frozenset(
-        (id(owner), attr) for owner, attr, _ in patches if isinstance(owner, type))))
+    originals = _originals(patches)
+    in_types = frozenset((id(owner), attr) for owner, attr, _ in patches if isinstance(owner, type))
+    _rebound.extend(_rebind.rebind(_classes, originals, in_types))
+    _remodelled.extend(_models.rebind(_models.candidates(_dataclasses), originals, in_types))
     sys.meta_path.insert(0, _WATCHER)
 
 
@@ -277,6 +285,7 @@ def uninstall() -> None:
             return
         if _WATCHER in sys.meta_path:
             sys.meta_path.remove(_WATCHER)
+        _models.restore(_remodelled)
         _rebind.restore(_rebound)
         while _saved:
             owner, attr, old, had = _saved.pop()

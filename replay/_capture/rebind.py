@@ -11,8 +11,8 @@ swapped for what its owner now holds (``getattr(owner, name)``: the patched
 function, bound as the original was); uninstall puts the originals back.
 
 Only ``__init__`` methods generated from a string are touched: a user's own
-``__init__`` that closes over ``time.time`` is left as written, as is a
-pydantic model's factory (held by its compiled schema; docs/recording.md).
+``__init__`` that closes over ``time.time`` is left as written. A pydantic
+model's factory, held by its compiled validator, is :mod:`.modelfactories`' job.
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ def generated_classes(values: Iterable[object]) -> list[type]:
     return out
 
 
-def _current(value: object, originals: Mapping[int, object],
+def current(value: object, originals: Mapping[int, object],
              patched: frozenset[tuple[int, str]]) -> object | None:
-    """What replaces ``value`` now, when it is a patched original; else None."""
+    """What replaces ``value`` now, when it is a patched original; else None (also
+    used by :mod:`.modelfactories`)."""
     new = originals.get(id(value))
     if new is not None:
         return new
@@ -70,7 +71,7 @@ def rebind(classes: Iterable[type], originals: Mapping[int, object],
                 value = cell.cell_contents
             except ValueError:  # an empty cell
                 continue
-            new = _current(value, originals, patched)
+            new = current(value, originals, patched)
             if new is not None:
                 cell.cell_contents = new
                 undo.append((cell, None, value))
@@ -81,7 +82,7 @@ def rebind(classes: Iterable[type], originals: Mapping[int, object],
                 if not name.startswith("__attr_factory_"):
                     continue
                 value = scope.get(name)
-                new = None if value is None else _current(value, originals, patched)
+                new = None if value is None else current(value, originals, patched)
                 if new is not None:
                     scope[name] = new
                     undo.append((scope, name, value))

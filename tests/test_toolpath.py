@@ -20,6 +20,7 @@ import pytest
 
 import replay
 from replay._capture.session import current
+from replay._capture.tasks import get_current
 from replay._capture.values import checker, leaf_checker, strict
 from replay._cassette import index as ix
 from replay._cassette.codec import CALL_INLINE_SIZE
@@ -28,7 +29,7 @@ from replay._cassette.events import CallSite, Event
 from replay._cassette.layout import Header
 from replay._cassette.reader import read_cassette
 from replay._cassette.redact import DEFAULT, Redactor
-from replay._cassette.writer import CassetteWriter
+from replay._cassette.writer import CallShape, CassetteWriter
 from tests._secret_samples import shape_samples
 
 SITE = CallSite("/src/agent.py", 12, "run")
@@ -350,6 +351,47 @@ def test_the_wrappers_binding_shortcut_records_what_bind_gives(tmp_path: Path) -
     assert got == want
     assert got[:4] == [{"args": {"a": 1}}, {"args": {"a": [1]}}, {"args": {"a": 1, "b": "x"}},
                        {"args": {"a": [1, "x"]}}]
+
+
+_KEY = shape_samples()["openai-key"]
+ANSWERS: list[Any] = [{"order": 1, "text": TEXT}, {"api_key": "abcdefgh", "n": 1},
+                      {_KEY: 1}, {"order": 2, "text": f"see {_KEY}"}, f"key {_KEY}", "plain",
+                      {"order": 3, "password": None}, 7, {"order": 4, "text": "x=1?y"}]
+
+
+@replay.tool
+def answer(i: int) -> Any:
+    return ANSWERS[i % len(ANSWERS)]
+
+
+@replay.tool
+def secretive(password: int) -> Any:
+    return {"order": password}
+
+
+def test_results_whose_keys_redaction_knows_still_redact_by_the_scan(tmp_path: Path) -> None:
+    """The wrapper skips the key checks of a flat result map whose keys the redactor has
+    cleared (CallShape.clear, given only when the tool's parameter names are clear too);
+    every secret in a value or a key, every sensitive key, is still redacted, twice
+    round (the keys' verdicts cached the second time)."""
+    path = tmp_path / "run.replay"
+    calls = [(answer, i) for i in range(2 * len(ANSWERS))] + [(secretive, 5), (secretive, 6)]
+    with replay.record(path):
+        session = current()
+        assert session is not None and session._values is not None
+        for tool, i in calls:
+            tool(i)
+        state = get_current()
+        assert state is not None
+        shapes = {hit[1].chan: hit[1].clear for hit in state.reads.values()
+                  if isinstance(hit[1], CallShape)}
+    events = [e for e in replay.load(path).events if e.channel.startswith("tool:")]
+    assert [(e.request, e.response) for e in events] == [
+        (DEFAULT.value({"args": {tool.__wrapped__.__code__.co_varnames[0]: i}}),
+         DEFAULT.value(tool.__wrapped__(i))) for tool, i in calls]
+    raw = path.read_bytes()
+    assert _KEY.encode() not in raw and b"abcdefgh" not in raw
+    assert sorted(clear is None for clear in shapes.values()) == [False, True]
 
 
 CHILD = """

@@ -37,13 +37,15 @@ path, the call site)."""
 
 
 def entry(state: TaskState, writer: CassetteWriter, channel: str, meta: dict[str, Value],
-          key: tuple[int, int, object], frame: FrameType) -> Entry:
-    """The cache entry for calls of ``channel`` from ``frame`` (the wrapper's caller) in
-    ``state``'s task, made and kept in ``state.reads`` under ``key``."""
+          key: tuple[int, int, object], frame: FrameType, names: tuple[str, ...] = ()
+          ) -> Entry:
+    """The cache entry for calls of ``channel`` (a tool with parameters ``names``) from
+    ``frame`` (the wrapper's caller) in ``state``'s task, made and kept in
+    ``state.reads`` under ``key``."""
     site = shape = None
     if _callsite.classify(frame.f_code) == _callsite.USER:
         site = _callsite.site_of(frame)
-        shape = writer.call_shape(channel, state.id, site, meta)
+        shape = writer.call_shape(channel, state.id, site, meta, names)
     reads = state.reads
     if len(reads) >= _KEPT:
         reads.clear()

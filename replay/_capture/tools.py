@@ -87,6 +87,7 @@ def _codec(func: Callable[..., Any], dump: Callable[[Any], Value] | None,
 
 
 _SAME = frozenset({str, int, bool, bytes, type(None)})  # what canonical() gives back as it is
+_EXACT = _values.EXACT  # the leaves strict() takes as they are
 
 
 def _binder(func: Callable[..., Any]
@@ -167,7 +168,7 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                 key = (id(code), frame.f_lasti, marker)
                 hit = state.reads.get(key)
                 if hit is None or hit[0] is not code:
-                    hit = _toolpath.entry(state, writer, channel, meta, key, frame)
+                    hit = _toolpath.entry(state, writer, channel, meta, key, frame, names)
                 shape = hit[1]
                 if shape is not None:
                     if kwargs or not least <= len(args) <= most:
@@ -193,12 +194,21 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                     finally:
                         PARENT.reset(token)
                     duration = _perf_ns() - t0 - start
+                    clear = False
                     if leafy is not None:  # the default codec: checked, not copied
-                        response, leaf = result, leafy(result)
+                        response, known = result, shape.clear
+                        t = type(result)
+                        if flat and known is not None and (t in _EXACT or (  # keys: str
+                                t is dict and known.issuperset(result)
+                                and _EXACT.issuperset(map(type, result.values())))):
+                            leaf = clear = True  # what leafy() says, and no key to redact
+                        else:
+                            leaf = leafy(result)
                     else:
                         response, leaf = quick(result), False
                     if not s.active or not writer.write_call(  # ended: emit leaves it out
-                            shape, seq, start, duration, parent, request, response, flat, leaf):
+                            shape, seq, start, duration, parent, request, response, flat, leaf,
+                            clear):
                         _toolpath.write(s, seq, channel, request, response, start, duration,
                                         state.id, hit[2], parent, meta)
                     return result
@@ -235,7 +245,7 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                 key = (id(code), frame.f_lasti, marker)
                 hit = state.reads.get(key)
                 if hit is None or hit[0] is not code:
-                    hit = _toolpath.entry(state, writer, channel, meta, key, frame)
+                    hit = _toolpath.entry(state, writer, channel, meta, key, frame, names)
                 shape = hit[1]
                 if shape is not None:
                     if kwargs or not least <= len(args) <= most:
@@ -261,12 +271,21 @@ def _wrap(func: Callable[..., Any], channel: str, safe: bool,
                     finally:
                         PARENT.reset(token)
                     duration = _perf_ns() - t0 - start
+                    clear = False
                     if leafy is not None:  # the default codec: checked, not copied
-                        response, leaf = result, leafy(result)
+                        response, known = result, shape.clear
+                        t = type(result)
+                        if flat and known is not None and (t in _EXACT or (  # keys: str
+                                t is dict and known.issuperset(result)
+                                and _EXACT.issuperset(map(type, result.values())))):
+                            leaf = clear = True  # what leafy() says, and no key to redact
+                        else:
+                            leaf = leafy(result)
                     else:
                         response, leaf = quick(result), False
                     if not s.active or not writer.write_call(  # (counted by the writer)
-                            shape, seq, start, duration, parent, request, response, flat, leaf):
+                            shape, seq, start, duration, parent, request, response, flat, leaf,
+                            clear):
                         _toolpath.write(s, seq, channel, request, response, start, duration,
                                         state.id, hit[2], parent, meta)
                     return result

@@ -28,6 +28,7 @@ from replay._cassette.events import Value
 _MAX_DEPTH = 200
 _EXACT = frozenset({str, int, bool, bytes, float, type(None)})
 """Leaves both rules take as they are (a float: canonical checks it is finite)."""
+EXACT = _EXACT
 _STR = frozenset({str})
 
 

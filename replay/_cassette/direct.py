@@ -145,10 +145,11 @@ class DirectWrites:
             lock.release()
 
     def call_shape(self, channel: str, task: str, site: CallSite,
-                   meta: dict[str, Value]) -> CallShape | None:
+                   meta: dict[str, Value], names: tuple[str, ...] = ()) -> CallShape | None:
         """The constant part of the events of calls on ``channel`` (a ``tool:`` or
         ``capture:`` one) of ``task`` at ``site`` with ``meta`` and no error; None when
-        they must go through :meth:`write` (this writer cannot write them directly)."""
+        they must go through :meth:`write` (this writer cannot write them directly).
+        ``names``: the tool's parameter names (for :attr:`CallShape.clear`)."""
         if not (self.writes_values and channel.startswith(CALL_CHANNELS)):
             return None
         p = pack_plain
@@ -162,14 +163,18 @@ class DirectWrites:
             own = p("task") + p(task)
         except (ValueError, TypeError):
             return None
+        clear = None
+        if isinstance(red, Redactor) and all(
+                type(n) is str and red._key(n) == (False, False) for n in ("args", *names)):
+            clear = red._clear  # type: ignore[attr-defined]
         with self._lock:
             batch = self._batch
             return CallShape(8 + bool(meta), mid, own, where, extra,
-                             batch.channel_id(channel), batch.task_id(task))
+                             batch.channel_id(channel), batch.task_id(task), clear)
 
     def write_call(self, shape: CallShape, seq: int, start_ns: int, duration_ns: int,
                    parent: int | None, request: Value, response: Value,
-                   flat: bool = False, leafy: bool = False) -> bool:
+                   flat: bool = False, leafy: bool = False, clear: bool = False) -> bool:
         """Append the event of a call of ``shape`` that returned ``response``: the record
         :meth:`write` would make of it (redacted, then encoded), when it takes no
         blob: True, and durable against SIGKILL on return. False (nothing written):
@@ -181,7 +186,9 @@ class DirectWrites:
         ``flat``: the caller's word that ``request`` is ``{"args": {name: value}}``
         with values of ``str``, ``int``, ``bool``, ``bytes`` or ``None`` only;
         ``leafy``: that ``response``, if a ``dict``, has values of those types or
-        ``float`` only.
+        ``float`` only; ``clear``: that ``request`` is flat, ``shape.clear`` is not None
+        and ``response`` is a leaf or a map of leaves with keys all in ``shape.clear``
+        (no key asks for redaction: the scan alone decides).
         The record goes into the journal as :meth:`write_value`'s does."""
         lock = self._lock
         lock.acquire()
@@ -195,7 +202,9 @@ class DirectWrites:
                 if len(req) + len(res) >= CALL_INLINE_SIZE:
                     return False
                 red = self._redactor
-                if red is not None and not _clean(red, req + res, request, response, flat, leafy):
+                if red is not None and not (red.quiet(req + res) if clear else
+                                            _clean(red, req + res, request, response, flat,
+                                                   leafy)):
                     value = red.value
                     if (new := value(request)) is not request:
                         req = pack(new)

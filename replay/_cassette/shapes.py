@@ -78,11 +78,11 @@ class CallShape:
     task: what :meth:`CassetteWriter.write_call` needs besides the call's own values.
     Made by :meth:`CassetteWriter.call_shape`."""
 
-    __slots__ = ("chan", "end", "heads", "keys", "meta", "mid", "site", "task", "task_id",
-                 "task_res")
+    __slots__ = ("chan", "clear", "end", "heads", "keys", "meta", "mid", "site", "task",
+                 "task_id", "task_res")
 
     def __init__(self, keys: int, mid: bytes, task: bytes, site: bytes, meta: bytes,
-                 chan: int, task_id: int) -> None:
+                 chan: int, task_id: int, clear: set[str] | None = None) -> None:
         self.keys = keys
         """Keys of the record map with no ``response`` and no ``parent``."""
         self.mid = mid
@@ -104,3 +104,9 @@ class CallShape:
         """The index's channel number."""
         self.task_id = task_id
         """The index's task number."""
+        self.clear = clear
+        """The writer's redactor's cache of the map keys it leaves as they are (its
+        ``_clear``), given when it leaves ``"args"`` and every parameter name of the
+        tool as they are (verdicts never change): then a flat request
+        (:meth:`CassetteWriter.write_call`) needs no look at its keys, nor a result map
+        whose keys the set holds. None: no such promise."""

@@ -21,7 +21,7 @@ from replay._cassette import index as ix
 from replay._cassette.codec import Encoder
 from replay._cassette.errors import CassetteError
 from replay._cassette.eventlog import EventLog
-from replay._cassette.events import Chunk, Event
+from replay._cassette.events import CallSite, Chunk, Event, RecordedError
 from replay._cassette.pack import pack_journal
 from replay._cassette.reader import open_events
 
@@ -123,6 +123,21 @@ MALFORMED: dict[str, list[tuple[bytes, Event | None]]] = {
     "blob with a fourth key": [
         (msgpack.packb({"k": "blob", "id": 0, "v": BODY, "x": 1}), None),
         (BODY_EV, WITH_BODY)],
+    # what the typed struct of the fast path (recstruct.py) refuses, from_map refuses too
+    "event with a bool seq": [(ev(seq=True), E0)],
+    "event with a nil task": [(ev(task=None), E0)],
+    "site nil": [(ev(site=None), E0)],
+    "site line a bool": [(ev(site=["/a.py", True, "f"]), E0)],
+    "chunks nil": [(ev(chunks=None), E0)],
+    "chunk of 3 items": [(ev(chunks=[[b"x", 1, 2]]), E0)],
+    "chunk time a float": [(ev(chunks=[[b"x", 1.5]]), E0)],
+    "chunk data a ref to a str": [(blob(0, "s" * 400), None), (ev(chunks=[[REF0, 1]]), E0)],
+    "meta nil": [(ev(meta=None), E0)],
+    "error a str": [(ev(error="boom"), E0)],
+    "error args a map": [(ev(error={"type": "builtins.E", "message": "m", "args": {}}), E0)],
+    "Timestamp in request": [(ev(request=[msgpack.Timestamp(1, 0)]), E0)],
+    "extra data after the map": [(ev() + b"\xc0", E0)],
+    "bad UTF-8 in a key": [(raw_request(b"\x81\xa2\xff\xfe\x01"), E0)],
 }
 
 GOOD: dict[str, list[tuple[bytes, Event | None]]] = {
@@ -137,6 +152,22 @@ GOOD: dict[str, list[tuple[bytes, Event | None]]] = {
     "str blob": [(blob(0, "s" * 400), None),
                  (ev(request=REF0), Event(**{**vars_of(E0), "request": "s" * 400}))],
     "the writer's records": written([make_event(i) for i in range(60)]),
+    # what the fast path leaves to msgpack and from_map, read as before
+    "unknown key": [(ev(later=[1, 2]), E0)],
+    "site a tuple": [(ev(site=msgpack.ExtType(2, msgpack.packb(["/a.py", 3, "f"]))),
+                      Event(**{**vars_of(E0), "site": CallSite("/a.py", 3, "f")}))],
+    # untyped parts through the ext hook, map keys of every allowed type
+    "big int, tuple and odd keys in the request": [
+        (ev(request={"n": msgpack.ExtType(3, (2**70).to_bytes(9, "big", signed=True)),
+                     "t": msgpack.ExtType(2, msgpack.packb([1, "a"])), 1: "int", b"b": None,
+                     msgpack.ExtType(2, msgpack.packb([1, 2])): "tuple key"}),
+         Event(**{**vars_of(E0), "request": {"n": 2**70, "t": (1, "a"), 1: "int", b"b": None,
+                                             (1, 2): "tuple key"}}))],
+    "error with every field": [
+        (ev(error={"type": "builtins.E", "message": "m", "traceback": "tb", "args": [1, "x"]},
+            response=None),
+         Event(**{**vars_of(E0), "response": None,
+                  "error": RecordedError("builtins.E", "m", "tb", (1, "x"))}))],
 }
 
 
@@ -179,3 +210,33 @@ def test_well_formed_records_read_alike(name: str, tmp_path: pathlib.Path) -> No
     assert outcome(lambda: iter(log_of(path))) == ("ok", expect)
     log = log_of(path)
     assert [log[i] for i in range(len(log))] == expect
+
+
+def test_fast_path_takes_the_writers_records(tmp_path: pathlib.Path) -> None:
+    """Every event record the writer writes is taken by msgspec's typed decode
+    (``_Packed.fast_event``), not decoded a second time, and gives what msgpack and
+    ``Event.from_map`` give."""
+    path = tmp_path / "w.replay"
+    records = written([make_event(i) for i in range(60)])
+    packed(path, records)
+    log = log_of(path)
+    p = log._p
+    blobs = list(iter(log))  # one pass first: the blobs the events refer to are cached
+    for i, expect in enumerate(blobs):
+        data, j, off = p.locate(log._cols["pos"][i])
+        length = int.from_bytes(data[j:j + 4], "little")
+        assert p.fast_event(data, j + 8, j + 8 + length, log._cols["pos"][i]) == expect
+        m, _ = p.decode_at(data, j, log._cols["pos"][i], off)
+        assert Event.from_map(m) == expect
+
+
+def test_array_as_map_key_reads_alike(tmp_path: pathlib.Path) -> None:
+    """A raw msgpack array used as a map key (no writer writes one: a tuple key is
+    ext 2) is read as a tuple key by msgspec and refused by msgpack-python; the
+    packed reader takes its fast path first both ways, so they agree."""
+    path = tmp_path / "k.replay"
+    packed(path, [(raw_request(b"\x81\x92\x01\x02\xa1v"), E0)])
+    log = log_of(path)
+    assert outcome(lambda: iter(log_of(path))) == \
+        outcome(lambda: (log[i] for i in range(len(log)))) == \
+        ("ok", [Event(**{**vars_of(E0), "request": {(1, 2): "v"}})])

@@ -18,13 +18,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, overload
 
 import crc32c
-import msgpack
 
 from replay._cassette import index as ix
 from replay._cassette.codec import _FRAMING
 from replay._cassette.decoder import (
     DecodeError,
-    _may_hold_timestamp,
     reason,
 )
 from replay._cassette.errors import (
@@ -159,20 +157,19 @@ class EventLog(Sequence[Event]):
         after the other, and each blob as it comes, before the events that use it (so
         their references are cache hits, not nested reads).
 
-        The usual record is taken inline (framing, one C unpack, the checks of
-        :meth:`_decode`, ``Event.from_map``); anything unusual or wrong (a limit, a
-        nested blob read that fails, a bad field) is decoded again by :meth:`_decode`,
-        which raises the documented error with its offset. Both decode with the same
-        unpacker: the inline path is the same work without the calls around it.
+        The usual record is taken by ``_Packed.fast_event`` (framing here, then one
+        msgspec decode into a typed struct, the event built from it); anything
+        unusual or wrong (a limit, a nested blob read that fails, a bad field) is
+        decoded again by :meth:`_decode`, which raises the documented error with its
+        offset.
         """
         p = self._p
         pos, bpos, seqs = self._cols["pos"], p.index.bpos, self._cols["seq"]
         n, nb = len(pos), len(bpos)
         starts, offs = p.raw_starts, p.index.frames["off"]
         blobs, cache, transform = p.blobs, self._cache, self._transform
-        framing, from_map = _FRAMING.unpack_from, Event.from_map
-        unpackb, ext = msgpack.unpackb, p._ext  # p.unpack's call, without partial's dict
-        max_values, budget = p.limits.max_record_values, p.budget
+        framing, fast = _FRAMING.unpack_from, p.fast_event
+        max_values = p.limits.max_record_values
         e = b = k = 0
         data, base, off, size = b"", 0, 0, 0
         end = -1  # stream offset where the frame in ``data`` ends
@@ -209,24 +206,12 @@ class EventLog(Sequence[Event]):
                 continue
             ev = cache.get(e)
             if ev is None and stop:
-                p._at, p._expanded = at, 0
-                try:
-                    m = unpackb(data[i + 8:stop], raw=False, strict_map_key=False,
-                                use_list=True, ext_hook=ext)
-                    if data.find(b"\xff", i + 8, stop) >= 0 and \
-                            _may_hold_timestamp(data, i + 8, stop):
-                        p.decoder._reject_foreign(m)
-                    if type(m) is dict and m.get("k") == "ev" \
-                            and 2 * length + p._expanded <= budget:
-                        ev = from_map(m)
-                        if ev.seq != seqs[e]:
-                            ev = None
-                except Exception:  # decoded again below, where the error is raised
-                    ev = None
-                finally:
-                    p._at, p._expanded = 0, 0
-                if ev is not None and transform is not None:
-                    ev = transform(ev)
+                ev = fast(data, i + 8, stop, at)
+                if ev is not None:
+                    if ev.seq != seqs[e]:
+                        ev = None
+                    elif transform is not None:
+                        ev = transform(ev)
             if ev is None:
                 ev = self._decode(e, (data, i, off))
             yield ev
@@ -250,7 +235,17 @@ class EventLog(Sequence[Event]):
         p = self._p
         try:
             at = self._cols["pos"][i]
-            m, _ = p.record(at) if where is None else p.decode_at(*where[:2], at, where[2])
+            if where is None:
+                k = bisect.bisect_right(p.raw_starts, at) - 1
+                where = (p.frame(k), at - p.raw_starts[k], p.index.frames["off"][k])
+            data, j, _ = where
+            if j + 8 <= len(data):  # the fast path first, as __iter__ takes it: the same event
+                length = _FRAMING.unpack_from(data, j)[0]
+                if 0 < length <= p.limits.max_record_values and j + 8 + length <= len(data):
+                    ev = p.fast_event(data, j + 8, j + 8 + length, at)
+                    if ev is not None and ev.seq == self._cols["seq"][i]:
+                        return ev if self._transform is None else self._transform(ev)
+            m, _ = p.decode_at(data, j, at, where[2])
             if m.get("k") != "ev":
                 raise _Damage(CassetteCorruptError, "index points at no event", p.path_offset(i))
             try:

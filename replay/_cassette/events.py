@@ -174,16 +174,7 @@ class Event:
         if type(task) is not str and not isinstance(task, str):
             raise ValueError("field 'task' is not a string")
         e = get("error", _ABSENT)
-        if e is _ABSENT:
-            ev.error = None
-        else:
-            if not isinstance(e, dict):
-                raise ValueError("event error is not a map")
-            args = e.get("args", [])
-            if not isinstance(args, _ARRAY):
-                raise ValueError("event error args is not a list")
-            ev.error = RecordedError(_str(e, "type"), _str(e, "message"),
-                                     _str(e, "traceback", ""), tuple(args))
+        ev.error = None if e is _ABSENT else _recorded_error(e)
         s = get("site", _ABSENT)
         if s is _ABSENT:
             ev.site = None
@@ -196,15 +187,7 @@ class Event:
                 raise ValueError("event site is malformed")
             key = (file, line, function)
             site = _SITES.get(key)
-            if site is None:
-                site = _new(CallSite)
-                _SITE_FILE(site, file)
-                _SITE_LINE(site, line)
-                _SITE_FUNCTION(site, function)
-                if len(_SITES) >= _SITES_KEPT:
-                    _SITES.clear()
-                _SITES[key] = site
-            ev.site = site
+            ev.site = _site(key) if site is None else site
         raw = get("chunks", _ABSENT)
         if raw is _ABSENT:
             ev.chunks = ()
@@ -271,6 +254,30 @@ assert [f.name for f in dataclasses.fields(Event)] == [
 assert sorted(_EventSlots.__slots__) == sorted(Event.__slots__)
 assert Event.from_map({"seq": 0, "channel": "c", "request": None, "start_ns": 0, "duration_ns": 0,
                        "task": "main"}) == Event(0, "c", None), "_EventSlots becomes an Event"
+
+
+def _recorded_error(e: Any) -> RecordedError:
+    """The RecordedError of an event's ``error`` map; ValueError when malformed."""
+    if not isinstance(e, dict):
+        raise ValueError("event error is not a map")
+    args = e.get("args", [])
+    if not isinstance(args, _ARRAY):
+        raise ValueError("event error args is not a list")
+    return RecordedError(_str(e, "type"), _str(e, "message"), _str(e, "traceback", ""),
+                         tuple(args))
+
+
+def _site(key: tuple[str, int, str]) -> CallSite:
+    """The CallSite (file, line, function), made once and shared (``_SITES``): the
+    caller checked the types and found none in ``_SITES``."""
+    site = _new(CallSite)
+    _SITE_FILE(site, key[0])
+    _SITE_LINE(site, key[1])
+    _SITE_FUNCTION(site, key[2])
+    if len(_SITES) >= _SITES_KEPT:
+        _SITES.clear()
+    _SITES[key] = site
+    return site
 
 
 def _int(m: dict[str, Any], key: str) -> int:

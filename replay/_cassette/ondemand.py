@@ -34,7 +34,9 @@ from replay._cassette.errors import (
     CassetteLimitError,
     CassetteTruncatedError,
 )
+from replay._cassette.events import Event
 from replay._cassette.layout import Header, Limits
+from replay._cassette.recstruct import event_of, record_decoder
 from replay._cassette.sections import _Damage
 
 MAX_REF_DEPTH = 64
@@ -73,6 +75,7 @@ class _Packed:
             msgpack.unpackb, raw=False, strict_map_key=False, use_list=True,
             ext_hook=self._ext)
         self.decoder._unpackb = self.unpack
+        self.decode_event = record_decoder(self._ext).decode
         self._bpos, self._nblobs = index.bpos, len(index.bpos)
         self._depth = 0
         self._expanded = 0
@@ -157,6 +160,25 @@ class _Packed:
         if type(m) is not dict:
             raise _Damage(CassetteCorruptError, "record is not a map", off)
         return m, expanded
+
+    def fast_event(self, data: bytes, i: int, stop: int, at: int) -> Event | None:
+        """The event record ``data[i:stop]`` (a payload at stream offset ``at`` in a frame
+        ``frame`` checked, within the values limit) decoded by msgspec into a typed
+        struct (``recstruct.py``), or None when it is not one this path takes as
+        ``Event.from_map`` would: the caller decodes it again the usual way (``decode_at``),
+        which raises the documented error for a bad one."""
+        if data.find(b"\xff", i, stop) >= 0 and _may_hold_timestamp(data, i, stop):
+            return None  # msgspec would make a datetime: let decode_at refuse it
+        self._at, self._expanded = at, 0
+        try:
+            r = self.decode_event(data[i:stop])
+            if r.k != "ev" or 2 * (stop - i) + self._expanded > self.budget:
+                return None
+            return event_of(r, self._ext)
+        except Exception:  # decoded again by the caller, where the error is raised
+            return None
+        finally:
+            self._at, self._expanded = 0, 0
 
     def keep_blob(self, ident: int, m: Any, size: int) -> Any:
         """Check the decoded record ``m`` is blob ``ident``, cache its value and return it."""

@@ -36,7 +36,7 @@ HEADER = encode_header(golden_header(), version=1)
 """A version 1 header: the bombs are zstd frames, version 1's body."""
 VERSIONS = pytest.mark.parametrize("version", [1, 2], ids=["v1", "v2-journal"])
 """Crafted records are checked in a version 1 frame and in a version 2 journal (the
-same records, uncompressed; packed files: tests/test_format_packed.py)."""
+same records, uncompressed; packed files: tests/test_format_packed_records.py)."""
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MB = 1024 * 1024
 

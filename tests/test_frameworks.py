@@ -62,6 +62,10 @@ AGENTS = (
     Agent("anthropic_tool_runner", "anthropic tool runner", "anthropic", "anthropic",
           ("tools", "streaming")),
     Agent("mcp_agent", "MCP (stdio server)", "mcp", "mcp", ("tools", "parallel tools")),
+    Agent("smolagents_agent", "smolagents", "smolagents", "smolagents",
+          ("tools", "streaming", "parallel tools", "code agent")),
+    Agent("haystack_agent", "Haystack", "haystack-ai", "haystack",
+          ("tools", "streaming", "parallel tools", "async", "pipeline")),
 )
 
 

@@ -195,6 +195,50 @@ def test_the_map_grows_and_a_failed_step_falls_back_to_write(
     assert list(read_cassette(tmp_path / "g.replay").events) == [make_event(i) for i in range(n)]
 
 
+def test_a_step_is_written_with_zeros_before_it_is_mapped(tmp_path: pathlib.Path) -> None:
+    """journalmap._fill: zeros over exactly the step (its pages in the page cache as
+    written data, so stores into the map take no conversion fault), the bytes before
+    and after it untouched; a file opened for appending is left alone (pwrite
+    would append there)."""
+    path = tmp_path / "f"
+    path.write_bytes(b"\x01" * 10 + b"\x02" * 600_000 + b"\x03" * 10)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        journalmap._fill(fd, 10, 600_000)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"\x01" * 10 + bytes(600_000) + b"\x03" * 10
+    fd = os.open(path, os.O_RDWR | os.O_APPEND)
+    try:
+        journalmap._fill(fd, 0, 100)
+    finally:
+        os.close(fd)
+    assert path.stat().st_size == 600_020 and path.read_bytes()[:10] == b"\x01" * 10
+
+
+def test_a_step_whose_zeros_cannot_be_written_falls_back_to_write(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = CassetteWriter(tmp_path / "z.replay", golden_header())
+    n = 0
+    while w._pos < 3 * MAP_FIRST:
+        w.write(make_event(n))
+        n += 1
+    assert w.mapped
+
+    def full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "pwrite", full)
+    while w.mapped and w._pos < 64 * MAP_FIRST:  # the next step fails: unmapped
+        w.write(make_event(n))
+        n += 1
+    assert not w.mapped
+    for _ in range(10):
+        w.write(make_event(n))
+        n += 1
+    w.close()
+    assert list(read_cassette(tmp_path / "z.replay").events) == [make_event(i) for i in range(n)]
+
+
 def _mapped_rss_kb(path: pathlib.Path) -> int:
     """Resident kB of this process's mappings of ``path`` (/proc/self/smaps)."""
     total, inside = 0, False

@@ -9,7 +9,11 @@ and reports what is not reproducible:
   replay although every request was answered from the recording. Something
   the recorder does not capture fed them (a source listed in
   docs/frameworks.md, or one of the program's own: ``id()``, process ids,
-  ``time.perf_counter``, another process, a file it reads).
+  ``time.perf_counter``, another process, a file it reads);
+* output in another order: the recording's lines, each the same, in another
+  order. Threads or tasks that print as they finish (a library's worker pool)
+  ran in another interleaving: replay gives each the same inputs but does not
+  impose the recorded scheduling, and live runs differ the same way.
 
 This is how to find out, before trusting a cassette, that a stack has an
 uncaptured source. ``--fail-on-findings`` makes findings exit 1, for CI.
@@ -38,13 +42,16 @@ class Findings:
     """Divergence reports of the replays (each once)."""
     output: list[str] = field(default_factory=list)
     """Unified diffs of recorded vs replayed stdout, where no divergence explains them."""
+    reordered: list[str] = field(default_factory=list)
+    """Such diffs where the replay printed the recording's very lines in another order
+    (concurrent printers scheduled otherwise, not an uncaptured input)."""
     failures: list[str] = field(default_factory=list)
     """Replays that exited otherwise than the recording did."""
 
     @property
     def any(self) -> bool:
         """Whether anything is not reproducible."""
-        return bool(self.divergences or self.output or self.failures)
+        return bool(self.divergences or self.output or self.reordered or self.failures)
 
 
 def register(sub: Any) -> None:
@@ -81,8 +88,10 @@ def examine(command: list[str], cassette: str, replays: int = REPLAYS) -> Findin
             diff = "".join(difflib.unified_diff(
                 recorded[0].splitlines(keepends=True), out[0].splitlines(keepends=True),
                 "recorded stdout", f"replay {n} stdout", n=1))
-            if diff not in findings.output:
-                findings.output.append(diff)
+            same_lines = sorted(out[0].splitlines()) == sorted(recorded[0].splitlines())
+            found = findings.reordered if same_lines else findings.output
+            if diff not in found:
+                found.append(diff)
     return findings
 
 
@@ -99,7 +108,14 @@ def report(findings: Findings) -> str:
         lines += ["output differs with every request answered from the recording "
                   "(an input the recorder does not capture; see docs/frameworks.md):",
                   *(f"  {line}" for line in text.splitlines())]
-    n = len(findings.divergences) + len(findings.failures) + len(findings.output)
+    for text in findings.reordered:
+        lines += ["output has the recording's lines in another order, with every request "
+                  "answered from the recording (threads or tasks that print as they finish "
+                  "ran in another interleaving: scheduling, which replay does not impose; "
+                  "see docs/frameworks.md#checked-by-hand):",
+                  *(f"  {line}" for line in text.splitlines())]
+    n = (len(findings.divergences) + len(findings.failures) + len(findings.output)
+         + len(findings.reordered))
     lines.append(f"replay doctor: {n} finding(s): the run does not repeat exactly")
     return "\n".join(lines)
 

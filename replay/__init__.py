@@ -85,6 +85,7 @@ if TYPE_CHECKING:
     from replay._runs.fork import ParentLink, fork, parent_of
     from replay._service.asgi import RecordingMiddleware
     from replay._service.recorder import flag, recorded
+    from replay._service.wsgi import WSGIRecordingMiddleware
 
 _WHERE_BY_MODULE: dict[str, tuple[str, ...]] = {
     "replay._analysis.context": (
@@ -126,6 +127,7 @@ _WHERE_BY_MODULE: dict[str, tuple[str, ...]] = {
     "replay._runs.fork": ("ParentLink", "fork", "parent_of"),
     "replay._service.asgi": ("RecordingMiddleware",),
     "replay._service.recorder": ("flag", "recorded"),
+    "replay._service.wsgi": ("WSGIRecordingMiddleware",),
 }
 """The module each public name comes from (``load`` and ``export_jsonl`` are renamed)."""
 
@@ -204,6 +206,7 @@ __all__ = [
     "Usage",
     "Value",
     "VerifyReport",
+    "WSGIRecordingMiddleware",
     "capture",
     "context_diff",
     "diff",

@@ -8,7 +8,8 @@ the same input again, with no command line:
   "async": bool, "args": [...], "kwargs": {...}}`` (arguments redacted like
   every header value);
 * ``{"kind": "asgi", "app": "pkg.mod:app", "scope": {...}, "body": b"..."}``:
-  one HTTP request, sent again to the application object.
+  one HTTP request, sent again to the application object;
+* ``{"kind": "wsgi", ...}``: the same for a WSGI app (:mod:`replay._runs.wsgi`).
 
 An entry that could not be stored (arguments that are not JSON-like, an app
 that could not be found by name) has ``"unreplayable": "why"`` instead, and
@@ -32,6 +33,7 @@ from replay._capture.values import strict
 from replay._cassette.errors import SessionError, UnrecordableValueError
 from replay._cassette.events import Value
 from replay._runs.lifespan import serving
+from replay._runs.wsgi import send_wsgi_request
 
 ENTRY = "entry"
 """The header meta key."""
@@ -49,7 +51,7 @@ class Entry:
     """What a run's header says to call."""
 
     kind: str
-    """``function`` or ``asgi``."""
+    """``function``, ``asgi`` or ``wsgi``."""
     ref: str
     """``module:qualname`` of the function or the ASGI app object."""
     file: str | None = None
@@ -61,9 +63,10 @@ class Entry:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     """Keyword arguments (``function``)."""
     scope: Mapping[str, Any] = field(default_factory=dict)
-    """The HTTP request's ASGI scope, JSON-like (``asgi``)."""
+    """The HTTP request's ASGI scope, JSON-like (``asgi``); its CGI variables and
+    headers (``wsgi``)."""
     body: bytes = b""
-    """The request body (``asgi``)."""
+    """The request body (``asgi``, ``wsgi``)."""
 
 
 def ref_of(obj: Any) -> tuple[str, str | None]:
@@ -124,14 +127,14 @@ def entry_of(meta: Mapping[str, Value], where: str = "this run") -> Entry:
         raise EntryError(f"{where} cannot be re-invoked: {why if isinstance(why, str) else '?'}")
     kind, ref = doc.get("kind"), doc.get("ref")
     file = doc.get("file")
-    if kind not in ("function", "asgi") or not isinstance(ref, str) or ":" not in ref:
+    if kind not in ("function", "asgi", "wsgi") or not isinstance(ref, str) or ":" not in ref:
         raise EntryError(f"{where} has a malformed entry point ({kind!r}, {ref!r})")
     file = file if isinstance(file, str) else None
-    if kind == "asgi":
+    if kind in ("asgi", "wsgi"):
         scope, body = doc.get("scope"), doc.get("body")
         if not isinstance(scope, dict) or not isinstance(body, bytes):
-            raise EntryError(f"{where} has a malformed ASGI request")
-        return Entry("asgi", ref, file, True, scope=scope, body=body)
+            raise EntryError(f"{where} has a malformed {kind.upper()} request")
+        return Entry(kind, ref, file, kind == "asgi", scope=scope, body=body)
     args, kwargs = doc.get("args"), doc.get("kwargs")
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise EntryError(f"{where} has malformed entry arguments")
@@ -216,6 +219,8 @@ def call(entry: Entry, target: Any = None) -> Any:
             async with serving(entry.kind, target) as app_state:
                 return await acall(entry, target, app_state)
         return asyncio.run(root())
+    if entry.kind == "wsgi":
+        return send_wsgi_request(target, entry.scope, entry.body)
     return target(*entry.args, **dict(entry.kwargs))
 
 
@@ -227,6 +232,8 @@ async def acall(entry: Entry, target: Any = None,
     target = load(entry) if target is None else target
     if entry.kind == "asgi":
         return await send_request(target, entry.scope, entry.body, app_state)
+    if entry.kind == "wsgi":  # a sync app: called here, as a server's thread would
+        return send_wsgi_request(target, entry.scope, entry.body)
     result = target(*entry.args, **dict(entry.kwargs))
     if inspect.isawaitable(result):
         return await result

@@ -37,12 +37,15 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _SKIP = ("replay", "starlette", "fastapi", "uvicorn", "anyio", "asyncio", "pydantic",
-         "httpx", "openai", "anthropic", "_")
+         "httpx", "openai", "anthropic", "flask", "werkzeug", "waitress", "gunicorn",
+         "django", "_")
 
 
-def find_ref(target: Any) -> str | None:
+def find_ref(target: Any, via: str | None = None) -> str | None:
     """``module:attr`` of a loaded module's global that is ``target`` (an importable
-    module first, a script's ``__main__`` last); None when there is none."""
+    module first, a script's ``__main__`` last), or with ``via``, one whose attribute
+    ``via`` is ``target`` (Flask's ``app.wsgi_app = Middleware(app.wsgi_app)``: the
+    app is what a server calls); None when there is none."""
     found: str | None = None
     for name, module in list(sys.modules.items()):
         if module is None or name.startswith(_SKIP):
@@ -52,11 +55,23 @@ def find_ref(target: Any) -> str | None:
         except TypeError:
             continue
         for attr, value in items:
-            if value is target:
+            if value is target or (via is not None and _holds(value, via, target)):
                 if name != "__main__":
                     return f"{name}:{attr}"
                 found = f"{name}:{attr}"
     return found
+
+
+def _holds(value: Any, attr: str, target: Any) -> bool:
+    """``value``'s own instance attribute ``attr`` is ``target`` (no descriptor or
+    ``__getattr__`` of the value's class runs)."""
+    if isinstance(value, type):
+        return False
+    try:
+        own = vars(value)
+    except Exception:  # noqa: BLE001 - a proxy (werkzeug's LocalProxy) may raise anything
+        return False
+    return own.get(attr) is target
 
 
 class RecordingMiddleware:

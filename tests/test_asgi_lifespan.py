@@ -6,6 +6,7 @@ the lifespan belongs to no run even when one is open around it."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 import replay
 from replay._capture import tasks as _tasks
 from replay._runs.entry import Response, send_request
-from replay._runs.lifespan import LifespanError, lifespan
+from replay._runs.lifespan import LifespanError, lifespan, serving
 
 Message = dict[str, Any]
 
@@ -100,3 +101,58 @@ def test_the_lifespan_belongs_to_no_run_even_inside_an_open_one(tmp_path: Any) -
         asyncio.run(main())
     assert app.events == ["lifespan.startup", "lifespan.shutdown"]
     assert app.in_run == [False, False]
+
+
+class StateApp:
+    """As Litestar and Starlette apps often do: the lifespan opens a client on the
+    app object (``app.state``) and closes that attribute's client at shutdown; a
+    request uses whatever client the app holds."""
+
+    def __init__(self) -> None:
+        self.client: dict[str, bool] | None = None
+        self.starts = 0
+
+    async def __call__(self, scope: Message, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    self.starts += 1
+                    self.client = {"open": True}
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    assert self.client is not None
+                    self.client["open"] = False  # close what the app holds now
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        await asyncio.sleep(0.02)  # a model call
+        assert self.client is not None
+        body = b"open" if self.client["open"] else b"closed"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _replayed(app: StateApp) -> bytes:
+    async with serving("asgi", app) as state:
+        await asyncio.sleep(0.01)
+        return (await send_request(app, {"method": "GET", "path": "/"}, b"", state)).body
+
+
+def test_replays_of_one_app_in_several_threads_never_share_a_lifespan_half_shut() -> None:
+    # Each thread's replay runs the app's lifespan in its own loop; before, one
+    # replay's shutdown closed the client another replay's request was using.
+    app = StateApp()
+    with ThreadPoolExecutor(4) as pool:
+        bodies = list(pool.map(lambda _: asyncio.run(_replayed(app)), range(12)))
+    assert bodies == [b"open"] * 12
+    assert app.starts == 12 and app.client == {"open": False}
+
+
+def test_replays_of_one_app_in_one_loop_share_its_lifespan_as_a_server_does() -> None:
+    app = StateApp()
+
+    async def main() -> list[bytes]:
+        return list(await asyncio.gather(*(_replayed(app) for _ in range(5))))
+    assert asyncio.run(main()) == [b"open"] * 5
+    assert app.starts == 1 and app.client == {"open": False}
+    assert asyncio.run(_replayed(app)) == b"open" and app.starts == 2  # a new one after

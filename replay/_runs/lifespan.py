@@ -10,6 +10,12 @@ does with ``--lifespan auto``: send ``lifespan.startup``, wait for the answer
 (an app that does not speak the protocol is used without it), hand the state
 to the request, then shut down.
 
+A server runs the lifespan once for all the requests it serves, and apps
+rely on that (a startup that puts a client on ``app.state``, a shutdown that
+closes it): :func:`hosted` shares one lifespan among the replays of an app
+that overlap in one event loop and keeps those of other loops (threads) from
+overlapping it.
+
 The lifespan task runs in an empty :class:`contextvars.Context`: it belongs to
 no run, as it belonged to none when the server started, even when a replay is
 already open around the caller.
@@ -20,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import threading
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from replay._cassette.errors import SessionError
@@ -34,11 +42,98 @@ class LifespanError(SessionError):
 
 
 def serving(kind: str, app: Any) -> contextlib.AbstractAsyncContextManager[dict[str, Any]]:
-    """:func:`lifespan` of an ASGI entry's app (``kind`` ``asgi``); for any other
-    entry kind nothing runs and the state is empty."""
+    """The lifespan of an ASGI entry's app (``kind`` ``asgi``), shared with the other
+    replays of the same app object in this process (:func:`hosted`); for any
+    other entry kind nothing runs and the state is empty."""
     if kind == "asgi":
-        return lifespan(app)
+        return hosted(app)
     return contextlib.nullcontext({})
+
+
+@dataclass(eq=False)
+class _Host:
+    """One app object's lifespan, shared by the replays that overlap in its loop."""
+
+    loop: asyncio.AbstractEventLoop
+    users: int = 1
+    closing: bool = False
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    state: dict[str, Any] | None = None
+    serve: contextlib.AbstractAsyncContextManager[dict[str, Any]] | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+_HOSTS: dict[int, tuple[Any, _Host]] = {}
+_HOSTS_LOCK = threading.Lock()
+
+
+@contextlib.asynccontextmanager
+async def hosted(app: Any) -> AsyncIterator[dict[str, Any]]:
+    """:func:`lifespan` of ``app`` as a server runs it: once for all the requests it
+    serves at a time. A server starts an app's lifespan once per process, and apps
+    rely on that: a startup that puts a client on ``app.state`` (Litestar's,
+    Starlette's) and a shutdown that closes ``app.state``'s client assume no
+    other lifespan of the same app object runs meanwhile. So replays of one app
+    that overlap in one event loop share one lifespan (the first starts it, the
+    last shuts it down); a replay in another loop (another thread's
+    ``asyncio.run``) waits until that lifespan has shut down, then starts its own."""
+    loop = asyncio.get_running_loop()
+    while True:
+        with _HOSTS_LOCK:
+            held = _HOSTS.get(id(app))
+            if held is None:
+                host = _Host(loop)
+                _HOSTS[id(app)] = (app, host)
+                owner = True
+                break
+            host = held[1]
+            if host.loop is loop and not host.closing:
+                host.users += 1
+                owner = False
+                break
+        while not host.done.is_set():  # another loop's lifespan of this app: wait it out
+            await asyncio.sleep(0.005)
+    if owner:
+        host.serve = lifespan(app)
+        try:
+            host.state = await host.serve.__aenter__()
+        except BaseException as exc:
+            host.error = exc
+            _release(app, host, last=True)
+            raise
+        finally:
+            host.started.set()
+    else:
+        await host.started.wait()
+        if host.error is not None:
+            _release(app, host, last=False)
+            raise LifespanError(str(host.error))
+    try:
+        yield host.state if host.state is not None else {}
+    finally:
+        with _HOSTS_LOCK:
+            host.users -= 1
+            last = host.users == 0 and host.error is None
+            if last:
+                host.closing = True
+        if last and host.serve is not None:
+            try:
+                await host.serve.__aexit__(None, None, None)
+            finally:
+                _release(app, host, last=True)
+
+
+def _release(app: Any, host: _Host, *, last: bool) -> None:
+    if not last:
+        with _HOSTS_LOCK:
+            host.users -= 1
+        return
+    with _HOSTS_LOCK:
+        held = _HOSTS.get(id(app))
+        if held is not None and held[1] is host:
+            del _HOSTS[id(app)]
+    host.done.set()
 
 
 @contextlib.asynccontextmanager

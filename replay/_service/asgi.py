@@ -8,7 +8,8 @@ reads the body first (the run's header keeps it, with the redacted headers,
 so the request can be sent again), records the handling under a
 :class:`~replay._service.recorder.Recorder`, and stores the run with the
 route template (Starlette/FastAPI set ``scope["route"]``), method, HTTP
-status and request id (the ``x-request-id`` header, else the run id). A 5xx
+status and request id (the ``x-request-id`` header, else the run id); Litestar's
+route template is ``scope["path_template"]``. A 5xx
 answer, an exception or ``replay.flag()`` make the run failed. Lifespan and
 websocket traffic pass through unrecorded; the app's lifespan shutdown closes
 the recorder (the patches it held since its first run are put back).
@@ -69,7 +70,7 @@ def _holds(value: Any, attr: str, target: Any) -> bool:
         return False
     try:
         own = vars(value)
-    except Exception:  # noqa: BLE001 - a proxy (werkzeug's LocalProxy) may raise anything
+    except Exception:  # a proxy (werkzeug's LocalProxy) may raise anything
         return False
     return own.get(attr) is target
 
@@ -150,14 +151,14 @@ class RecordingMiddleware:
             error = exc
             raise
         finally:
-            route = getattr(scope.get("route"), "path", None)
+            route = route_of(scope)
             done = {"request_id": request_id or active.state.run_id}
-            if isinstance(route, str):
+            if route is not None:
                 done["route"] = route
             commit = self.recorder.end(
                 active, error, http_status=status if status is not None else
                 (500 if error is not None else None),
-                entry=f"{method} {route}" if isinstance(route, str) else None, attrs=done)
+                entry=f"{method} {route}" if route is not None else None, attrs=done)
             if commit is not None:
                 await asyncio.get_running_loop().run_in_executor(None, commit)
 
@@ -169,6 +170,18 @@ class RecordingMiddleware:
                 self.recorder.close()
             await send(message)
         await self.app(scope, receive, send_closing)
+
+
+def route_of(scope: Scope) -> str | None:
+    """The route template the app matched, as its framework left it in the scope:
+    Starlette's and FastAPI's ``scope["route"].path``, Litestar's
+    ``scope["path_template"]``; None when there is none (no route matched, or a
+    framework that says nothing)."""
+    route = getattr(scope.get("route"), "path", None)
+    if isinstance(route, str):
+        return route
+    template = scope.get("path_template")
+    return template if isinstance(template, str) else None
 
 
 add_boundary(RecordingMiddleware.__call__.__code__)  # the server above it is not the run's

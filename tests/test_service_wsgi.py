@@ -1,0 +1,166 @@
+"""The WSGI middleware on a real Flask app (fixtures/service/flaskapp.py) served on
+127.0.0.1 by waitress and by werkzeug's threaded server, calling the LLM
+emulator through the openai SDK, with keep="failed": concurrent requests that
+raise, abort with 503, flag, or stream (and break off mid-stream). The failed
+ones are found with ``replay ls --failed`` and each replays, alone and four at
+once in threads, in-process and with ``replay play ID`` in a fresh process, to
+the bytes the client got live."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import replay
+from fixtures.emulator import Emulator, Turn
+from replay._runs.entry import Response
+from replay._runs.store import RunRow, RunStatus, open_store
+
+pytest.importorskip("flask")
+ROOT = Path(__file__).resolve().parent.parent
+BEARER = "tok-BEARER0123456789abcdef"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(server: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _port()
+    if server == "waitress":
+        cmd = [sys.executable, "-m", "waitress", "--threads=8", f"--listen=127.0.0.1:{port}",
+               "fixtures.service.flaskapp:app"]
+    else:  # werkzeug's development server, a thread per request
+        cmd = [sys.executable, "-m", "flask", "--app", "fixtures.service.flaskapp", "run",
+               "--with-threads", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=log.open("wb"))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"{server} did not start")
+
+
+REQUESTS: list[tuple[str, str]] = [
+    ("/ask/ada", "plan a trip, raise"),    # Flask answers 500
+    ("/ask/bob", "plan a trip, http"),     # abort(503)
+    ("/ask/cy", "plan a trip, flag"),      # 200, flagged
+    ("/ask/di", "plan a trip"),            # ok: dropped
+    ("/stream", "stream it, flag"),        # 200, streamed, flagged
+    ("/stream", "stream it"),              # ok: dropped
+    ("/stream", "stream it, raise"),       # breaks off mid-stream
+    ("/ask/ed", "again, raise"),
+]
+KEPT = (0, 1, 2, 4, 6, 7)
+
+
+def _fire(url: str, i: int) -> tuple[Any, ...]:
+    path, q = REQUESTS[i]
+    try:
+        r = httpx.post(url + path, json={"q": q}, timeout=180,
+                       headers={"x-request-id": f"req-{i}", "authorization": f"Bearer {BEARER}"})
+    except httpx.RemoteProtocolError:  # the server cut the broken stream off
+        return ("cut",)
+    return (r.status_code, r.content)
+
+
+def _replayed(row: RunRow) -> tuple[Any, ...]:
+    run = replay.play(row.id, unused="fail")
+    try:
+        got = run.invoke()
+    except RuntimeError as exc:  # raised while the answer was iterated
+        assert run.result is not None and run.result.ok
+        return ("raised", str(exc))
+    assert isinstance(got, Response) and run.result is not None and run.result.ok
+    return (got.status, got.body)
+
+
+@pytest.mark.parametrize("server", ["waitress", "werkzeug"])
+def test_a_flask_service_keeps_its_failed_requests_and_each_replays_exactly(
+        server: str, tmp_path: Path, emulator: Callable[..., Emulator],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip(server)
+    llm = emulator(Turn(text="Pack light.", chunks=["Pack ", "light."], repeat=True))
+    store = str(tmp_path / "runs")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "REPLAY_STORE": store,
+           "AGENT_LLM_URL": llm.openai_base_url, "AGENT_KEEP": "failed"}
+    proc, url = _serve(server, env, tmp_path / "server.log")
+    try:
+        with ThreadPoolExecutor(len(REQUESTS)) as pool:
+            answers = list(pool.map(lambda i: _fire(url, i), range(len(REQUESTS))))
+        live = {f"req-{i}": a for i, a in enumerate(answers)}
+        assert [a[0] for a in answers] == [500, 503, 200, 200, 200, 200, "cut", 500]
+        deadline = time.monotonic() + 120
+        while len(open_store(store).query()) < len(KEPT) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    llm.stop()  # from here on only the store answers
+    for key, value in env.items():
+        if key.startswith(("AGENT_", "REPLAY_")):
+            monkeypatch.setenv(key, value)
+    monkeypatch.syspath_prepend(str(ROOT))
+
+    listed = subprocess.run([sys.executable, "-m", "replay._cli", "ls", "--failed", "--json"],
+                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    failed = json.loads(listed.stdout)
+    rows = {r.id: r for r in open_store(store).query()}
+    by_request = {rows[f["id"]].attrs["request_id"]: rows[f["id"]] for f in failed}
+    assert sorted(by_request) == sorted(f"req-{i}" for i in KEPT)
+    assert all(r.status is RunStatus.FAILED and r.tags == ("flask",) for r in rows.values())
+    assert by_request["req-0"].entry == "POST /ask/<user>"
+    assert by_request["req-0"].error == "HTTP 500"
+    assert by_request["req-1"].error == "HTTP 503"
+    assert by_request["req-4"].attrs["flag"] == "the stream was flagged"
+    assert by_request["req-6"].error == "RuntimeError: the stream broke off"
+    assert by_request["req-6"].attrs["http_status"] == "200"  # sent before it broke
+    assert by_request["req-2"].models == ("gpt-4o-mini",)
+    assert by_request["req-2"].tools == ("weather",)
+
+    alone = {rid: _replayed(row) for rid, row in by_request.items()}
+    for rid, got in alone.items():
+        if live[rid] == ("cut",):
+            assert got == ("raised", "the stream broke off")
+        else:
+            assert got == live[rid], rid
+        assert _replayed(by_request[rid]) == got  # and again
+    order = list(by_request.items())
+    random.Random(7).shuffle(order)
+    with ThreadPoolExecutor(4) as pool:  # four at once: no cross-talk
+        together = dict(zip([rid for rid, _ in order],
+                            pool.map(_replayed, [row for _, row in order]), strict=True))
+    assert together == alone
+
+    for rid in ("req-4", "req-1"):  # a fresh process: the streamed body, the 503
+        out = subprocess.run([sys.executable, "-m", "replay._cli", "play",
+                              by_request[rid].id], env=env, cwd=ROOT, capture_output=True,
+                             text=True, timeout=180)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout) == live[rid][1].decode()
+        assert f"HTTP {live[rid][0]}" in out.stderr and "0 divergence(s)" in out.stderr
+    for row in rows.values():  # the bearer token reached no cassette
+        cassette = replay.read_cassette(open_store(store).fetch(row.id))
+        assert BEARER not in repr(cassette.header) + repr(cassette.events)

@@ -14,11 +14,14 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 import pytest
@@ -164,3 +167,54 @@ def test_a_flask_service_keeps_its_failed_requests_and_each_replays_exactly(
     for row in rows.values():  # the bearer token reached no cassette
         cassette = replay.read_cassette(open_store(store).fetch(row.id))
         assert BEARER not in repr(cassette.header) + repr(cassette.events)
+
+
+class _Threaded(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_raw_wsgi_app_on_wsgiref_lazy_start_lists_raises_and_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fixtures.service import rawwsgi
+
+    monkeypatch.setenv("REPLAY_STORE", str(tmp_path / "runs"))
+    server = make_server("127.0.0.1", 0, rawwsgi.app, server_class=_Threaded,
+                         handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    asks = ["/lazy?fail=1", "/lazy", "/list?flag=1", "/list", "/boom", "/thread?fail=1",
+            "/thread"] * 2
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            live = list(pool.map(lambda p: httpx.post(url + p, content=p.encode(), timeout=60,
+                                                      headers={"x-request-id": p}), asks))
+    finally:
+        server.shutdown()
+        server.server_close()
+    rawwsgi.app.close()  # waits for the runs being stored
+    assert [r.status_code for r in live] == [500, 200, 200, 200, 500, 500, 200] * 2
+    rows = open_store(str(tmp_path / "runs")).query()
+    assert sorted(r.attrs["request_id"] for r in rows) == sorted(
+        ["/lazy?fail=1", "/list?flag=1", "/boom", "/thread?fail=1"] * 2)
+    boom = next(r for r in rows if r.attrs["request_id"] == "/boom")
+    assert boom.error is not None and boom.error.startswith("KeyError: 'boom ")
+    answers: dict[str, set[tuple[int, bytes]]] = {}
+    for r in live:
+        answers.setdefault(r.request.url.raw_path.decode(), set()).add(
+            (r.status_code, r.content))
+    for row in rows:
+        rid = row.attrs["request_id"]
+        run = replay.play(row.id, unused="fail")
+        if rid == "/boom":
+            with pytest.raises(KeyError, match="boom"):
+                run.invoke()
+            continue
+        got = run.invoke()
+        assert (got.status, got.body) in answers[rid], rid
+        assert run.result is not None and run.result.ok

@@ -77,8 +77,10 @@ class WSGIRecordingMiddleware:
 
     def _ref(self) -> str | None:
         if not self._looked:
-            self._looked = True
-            self.app_ref = find_ref(self, via="wsgi_app")
+            with self._lock:  # the first requests come in at once, on several threads
+                if not self._looked:
+                    self.app_ref = find_ref(self, via="wsgi_app")
+                    self._looked = True
         return self.app_ref
 
     def _store(self, commit: Callable[[], object]) -> None:

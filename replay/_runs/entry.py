@@ -33,6 +33,7 @@ from replay._capture.values import strict
 from replay._cassette.errors import SessionError, UnrecordableValueError
 from replay._cassette.events import Value
 from replay._runs.lifespan import serving
+from replay._runs.response import Response as Response  # re-exported: its old home
 from replay._runs.wsgi import send_wsgi_request
 
 ENTRY = "entry"
@@ -238,18 +239,6 @@ async def acall(entry: Entry, target: Any = None,
     if inspect.isawaitable(result):
         return await result
     return result
-
-
-@dataclass(frozen=True)
-class Response:
-    """What an ASGI app answered to a replayed request."""
-
-    status: int
-    """HTTP status."""
-    headers: tuple[tuple[str, str], ...]
-    """Response headers."""
-    body: bytes
-    """The whole body."""
 
 
 async def send_request(app: Any, scope: Mapping[str, Any], body: bytes,

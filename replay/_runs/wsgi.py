@@ -10,7 +10,7 @@ every other header map is (``Authorization``, ``Cookie``...).
 
 :func:`send_wsgi_request` builds the environ again (no server), calls the app,
 iterates its answer and closes it, as a server does, and returns the
-:class:`~replay._runs.entry.Response`.
+:class:`~replay._runs.response.Response`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from replay._cassette.events import Value
+from replay._runs.response import Response
 
 MAX_BODY = 256 * 1024
 """Largest request body a WSGI entry keeps (the header holds it)."""
@@ -92,11 +93,9 @@ def environ_of(scope: Mapping[str, Any], body: bytes) -> dict[str, Any]:
 
 
 def send_wsgi_request(app: Callable[..., Iterable[bytes]], scope: Mapping[str, Any],
-                      body: bytes) -> Any:
+                      body: bytes) -> Response:
     """Send one recorded request to a WSGI app, as a server would (the answer is
     iterated whole, then closed), and return its ``Response``."""
-    from replay._runs.entry import Response
-
     started: list[tuple[str, list[tuple[str, str]]]] = []
     chunks: list[bytes] = []
 

@@ -232,11 +232,23 @@ def test_requests_and_aiohttp_errors_replay(tmp_path: Path) -> None:
     assert all(e.error is not None for e in http_events(path))
 
 
+def raw_get(port: int, path: str) -> bytes:
+    """GET over a socket of its own: HTTP no capture point sees."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                     .encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
 def test_recording_warns_of_connections_no_capture_point_holds(tmp_path: Path) -> None:
-    """A connection a recorded run opens outside httpx, urllib3 and aiohttp (the
-    standard library's urllib here; DSPy's lm15 engine speaks HTTP over its own
-    sockets) is traffic the cassette lacks: recording warns once per address, naming
-    the code that connected. Captured clients and a recorded tool's body do not warn."""
+    """A connection a recorded run opens outside every captured client (HTTP spoken
+    over a socket of its own here, as clients with their own HTTP/1.1 code do) is
+    traffic the cassette lacks: recording warns once per address, naming the code that
+    connected. Captured clients (httpx, requests, aiohttp, urllib.request) and a
+    recorded tool's body do not warn."""
     srv = LocalServer()
     path = tmp_path / "uncaptured.replay"
 
@@ -257,14 +269,15 @@ def test_recording_warns_of_connections_no_capture_point_holds(tmp_path: Path) -
 
             asyncio.run(fetch_one())
             lookup()
+            with urllib.request.urlopen(srv.url + "/json", timeout=5) as r:
+                r.read()
             assert not [w for w in seen if w.category is replay.UncapturedConnectionWarning]
             for _ in range(2):
-                with urllib.request.urlopen(srv.url + "/json", timeout=5) as r:
-                    r.read()
-        urllib.request.urlopen(srv.url + "/json", timeout=5).close()  # outside the run
+                raw_get(srv.server_address[1], "/json")
+        raw_get(srv.server_address[1], "/json")  # outside the run
     srv.stop()
     found = [w for w in seen if w.category is replay.UncapturedConnectionWarning]
     assert len(found) == 1, [str(w.message) for w in found]
     message = str(found[0].message)
     assert f"127.0.0.1:{srv.server_address[1]}" in message
-    assert "replay will refuse" in message and "http/client.py" not in message
+    assert "replay will refuse" in message and "test_http_clients.py" in message

@@ -8,13 +8,12 @@ both (new-events, fork) answers what the recording can and runs the rest
 live; it writes a new cassette of the run as it happened: the recorded events
 it served, renumbered in this run's order, and the live ones.
 
-A session belongs to the context that opened it, not to the process: the
-logical task state in :data:`replay._capture.tasks.CURRENT` names it, and
-asyncio tasks, threads and executor work started inside inherit it (see
-``taskhooks``). Any number of sessions record and replay at once, each into
-its own cassette; the patches are installed while any is open and each
-intercepted call finds its own run through ``current()``, the interceptors'
-fast check, or passes straight through when it belongs to none.
+A session belongs to the context that opened it, not to the process: the logical task
+state in :data:`replay._capture.tasks.CURRENT` names it, and asyncio tasks, threads and
+executor work started inside inherit it (see ``taskhooks``). Any number of sessions
+record and replay at once, each into its own cassette; the patches are installed while
+any is open and each intercepted call finds its own run through ``current()``, the
+interceptors' fast check, or passes straight through when it belongs to none.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar, Token
+from types import FrameType
 from typing import Any, Protocol, TypeVar
 
 from replay._capture import callsite as _callsite
@@ -250,22 +250,22 @@ class Session:
         """Whether the recording still has strict events for ``task`` to ask for."""
         return self.matcher is not None and self.matcher.has_queued(task)
 
-    def begin(self, channel: str, request: Value, *,
-              meta: dict[str, Value] | None = None) -> Pending | None:
+    def begin(self, channel: str, request: Value, *, meta: dict[str, Value] | None = None,
+              frame: FrameType | None = None) -> Pending | None:
         """Start an event; None when this call is not part of the run (pass it through).
 
-        When the recording answers, the matched recorded event is on
-        ``.recorded``; in strict replay a request the recording cannot answer
-        raises :class:`DivergenceError`. Otherwise the call runs live and the
-        caller completes the event with ``finish``/``fail``.
+        When the recording answers, the matched recorded event is on ``.recorded``; in
+        strict replay a request the recording cannot answer raises
+        :class:`DivergenceError`. Otherwise the call runs live and the caller completes
+        the event with ``finish``/``fail``. ``frame``: where the call-site walk starts
+        (the caller's by default; ``http.client``'s starts past the standard library).
 
         A clock, random or uuid read that a library made for itself (see
-        :func:`replay._capture.callsite.find`) is recorded with ``meta["lib"]``
-        naming the library's line, and replayed leniently: served from the
-        recorded reads of the same task, line and request in their order, run
-        live when there are none, never a divergence. Every event of a library's
-        background worker (:attr:`TaskState.background`) is lenient the same
-        way, matched by call rather than by request.
+        :func:`replay._capture.callsite.find`) is recorded with ``meta["lib"]`` naming the
+        library's line, and replayed leniently: served from the recorded reads of the same
+        task, line and request in their order, run live when there are none, never a
+        divergence; so is every event of a library's background worker
+        (:attr:`TaskState.background`), matched by call rather than by request.
         """
         state = _tasks.state()
         if state is None or BUSY.get():
@@ -273,7 +273,7 @@ class Session:
         owner: object = state.session
         if owner is not self:  # a call of another run, through an object of this one
             return None
-        infra, site, library = _callsite.find(sys._getframe(1), channel in LENIENT_CHANNELS)
+        infra, site, library = _callsite.find(frame or _getframe(1), channel in LENIENT_CHANNELS)
         if infra:
             return None
         if state.background:

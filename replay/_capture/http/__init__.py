@@ -4,6 +4,8 @@
 * ``httpx``      httpx and httpx2 transports (sync, async, streamed)
 * ``recording``  one live response recorded, its event written once (the short path)
 * ``vcr``        requests, urllib3 and aiohttp through vcrpy's stubs
+* ``stdlib``     ``http.client`` (and so ``urllib.request``): its real classes' methods
+* ``stdwire``    the stand-in socket a replayed ``http.client`` connection reads from
 * ``netblock``   strict replay refuses real socket connections
 
 (vcrpy cassette import is ``replay._runs.import_vcr``; the secret scan is
@@ -20,6 +22,7 @@ from __future__ import annotations
 from replay._capture import patch as _patch
 from replay._capture.http import httpx as _httpx
 from replay._capture.http import netblock as _netblock
+from replay._capture.http import stdlib as _stdlib
 from replay._capture.http import vcr as _vcr
 from replay._capture.http.common import CHANNEL, config_from_options, make_matcher, set_config
 from replay._capture.http.httpx import httpx_transport
@@ -38,6 +41,7 @@ def _on_session(session: Session, run: RunSettings) -> None:
 for _name, _provider in _vcr.MODULE_PATCHES.items():
     _patch.register_module(_name, _provider)
 _patch.register(_httpx.patches)
+_patch.register(_stdlib.patches)
 _patch.register(_netblock.patches)
 if _on_session not in SESSION_HOOKS:
     SESSION_HOOKS.append(_on_session)

@@ -13,9 +13,10 @@ and are left alone. Recording never blocks anything.
 
 Recording warns instead: a connection a recorded run opens outside every
 exchange agent-replay captures (an httpx transport, vcrpy's urllib3 and aiohttp
-stubs) and outside a recorded tool's body is traffic the cassette does not hold,
-and that replay will refuse. A library that speaks HTTP over its own sockets
-(DSPy's lm15 engine does) would otherwise record a cassette without its model
+stubs, ``http.client`` and so ``urllib.request``, lm15's transports) and outside
+a recorded tool's body is traffic the cassette does not hold, and that replay
+will refuse. A library that speaks HTTP over sockets of its own (as lm15 does;
+it has a capture point) would otherwise record a cassette without its model
 calls, silently, and fail only on replay. :class:`UncapturedConnectionWarning`
 names the host, the port and the code that connected, once per run and address;
 hosts the run allows (``allow_hosts``) are not reported.
@@ -41,8 +42,11 @@ from replay._cassette.errors import NetworkBlockedError
 
 
 class UncapturedConnectionWarning(UserWarning):
-    """A recorded run connected to a host outside every exchange agent-replay records:
-    the cassette lacks that traffic, and strict replay will refuse the connection."""
+    """A recorded run connected to a host outside every exchange agent-replay records
+    (httpx, requests/urllib3, aiohttp, ``http.client``/``urllib.request``, lm15) and
+    outside a recorded tool: the cassette lacks that traffic, and strict replay will
+    refuse the connection. Raw sockets, websockets and HTTP clients with sockets of
+    their own are what is left."""
 
 _connect = socket.socket.connect
 _connect_ex = socket.socket.connect_ex
@@ -89,9 +93,9 @@ def _recording(s: Session, host: Any, port: Any) -> None:
     where = "{}:{}".format(*address) if address[1] is not None else address[0]
     warnings.warn(
         f"agent-replay: the recorded run connected to {where} outside every HTTP client "
-        f"it captures (httpx, requests/urllib3, aiohttp), from {_connector()}: the "
-        "cassette lacks that traffic and replay will refuse the connection "
-        "(docs/frameworks.md: HTTP clients agent-replay does not capture)",
+        f"it captures (httpx, requests/urllib3, aiohttp, http.client/urllib, lm15), from "
+        f"{_connector()}: the cassette lacks that traffic and replay will refuse the "
+        "connection (docs/http.md: What is captured)",
         UncapturedConnectionWarning, stacklevel=4)
 
 

@@ -6,6 +6,7 @@
 * ``vcr``        requests, urllib3 and aiohttp through vcrpy's stubs
 * ``stdlib``     ``http.client`` (and so ``urllib.request``): its real classes' methods
 * ``stdwire``    the stand-in socket a replayed ``http.client`` connection reads from
+* ``lm15``       lm15's own socket transports (DSPy's default engine)
 * ``netblock``   strict replay refuses real socket connections
 
 (vcrpy cassette import is ``replay._runs.import_vcr``; the secret scan is
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from replay._capture import patch as _patch
 from replay._capture.http import httpx as _httpx
+from replay._capture.http import lm15 as _lm15
 from replay._capture.http import netblock as _netblock
 from replay._capture.http import stdlib as _stdlib
 from replay._capture.http import vcr as _vcr
@@ -38,7 +40,7 @@ def _on_session(session: Session, run: RunSettings) -> None:
         session.matcher.set_matcher(CHANNEL, make_matcher(run.options.get("match_on")))
 
 
-for _name, _provider in _vcr.MODULE_PATCHES.items():
+for _name, _provider in {**_vcr.MODULE_PATCHES, **_lm15.MODULE_PATCHES}.items():
     _patch.register_module(_name, _provider)
 _patch.register(_httpx.patches)
 _patch.register(_stdlib.patches)

@@ -66,6 +66,7 @@ AGENTS = (
           ("tools", "streaming", "parallel tools", "code agent")),
     Agent("haystack_agent", "Haystack", "haystack-ai", "haystack",
           ("tools", "streaming", "parallel tools", "async", "pipeline")),
+    Agent("dspy_agent", "DSPy (lm15 engine)", "dspy", "dspy", ("tools", "streaming", "async")),
 )
 
 

@@ -383,10 +383,12 @@ def test_dropped_stream_raises_in_both_sdks(serve: Any) -> None:
     assert [r.outcome for r in emu.requests] == ["dropped", "answered"]
 
     emu.load(Script([turn], chunk_size=5))
-    with ant(emu) as aclient, pytest.raises(httpx2.RemoteProtocolError):
+    # anthropic 2.17 wraps the transport's error as openai does (2.16 let it through)
+    with ant(emu) as aclient, pytest.raises(anthropic.APIConnectionError) as info:
         with aclient.messages.stream(model="c", max_tokens=8, messages=USER_HI) as astream:
             for _ in astream:
                 pass
+    assert isinstance(info.value.__cause__, httpx2.RemoteProtocolError)
 
 
 def test_drop_before_response_on_non_stream(serve: Any) -> None:

@@ -252,10 +252,13 @@ def test_anthropic_retry_on_429_and_errors_carry_their_request(tmp_path: Path) -
             out.append(client.messages.create(model="c", max_tokens=8,
                                               messages=HI).model_dump())
             seen: list[str] = []
-            with pytest.raises(httpx2.RemoteProtocolError) as info:
+            # anthropic 2.17 wraps the transport's error (2.16 let it through)
+            with pytest.raises(anthropic.APIConnectionError) as info:
                 with client.messages.stream(model="c", max_tokens=8, messages=HI) as s:
                     seen.extend(e.type for e in s)
-            assert info.value.request.url.path == "/v1/messages"  # built with request=
+            cause = info.value.__cause__
+            assert isinstance(cause, httpx2.RemoteProtocolError)
+            assert cause.request.url.path == "/v1/messages"  # built with request=
             out.append(seen)
             with client.messages.stream(model="c", max_tokens=8, messages=HI) as s:
                 out.append(s.get_final_message().model_dump())

@@ -117,21 +117,18 @@ GOALS = (
          "turned into bytes: comparable work, and less of it, as our request bodies are "
          "parsed JSON maps where vcrpy keeps strings). replay.load alone decodes nothing "
          "(~1 ms at 5,000). The one pass over the frames takes each record inline: the "
-         "frame's CRC32C covers its records (checked once a frame), the body blob's bytes "
-         "are sliced out of the frame, the event is one msgpack unpack in C without hooks, "
-         "then Event.from_map checks every field (untrusted input). Per HTTP event, ~11 us "
-         "of CPU on this loaded machine (12.6 before, same run): msgpack building ~80 "
-         "values (request with its parsed body, response and header lists, site, meta) "
-         "~3-4 us, from_map ~1.5-2.5 us, the body blob ~2 us (its 1.9 KB copied out, the "
-         "blob cache), zstd ~1 us, the rest the loop and the read's own Python; 10x needs "
-         "~6 us. Measured and left: msgspec decoding the event straight into a typed "
-         "struct (type checks in C) and building the Event from it reads 7.8x where this "
-         "reads 6.3x in the same run, still short, and it would have to replace msgpack in "
-         "the sequential decoder too (one decoder), which counts values for its memory "
-         "budget through msgpack's per-list and per-map hooks that msgspec does not have; "
-         "building Event fields lazily saves nothing on this read, which asks for every "
-         "request and response, and Event stays a slotted frozen dataclass with plain "
-         "attributes."),
+         "frame's CRC32C covers its records (checked once a frame), HTTP bodies under 64 KiB "
+         "are inline in their event (no blob record, cache entry or reference to resolve), "
+         "and each event record is decoded by msgspec straight into a typed struct "
+         "(replay/_cassette/recstruct.py: the field types Event.from_map checks, unknown "
+         "keys refused, checked in C), the Event built from its fields; a record the struct "
+         "does not take is decoded again by msgpack and Event.from_map, which raise the "
+         "documented error with its offset. Callgrind, full read at N = 5,000: 116.8k "
+         "instructions an event (blob bodies, msgpack) -> 89.6k (inline bodies) -> 59.7k "
+         "(msgspec): ~22k msgspec, ~5.5k zstd, ~15k freeing the events, ~12k Python. "
+         "vcrpy's JSON load is ~270-300k an event. The sequential decoder (replay verify, "
+         "v1 files) stays on msgpack, which counts values for its memory budget through "
+         "per-list and per-map hooks msgspec does not have."),
     Goal("stream.ttfc",
          "time to first chunk while recording within 1 ms of unrecorded", "bench_http.py",
          "Chunks reach the caller as they arrive; the event is written at the end."),

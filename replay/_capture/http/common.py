@@ -33,8 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from replay._capture.session import Session
-from replay._cassette.events import Value
+from replay._capture.session import Pending, Session
+from replay._cassette.divergence import Divergence, Grade
+from replay._cassette.errors import DivergenceError
+from replay._cassette.events import Event, Value
 
 CHANNEL = "http"
 """The channel of every HTTP event."""
@@ -350,3 +352,15 @@ class Pacer:
             return 0.0
         due = self.t0 + at_ns / self.speed
         return max(0.0, (due - time.perf_counter_ns()) / 1e9)
+
+
+def read_past(session: Session, pending: Pending, ev: Event,
+              what: str = "stream") -> BaseException:
+    """The divergence of a replayed caller reading past the recorded chunks of ``ev``,
+    whose recorded caller closed its ``what`` early (the rest was never recorded)."""
+    d = Divergence(Grade.CHANGED, CHANNEL, pending.task, ev,
+                   {"read past": f"chunk {len(ev.chunks)}: the recorded caller closed "
+                                 f"this {what} early, so the rest was never recorded"},
+                   pending.site)
+    session.divergences.append(d)
+    return DivergenceError(d)

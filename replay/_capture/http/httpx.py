@@ -34,15 +34,15 @@ from replay._capture.http.common import (
     canonical_body,
     canonical_url,
     config_of,
+    read_past,
     request_head,
     response_value,
     served_headers,
 )
 from replay._capture.http.recording import Recorder, direct_writer, response_pairs
 from replay._capture.session import BUSY, Pending, Session, current
-from replay._cassette.divergence import Divergence, Grade
-from replay._cassette.errors import DivergenceError, NetworkBlockedError, ReplayError
-from replay._cassette.events import Chunk, Event, RecordedError, Value
+from replay._cassette.errors import NetworkBlockedError, ReplayError
+from replay._cassette.events import Chunk, RecordedError, Value
 
 MODULES = ("httpx", "httpx2")
 """The httpx-compatible modules intercepted, when installed."""
@@ -293,7 +293,7 @@ class _Kit:
                 return rebuild_error(self.module, error, request, ev.seq)
         elif meta.get("stream") == "closed-early":
             def tail() -> BaseException:
-                return _read_past(session, pending, ev)
+                return read_past(session, pending, ev)
         reason = str(resp.get("reason") or "")
         version = str(resp.get("http_version") or "HTTP/1.1")
         status = resp.get("status")
@@ -358,15 +358,6 @@ class _Kit:
             raise
         BUSY.reset(token)
         return self._record(pending, response, True)
-
-
-def _read_past(session: Session, pending: Pending, ev: Event) -> BaseException:
-    d = Divergence(Grade.CHANGED, CHANNEL, pending.task, ev,
-                   {"read past": f"chunk {len(ev.chunks)}: the recorded caller closed "
-                                 "this stream early, so the rest was never recorded"},
-                   pending.site)
-    session.divergences.append(d)
-    return DivergenceError(d)
 
 
 _KITS: dict[str, _Kit] = {}

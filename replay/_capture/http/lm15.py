@@ -37,6 +37,7 @@ from replay._capture.http.common import (
     config_of,
     header_get,
     header_pairs,
+    read_past,
     request_value,
     response_value,
     served_headers,
@@ -44,8 +45,7 @@ from replay._capture.http.common import (
 from replay._capture.http.recording import Recorder, direct_writer
 from replay._capture.http.vcr import rebuild
 from replay._capture.session import BUSY, Pending, Session, current
-from replay._cassette.divergence import Divergence, Grade
-from replay._cassette.errors import DivergenceError, NetworkBlockedError, ReplayError
+from replay._cassette.errors import NetworkBlockedError, ReplayError
 from replay._cassette.events import Event, Value
 
 PACKAGES = ("lm15", "dspy._vendor.lm15")
@@ -88,14 +88,7 @@ def _tail(session: Session, pending: Pending, ev: Event) -> Callable[[], BaseExc
     if error is not None:
         return lambda: rebuild(error, ev.seq)
     if ev.meta.get("stream") is not None:
-        def past() -> BaseException:
-            d = Divergence(Grade.CHANGED, CHANNEL, pending.task, ev,
-                           {"read past": f"chunk {len(ev.chunks)}: the recorded caller "
-                                         "closed this stream early, so the rest was never "
-                                         "recorded"}, pending.site)
-            session.divergences.append(d)
-            return DivergenceError(d)
-        return past
+        return lambda: read_past(session, pending, ev)
     return None
 
 

@@ -16,11 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from replay._capture import patch as _patch
-from replay._capture.http.common import CHANNEL, Pacer, served_headers
+from replay._capture.http.common import Pacer, read_past, served_headers
 from replay._capture.http.vcr import rebuild
 from replay._capture.session import Pending, Session
-from replay._cassette.divergence import Divergence, Grade
-from replay._cassette.errors import DivergenceError, ReplayError
+from replay._cassette.errors import ReplayError
 from replay._cassette.events import Event
 
 
@@ -135,14 +134,7 @@ def tail(session: Session, pending: Pending, ev: Event) -> Callable[[], BaseExce
             return None
         return lambda: rebuild(error, ev.seq)
     if ev.meta.get("stream") is not None:
-        def past() -> BaseException:
-            d = Divergence(Grade.CHANGED, CHANNEL, pending.task, ev,
-                           {"read past": f"chunk {len(ev.chunks)}: the recorded caller "
-                                         "closed this response early, so the rest was "
-                                         "never recorded"}, pending.site)
-            session.divergences.append(d)
-            return DivergenceError(d)
-        return past
+        return lambda: read_past(session, pending, ev, "response")
     return None
 
 

@@ -20,6 +20,7 @@ import pytest
 
 import replay
 from fixtures.emulator import Emulator, Turn
+from replay._cli.run import timing
 
 ROOT = Path(__file__).resolve().parent.parent
 NAP = 1.5
@@ -113,3 +114,18 @@ def test_diff_counts_streamed_calls_without_usage(tmp_path: Path,
     assert "2 model calls" in d.report()
     p = cli("diff", str(path), str(path))
     assert "2 model calls" in p.stdout
+
+
+def test_a_replay_slower_than_its_recording_is_not_called_slower() -> None:
+    """A replay in a fresh process counts its imports, the in-process recording
+    did not: the summary gives both figures instead of "10.5x slower"."""
+    slow = timing({"elapsed_ns": 2_260_000_000, "recorded_ns": 210_000_000})
+    assert slow == (" in 2.26 s (the recorded events span 0.21 s; a replay's time also "
+                    "counts the program's start-up)")
+    assert "slower" not in slow
+    assert timing({"elapsed_ns": 410_000_000, "recorded_ns": 2_160_000_000}) == (
+        " in 0.41 s, 5.3x faster than the recorded 2.16 s")
+    assert timing({"elapsed_ns": 1_000_000_000, "recorded_ns": 1_010_000_000}) == (
+        " in 1.00 s, as fast as the recorded 1.01 s")
+    assert timing({"elapsed_ns": 5, "recorded_ns": 0}) == " in 0.00 s"
+    assert timing({}) == ""

@@ -15,7 +15,7 @@ import sys
 ROOT = str(pathlib.Path(__file__).resolve().parents[1])
 
 AGENT = '''
-import dataclasses, datetime, random, sys, time, uuid
+import dataclasses, datetime, functools, random, sys, time, uuid
 import attrs
 import replay
 
@@ -27,6 +27,8 @@ class Rec:
     u: uuid.UUID = dataclasses.field(default_factory=uuid.uuid4)
     r: float = dataclasses.field(default_factory=random.random)
     d: datetime.date = dataclasses.field(default_factory=datetime.date.today)
+    z: datetime.datetime = dataclasses.field(  # a partial of a patched original
+        default_factory=functools.partial(datetime.datetime.now, datetime.timezone.utc))
 
 
 @attrs.define
@@ -39,7 +41,9 @@ with (replay.record(path) if mode == "record" else replay.play(path)):
     print(Rec(), Att())
 # after the session the classes hold the originals again
 cells = [c.cell_contents for c in Rec.__init__.__closure__]
+utc = [c.func for c in cells if isinstance(c, functools.partial)]
 print(datetime.datetime.now in cells, time.time in cells, uuid.uuid4 in cells,
+      utc == [datetime.datetime.now],
       type(Rec().at) is datetime.datetime, type(Att().at) is datetime.datetime)
 '''
 
@@ -56,14 +60,15 @@ def test_factories_bound_before_the_session_are_recorded_and_replayed(
     cassette = tmp_path / "run.replay"
     rec = _run(tmp_path, "record", str(cassette))
     assert rec.returncode == 0, rec.stderr
-    assert rec.stdout.splitlines()[1] == "True True True True True"
+    assert rec.stdout.splitlines()[1] == "True True True True True True"
     check = (f"import replay; print(sorted(str(e.request.get('fn')) for e in "
              f"replay.read_cassette({str(cassette)!r}).events))")
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
                          cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(sorted(
-        ["datetime.now", "datetime.now", "time.time", "uuid4", "random", "date.today"]))
+        ["datetime.now", "datetime.now", "datetime.now", "time.time", "uuid4", "random",
+         "date.today"]))
     for _ in range(2):
         play = _run(tmp_path, "play", str(cassette))
         assert play.returncode == 0, play.stderr

@@ -23,7 +23,7 @@ ROOT = str(pathlib.Path(__file__).resolve().parents[1])
 AGENT = '''
 from __future__ import annotations
 
-import datetime, sys, time, uuid
+import datetime, functools, sys, time, uuid
 import pydantic
 from pydantic import BaseModel, Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
@@ -35,6 +35,8 @@ class Message(BaseModel):
     t: float = Field(default_factory=time.time)
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
     day: datetime.date = Field(default_factory=datetime.date.today)
+    utc: datetime.datetime = Field(  # a partial of a patched original
+        default_factory=functools.partial(datetime.datetime.now, datetime.timezone.utc))
     text: str = ""
 
 
@@ -72,7 +74,7 @@ print(all(c.__pydantic_validator__ is v for c, v in validators.items()),
 '''
 
 # one read of each kind per factory call, by the model it belongs to
-READS = {"datetime.now": 6, "time.time": 7, "uuid4": 7, "date.today": 6}
+READS = {"datetime.now": 12, "time.time": 7, "uuid4": 7, "date.today": 6}
 
 
 def _run(tmp: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -15,9 +15,9 @@ same validators and factories back, so nothing is rebuilt twice and nothing of
 the models' own schema generation runs again (no forward reference is
 re-resolved).
 
-Not reached: a ``TypeAdapter`` made before the session (it holds its own
-validator), a validator wrapped by a pydantic plugin, and a factory wrapped in
-``functools.partial`` (docs/recording.md).
+A factory wrapped in ``functools.partial`` gets a partial of the patched
+function. Not reached: a ``TypeAdapter`` made before the session (it holds its
+own validator) and a validator wrapped by a pydantic plugin (docs/recording.md).
 """
 
 from __future__ import annotations

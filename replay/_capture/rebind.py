@@ -17,6 +17,7 @@ model's factory, held by its compiled validator, is :mod:`.modelfactories`' job.
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -42,11 +43,18 @@ def generated_classes(values: Iterable[object]) -> list[type]:
 
 def current(value: object, originals: Mapping[int, object],
              patched: frozenset[tuple[int, str]]) -> object | None:
-    """What replaces ``value`` now, when it is a patched original; else None (also
-    used by :mod:`.modelfactories`)."""
+    """What replaces ``value`` now, when it is a patched original (or a
+    ``functools.partial`` of one: a new partial with the same arguments, e.g.
+    ``partial(datetime.now, timezone.utc)``); else None (also used by
+    :mod:`.modelfactories`)."""
     new = originals.get(id(value))
     if new is not None:
         return new
+    if type(value) is functools.partial:
+        inner = current(value.func, originals, patched)
+        if inner is None or not callable(inner):
+            return None
+        return functools.partial(inner, *value.args, **value.keywords)
     if type(value) is types.BuiltinMethodType:
         owner = value.__self__
         name = value.__name__

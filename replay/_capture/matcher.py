@@ -246,7 +246,9 @@ class Matcher:
         is not (or a verdict is waiting): ask :meth:`match`, nothing has changed."""
         if channel not in self._plain_reads and channel.startswith(self._prefixes):
             return None
-        with self._lock:
+        lock = self._lock  # acquire() and release(): a with block binds two methods
+        lock.acquire()
+        try:
             q = self._queues.get(task)
             if not q or task in self._skips:
                 return None
@@ -262,6 +264,8 @@ class Matcher:
             else:
                 self._max_served = head.seq
             return head
+        finally:
+            lock.release()
 
     def lenient(self, task: str, channel: str, request: Value, library: str) -> Event | None:
         """The next recorded read a library made at the same line, task and request, or

@@ -223,3 +223,26 @@ def test_a_read_that_returned_survives_sigkill(tmp_path: Path, after: int) -> No
              if e.channel == "clock"]
     assert clock[:len(acked)] == acked  # every acknowledged read, in order
     assert len(clock) - len(acked) <= 1  # at most the one read not yet acked
+
+
+def _each(readers: tuple[Callable[[], Any], ...]) -> list[Any]:
+    return [f() for f in readers]  # one instruction calls every reader
+
+
+def test_reads_of_several_readers_at_one_instruction(tmp_path: Path) -> None:
+    """Session.read's cache keys a site by its code and instruction; another reader
+    called by the same instruction is told apart by the entry, recorded and replayed as
+    its own read."""
+    path = tmp_path / "c.replay"
+    def readers() -> tuple[Callable[[], Any], ...]:  # the patched ones, inside a run
+        return (time.time, random.random, time.time_ns, time.time, random.random)
+
+    with replay.record(path):
+        live = _each(readers()) + _each(readers())
+    events = list(read_cassette(path).events)
+    assert [e.channel for e in events] == ["clock", "random", "clock", "clock", "random"] * 2
+    assert [e.response for e in events] == live
+    with replay.play(path) as run:
+        again = _each(readers()) + _each(readers())
+    assert again == live and [type(x) for x in again] == [type(x) for x in live]
+    assert run.result is not None and run.result.ok

@@ -417,9 +417,9 @@ class Session:
             return self.call(read.channel, read.request, live, decode=read.decode, leaf=True)
         frame = _getframe(2)
         code = frame.f_code
-        key = (id(code), frame.f_lasti, read)  # not f_lineno: see callsite._at
+        key = id(code) + frame.f_lasti  # not f_lineno: see callsite._at; unique: _read_site
         hit = state.reads.get(key)
-        if hit is None or hit[0] is not code:
+        if hit is None or hit[0] is not code or hit[3] is not read:
             hit = self._read_site(state, read, key, _getframe(1))
         site: CallSite | None = hit[1]
         if site is _INFRA:  # begin() would pass it through: an infrastructure read
@@ -454,11 +454,19 @@ class Session:
                     return read.decode(value)
         return self.call(read.channel, read.request, live, decode=read.decode, leaf=True)
 
-    def _read_site(self, state: TaskState, read: Read, key: tuple[int, int, object],
-                   inner: Any) -> tuple[Any, CallSite | None, ValueShape | None]:
+    def _read_site(self, state: TaskState, read: Read, key: int,
+                   inner: Any) -> tuple[Any, CallSite | None, ValueShape | None, Read | None]:
         """The cache entry of :meth:`read` for the frame above ``inner`` (the
         interceptor's frame): (its code, the call site if it is a user frame, the
-        record's shape when this session writes value events directly)."""
+        record's shape when this session writes value events directly, ``read``).
+
+        ``key`` is the code object's address plus the frame's instruction offset: an
+        int, hashed and compared faster than a tuple. The offset lies inside the code
+        object's own memory (its bytecode is stored inline since Python 3.11; checked
+        here), which no other live object shares, and each entry keeps its code alive:
+        two entries never have the same key, and a lookup that finds another code's
+        entry (a dead one's address reused) or another read's at the same instruction
+        (the caller's callee changed) sees it by the code and read the entry holds."""
         frame = inner.f_back
         kinds = _callsite.classify(inner.f_code), _callsite.classify(frame.f_code)
         site = _INFRA if kinds == (_callsite.OURS, _callsite.INFRA) else None  # a log's time
@@ -467,10 +475,14 @@ class Session:
             site = _callsite.site_of(frame)
             if self._values is not None:
                 shape = self._values.value_shape(read.channel, read.request, state.id, site)
+        code = frame.f_code
+        hit = (code, site, shape, read)
+        if frame.f_lasti >= sys.getsizeof(code):  # not inside the code object: not kept
+            return (None, site, shape, None)
         reads = state.reads
         if len(reads) >= _READS_KEPT:  # code made at run time (exec, lambdas in a loop)
             reads.clear()
-        hit = reads[key] = (frame.f_code, site, shape)
+        reads[key] = hit
         return hit
 
     def once(self, channel: str, request: Value, live: Callable[[], T], *,

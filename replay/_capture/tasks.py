@@ -58,7 +58,7 @@ class TaskState:
         what it starts): its events are bookkeeping, replayed leniently."""
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
-        self.reads: dict[tuple[int, int, object], Any] = {}
+        self.reads: dict[object, Any] = {}
         """The session's cache for this task's value reads, by call site and read
         (see ``Session.read``)."""
 

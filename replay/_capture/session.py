@@ -428,18 +428,18 @@ class Session:
         if values is not None:
             shape: ValueShape | None = hit[2]
             if shape is not None:
-                t0 = self.t0
-                start = _perf_ns() - t0
+                began = _perf_ns()  # one subtraction each for start and duration
                 try:
                     value = live()
                 except Exception as exc:
                     with self._seq_lock:
                         seq = next(self._seq)
                         self._live += 1
-                    Pending(self, seq, read.channel, read.request, state.id, site, start,
-                            None, None, None).fail(exc)
+                    Pending(self, seq, read.channel, read.request, state.id, site,
+                            began - self.t0, None, None, None).fail(exc)
                     raise
-                values.write_value(shape, self._seq, start, _perf_ns() - t0 - start, value)
+                values.write_value(shape, self._seq, began - self.t0, _perf_ns() - began,
+                                   value)
                 return value
         elif site is not None and self._sink is None and not self.before_serve:
             matcher = self.matcher

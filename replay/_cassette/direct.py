@@ -27,6 +27,9 @@ from replay._cassette.redact import Redactor
 from replay._cassette.shapes import CallShape, ValueShape
 
 _pack = msgpack.Packer().pack  # ints and floats: the bytes Encoder's packer gives them
+_SHORT = tuple(_pack(n) for n in range(2048))
+"""``_pack(n)`` of the durations most value reads take (ns), looked up, not packed."""
+_SHORTEST = len(_SHORT)
 _crc = crc32c.crc32c
 _frame_head = _FRAMING.pack
 _join = b"".join
@@ -117,8 +120,9 @@ class DirectWrites:
             if m is None and self._stopped:
                 raise ValueError(f"write to a closed CassetteWriter ({self.partial_path})")
             seq = next(seqs)
-            payload = _join((shape.head, _pack(seq), shape.mid, _pack(start_ns),
-                             shape.dur_key, _pack(duration_ns), shape.tail,
+            payload = _join((shape.head, _pack(seq), shape.mid, _pack(start_ns), shape.dur_key,
+                             _SHORT[duration_ns] if 0 <= duration_ns < _SHORTEST
+                             else _pack(duration_ns), shape.tail,
                              _pack(response), shape.site))
             pos = self._pos
             rows = self._rows

@@ -173,8 +173,13 @@ def find(frame: FrameType | None, library_wanted: bool = True) -> tuple[
     right above agent-replay's own, costs two dictionary lookups (code kinds
     and call sites are cached by code object and line).
     """
+    # Entries of the caches below hold their code object, so a hit by id() is that
+    # very code: no other live object can have its id.
+    kinds = _cache.get
     while frame is not None:  # agent-replay's own frames
-        kind = classify(frame.f_code)
+        code = frame.f_code
+        hit = kinds(id(code))
+        kind = hit[1] if hit is not None else classify(code)
         if kind != OURS:
             break
         frame = frame.f_back
@@ -187,24 +192,24 @@ def find(frame: FrameType | None, library_wanted: bool = True) -> tuple[
     fallback: FrameType | None = None
     generated: FrameType | None = None
     library: str | None = None
-    steps = _steps
+    steps = _steps.get
     while frame is not None:
         code = frame.f_code
-        hit = steps.get(id(code))
-        step = hit[1] if hit is not None and hit[0] is code else _step(code)
+        hit = steps(id(code))
+        step = hit[1] if hit is not None else _step(code)
+        if step == _LIB:  # most frames: a library's
+            if fallback is None:
+                fallback = frame
+                if library_wanted:
+                    library = f"{portable(code.co_filename)}:{frame.f_lineno}"
+            frame = frame.f_back
+            continue
         if step == _PASS:  # a standard-library frame
             frame = frame.f_back
             continue
         if step == _GEN:  # code made from a string: its caller decides
             if generated is None:
                 generated = frame
-            frame = frame.f_back
-            continue
-        if step == _LIB:  # most frames: a library's
-            if fallback is None:
-                fallback = frame
-                if library_wanted:
-                    library = f"{portable(code.co_filename)}:{frame.f_lineno}"
             frame = frame.f_back
             continue
         if step == _USER:

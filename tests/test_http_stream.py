@@ -7,6 +7,7 @@ bench/bench_http.py.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import os
@@ -272,6 +273,42 @@ def test_reading_past_an_early_close_is_a_divergence(server: LocalServer,
     with pytest.raises(replay.DivergenceError, match="closed this stream early"):
         with replay.play(path):
             agent(True)
+
+
+@pytest.mark.parametrize("mod", MODULES, ids=lambda m: m.__name__)
+def test_a_stream_left_open_when_the_run_stops_is_in_its_cassette(
+        mod: ModuleType, server: LocalServer, tmp_path: Path) -> None:
+    """An exception in the loop that reads a stream leaves it neither read to its end
+    nor closed (an async SDK stream is closed only when collected, after the run):
+    the run's stop writes its event as it stood, so the run replays."""
+    path = tmp_path / "open.replay"
+    url = server.url + "/stream?n=20&ms=1"
+    held: list[Any] = []
+
+    async def agent() -> list[bytes]:
+        client = mod.AsyncClient()
+        response = await client.send(client.build_request("GET", url), stream=True)
+        held.append((client, response))  # kept past the run, as a caller's frame may
+        got: list[bytes] = []
+        async for data in response.aiter_raw():
+            got.append(data)
+            if len(got) == 3:
+                break  # the agent stopped reading: no aclose() before the run ends
+        return got
+
+    async def run_it(session: Any) -> list[bytes]:
+        async with session:
+            return await agent()
+
+    three = asyncio.run(run_it(replay.record(path)))
+    events = replay.read_cassette(path).events
+    assert [e.channel for e in events] == ["http"]
+    assert events[0].meta["stream"] == "left-open"
+    assert b"".join(c.data for c in events[0].chunks) == b"".join(three)
+    held.clear()
+    run = replay.play(path, unused="fail")
+    assert asyncio.run(run_it(run)) == three
+    assert run.result is not None and run.result.ok
 
 
 @pytest.mark.parametrize("mod", MODULES, ids=lambda m: m.__name__)

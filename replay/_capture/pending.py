@@ -24,6 +24,8 @@ class Session(Protocol):
     """Run start on the perf counter."""
     active: bool
     """False once the run stopped."""
+    unfinished: dict[int, Callable[[], None]]
+    """Completions of events their caller left open, run as the run stops."""
 
     def emit(self, event: Event) -> None:
         """Write a completed event."""
@@ -78,6 +80,20 @@ def _event_maker() -> Callable[..., Event]:
 new_event = _event_maker()
 """``new_event(seq, channel, request, response, error, start_ns, duration_ns, task,
 site, chunks, parent, meta)``: a new :class:`Event`."""
+
+
+def finish_open(session: Session) -> None:
+    """Complete the events the run's code left open (``session.unfinished``: a
+    streamed response neither read to its end nor closed, as an exception in the
+    loop reading it leaves it), as they stand: called as the run stops, while its
+    session is still active, so they are in its cassette."""
+    unfinished = session.unfinished
+    while unfinished:
+        try:
+            _, complete = unfinished.popitem()
+        except KeyError:  # completed meanwhile by the thread reading it
+            break
+        complete()
 
 
 class Pending:

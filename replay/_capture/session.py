@@ -187,8 +187,7 @@ class Session:
         self.t0 = _perf_ns() - t_offset_ns
         """Run start on the perf counter; ``t_offset_ns`` earlier for a fork, whose live
         events continue the recorded prefix's timeline."""
-        self._seq = itertools.count()
-        self._seq_lock = threading.Lock()
+        self._seq, self._seq_lock = itertools.count(), threading.Lock()
         self._renumbered: dict[int, int] = {}
         self._sink, self.matcher = sink, matcher
         self.divergences: list[Divergence] = []
@@ -215,6 +214,7 @@ class Session:
         requests were redacted, so redacted fields never decide a match)."""
         self.active = False
         """True from :func:`activate` to :func:`deactivate`."""
+        self.unfinished: dict[int, Callable[[], None]] = {}  # see pending.finish_open
 
     @property
     def events_written(self) -> int:

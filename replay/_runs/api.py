@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from replay._capture import patch as _patch
 from replay._capture import points as _points  # noqa: F401 - registers every capture point
 from replay._capture.matcher import Matcher, OnMiss
+from replay._capture.pending import finish_open
 from replay._capture.session import (
     SESSION_HOOKS,
     RecordMode,
@@ -305,6 +306,7 @@ class Run:
             raise SessionError("this run was never started")
         if not session.active:
             raise SessionError("this run has already stopped")
+        finish_open(session)  # a stream still open is part of the run as it stood
         deactivate(session, self._token)
         self._token = None
         _patch.uninstall()

@@ -10,7 +10,9 @@ library made them, and any of them can answer a request recorded by another:
                "headers": [[name, value], ...]}              (as received, in order)
     chunks    the body, one Chunk per piece as it reached the caller
     meta      {"client": "httpx2", "head_ns": ns until the headers arrived,
-               "stream": "closed-early" | "error" (absent when read to the end),
+               "stream": "closed-early" | "left-open" | "error" (absent when read
+               to the end; left-open: neither read to the end nor closed when
+               the run stopped),
                "decoded": "gzip" (the body is stored decoded; see docs/http.md)}
 
 The canonical URL has a lower-case scheme and host, no default port, no user

@@ -291,7 +291,7 @@ class _Kit:
         if error is not None:
             def tail() -> BaseException:
                 return rebuild_error(self.module, error, request, ev.seq)
-        elif meta.get("stream") == "closed-early":
+        elif meta.get("stream") in ("closed-early", "left-open"):
             def tail() -> BaseException:
                 return read_past(session, pending, ev)
         reason = str(resp.get("reason") or "")

@@ -48,6 +48,12 @@ class Recorder:
         self.base = pending.session.t0 + pending.start_ns
         self.done = False
         self.lock = threading.Lock()
+        # left open by its caller (an exception while reading it): completed as it
+        # stands when the run stops, not when a collector finds it after the run
+        pending.session.unfinished[id(self)] = self.left_open
+
+    def left_open(self) -> None:
+        self.complete("left-open")
 
     def add(self, data: bytes) -> None:
         self.datas.append(data)
@@ -58,6 +64,7 @@ class Recorder:
             if self.done:
                 return
             self.done = True
+        self.pending.session.unfinished.pop(id(self), None)
         datas, times = self.datas, self.times
         meta = self.meta  # completed once (above): the event's own, no copy needed
         if self.encoding is not None:

@@ -14,6 +14,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from fixtures.emulator import Emulator, Script, Turn  # noqa: E402
+from tests._servers import Server  # noqa: E402
 
 
 @pytest.fixture
@@ -31,6 +32,24 @@ def emulator() -> Iterator[Callable[..., Emulator]]:
     yield start
     for emu in started:
         emu.stop()
+
+
+@pytest.fixture
+def serve(tmp_path: Any) -> Iterator[Callable[..., Server]]:
+    """``serve(cmd, env)`` starts a server on 127.0.0.1 (tests/_servers.py: ``{port}``
+    in ``cmd`` is a free port) and waits for its ``/health``; its stderr goes to
+    ``tmp_path/NAME.log``. Every one started is stopped after the test (a test
+    that replays from the store stops it itself first, with ``.stop()``)."""
+    started: list[Server] = []
+
+    def start(cmd: list[str], env: dict[str, str], name: str = "server") -> Server:
+        server = Server(cmd, env, tmp_path / f"{name}.log")
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

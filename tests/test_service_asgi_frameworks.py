@@ -1,19 +1,21 @@
 """The ASGI middleware on frameworks and servers the FastAPI/uvicorn tests do not
 use: a Litestar app on uvicorn (``DefineMiddleware``, a lifespan putting the
 client on ``app.state``, ``Provide`` dependencies, an ``asyncio.TaskGroup``, a
-background task, a ``Stream``) and a plain Starlette app on hypercorn (a
-lifespan yielding state, ``BackgroundTasks``, a ``StreamingResponse``), both
-with keep="failed" under concurrent requests. The failed runs are found with
-``replay ls --failed``, carry their route template, and each replays alone and
-four at once, in-process and with ``replay play ID``, to the bytes the client
-got live."""
+background task, a ``Stream``), a plain Starlette app on hypercorn (a
+lifespan yielding state, ``BackgroundTasks``, a ``StreamingResponse``) and on
+uvicorn with uvloop, imported as a top-level ``starlette_app`` module, and a
+Quart app on hypercorn (``app.asgi_app`` wrapped, ``before_serving``, a
+streamed generator), all with keep="failed" under concurrent requests. The
+failed runs are found with ``replay ls --failed``, carry their route template,
+and each replays alone and four at once, in-process and with ``replay play ID``,
+to the bytes the client got live."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -29,38 +31,25 @@ import replay
 from fixtures.emulator import Emulator, Turn
 from replay._runs.entry import Response
 from replay._runs.store import RunRow, RunStatus, open_store
+from replay._service.asgi import CUT_OFF
+from tests._servers import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(app: str, server: str, env: dict[str, str],
-           log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _port()
-    target = f"fixtures.service.{app}:app"
-    if server == "hypercorn":
-        cmd = [sys.executable, "-m", "hypercorn", "-b", f"127.0.0.1:{port}", target]
+def _command(app: str, server: str) -> list[str]:
+    """``server`` serving ``app``: a module of fixtures/service, or with ``top:`` the
+    same file imported as a top-level module (``uvicorn starlette_app:app`` run in
+    that folder, as a user's service is)."""
+    if app.startswith("top:"):
+        target, where = f"{app[4:]}:app", ["--app-dir", "fixtures/service"]
     else:
-        cmd = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port",
-               str(port), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=log.open("wb"))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"{server} did not start")
+        target, where = f"fixtures.service.{app}:app", []
+    if server == "hypercorn":
+        return [sys.executable, "-m", "hypercorn", "-b", "127.0.0.1:{port}", target]
+    loop = ["--loop", "uvloop"] if server == "uvicorn-uvloop" else []
+    return [sys.executable, "-m", "uvicorn", *where, target, "--host", "127.0.0.1",
+            "--port", "{port}", "--log-level", "warning", *loop]
 
 
 REQUESTS: list[tuple[str, str]] = [
@@ -73,9 +62,15 @@ REQUESTS: list[tuple[str, str]] = [
     ("/ask/ed", "again, raise"),
 ]
 KEPT = (0, 1, 2, 4, 6)
-CASES = {  # app module, server, the package both need, the route template
-    "litestar-uvicorn": ("litestar_app", "uvicorn", "litestar", "/ask/{user}"),
-    "starlette-hypercorn": ("starlette_app", "hypercorn", "hypercorn", "/ask/{user}"),
+CASES = {  # app module, server, the packages they need, the route template
+    "litestar-uvicorn": ("litestar_app", "uvicorn", ("litestar",), "/ask/{user}"),
+    "starlette-hypercorn": ("starlette_app", "hypercorn", ("hypercorn",), "/ask/{user}"),
+    # uvicorn[standard]'s loop (its tasks are made by uvloop's create_task), and a
+    # module named like a framework (`starlette_app`, found as the app's home)
+    "starlette-uvicorn-uvloop": ("top:starlette_app", "uvicorn-uvloop", ("uvloop",),
+                                 "/ask/{user}"),
+    # Quart wraps its app.asgi_app; the route is named in request.scope["replay.route"]
+    "quart-hypercorn": ("quart_app", "hypercorn", ("quart", "hypercorn"), "/ask/<user>"),
 }
 
 
@@ -93,15 +88,17 @@ def _replayed(row: RunRow) -> tuple[Any, ...]:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_an_asgi_framework_keeps_its_failed_requests_and_each_replays_exactly(
         case: str, tmp_path: Path, emulator: Callable[..., Emulator],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        serve: Callable[..., Server], monkeypatch: pytest.MonkeyPatch) -> None:
     app, server, needs, route = CASES[case]
-    pytest.importorskip(needs)
-    pytest.importorskip(server)
+    for package in needs:
+        pytest.importorskip(package)
     llm = emulator(Turn(text="Pack light.", chunks=["Pack ", "light."], repeat=True))
     store = str(tmp_path / "runs")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "REPLAY_STORE": store,
+    path = os.pathsep.join([str(ROOT), str(ROOT / "fixtures" / "service")])
+    env = {**os.environ, "PYTHONPATH": path, "REPLAY_STORE": store,
            "AGENT_LLM_URL": llm.openai_base_url}
-    proc, url = _serve(app, server, env, tmp_path / "server.log")
+    service = serve(_command(app, server), env)
+    url = service.url
     try:
         def fire(i: int) -> tuple[int, bytes]:
             path, q = REQUESTS[i]
@@ -116,13 +113,13 @@ def test_an_asgi_framework_keeps_its_failed_requests_and_each_replays_exactly(
         while len(open_store(store).query()) < len(KEPT) and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        service.stop()
     llm.stop()
     for key, value in env.items():
         if key.startswith(("AGENT_", "REPLAY_")):
             monkeypatch.setenv(key, value)
     monkeypatch.syspath_prepend(str(ROOT))
+    monkeypatch.syspath_prepend(str(ROOT / "fixtures" / "service"))
 
     listed = subprocess.run([sys.executable, "-m", "replay._cli", "ls", "--failed", "--json"],
                             env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -154,3 +151,41 @@ def test_an_asgi_framework_keeps_its_failed_requests_and_each_replays_exactly(
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == live["req-4"][1].decode()
     assert "0 divergence(s)" in out.stderr
+
+
+def test_an_answer_the_app_leaves_unfinished_is_kept_as_failed_and_replays_cut_off(
+        tmp_path: Path, emulator: Callable[..., Emulator], serve: Callable[..., Server],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app that swallows the error of a streamed answer and returns (Sanic does)
+    raises nothing and answered 200, yet its client got a cut-off body: the run is
+    failed, kept, and replays to the bytes that were sent."""
+    llm = emulator(Turn(text="Pack light.", chunks=["Pack ", "light."], repeat=True))
+    store = str(tmp_path / "runs")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "REPLAY_STORE": store,
+           "AGENT_LLM_URL": llm.openai_base_url}
+    service = serve([sys.executable, "-m", "uvicorn", "fixtures.service.cutasgi:app", "--host",
+                     "127.0.0.1", "--port", "{port}", "--log-level", "critical"], env)
+    got: dict[str, bytes] = {}
+    for q in ("cut it", "whole"):
+        parts: list[bytes] = []
+        with contextlib.suppress(httpx.RemoteProtocolError), httpx.stream(
+                "POST", service.url + "/ask", json={"q": q}, timeout=60,
+                headers={"x-request-id": q}) as r:
+            parts.extend(r.iter_raw())
+        got[q] = b"".join(parts)
+    assert got["whole"].endswith(b"end\n") and not got["cut it"].endswith(b"end\n")
+    deadline = time.monotonic() + 60
+    while not open_store(store).query() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    service.stop()
+    llm.stop()
+    monkeypatch.setenv("REPLAY_STORE", store)
+    monkeypatch.setenv("AGENT_LLM_URL", env["AGENT_LLM_URL"])
+    monkeypatch.syspath_prepend(str(ROOT))
+    [row] = open_store(store).query()
+    assert row.attrs["request_id"] == "cut it" and row.status is RunStatus.FAILED
+    assert row.error == f"flagged: {CUT_OFF}" and row.attrs["http_status"] == "200"
+    run = replay.play(row.id, unused="fail")
+    answer = run.invoke()
+    assert isinstance(answer, Response) and run.result is not None and run.result.ok
+    assert (answer.status, answer.body) == (200, got["cut it"])

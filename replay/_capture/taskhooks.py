@@ -4,8 +4,9 @@ gets a stable id (see :mod:`replay._capture.tasks`) when it is made.
 Patched while any session is open; a task, thread or work item belongs to the
 run of the code that made it (none when that code is outside every run).
 Patched: ``BaseEventLoop.create_task`` (every task a
-loop makes; the task itself stays the loop's real ``asyncio.Task``),
-``threading.Thread.start`` and
+loop makes; the task itself stays the loop's real ``asyncio.Task``), uvloop's
+``Loop.create_task`` (its loop is not a ``BaseEventLoop``: uvicorn runs on it
+when uvloop is installed, as ``uvicorn[standard]`` does), ``threading.Thread.start`` and
 ``concurrent.futures.ThreadPoolExecutor.submit``. A pool's own worker threads
 get no id: the work submitted to them does, in the order it was submitted, so
 which worker runs it, and when, never matters.
@@ -20,6 +21,7 @@ import contextvars
 import functools
 import sys
 import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -34,23 +36,50 @@ _POOL_WORKERS = ("concurrent.futures.thread", "anyio._backends._asyncio", "anyio
 """Modules whose threads are pool workers: the work items carry the ids."""
 
 
-def create_task(self: asyncio.base_events.BaseEventLoop, coro: Any, **kwargs: Any) -> Any:
-    """``BaseEventLoop.create_task`` (behind ``asyncio.create_task``, ``ensure_future``,
-    ``gather``, ``TaskGroup``): the new task runs in a copy of the context that
-    holds its own logical task id. The task is the loop's usual ``asyncio.Task``."""
-    context: contextvars.Context | None = kwargs.get("context")
-    parent = context.get(_tasks.CURRENT) if context is not None else _tasks.state()
-    if parent is not None and parent.session.active:
-        try:
-            running: Any = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        root = running is not self
-        site = "loop" if root else _tasks.creation_site(sys._getframe(1))
-        ctx = context.copy() if context is not None else contextvars.copy_context()
-        ctx.run(_tasks.CURRENT.set, parent.child("", site))
-        kwargs["context"] = ctx
-    return _create_task(self, coro, **kwargs)
+def _task_hook(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A loop's ``create_task`` (``original``) that gives each task of a run its id."""
+
+    def create_task(self: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        """``create_task`` (behind ``asyncio.create_task``, ``ensure_future``,
+        ``gather``, ``TaskGroup``): the new task runs in a copy of the context that
+        holds its own logical task id. The task is the loop's usual one."""
+        context: contextvars.Context | None = kwargs.get("context")
+        parent = context.get(_tasks.CURRENT) if context is not None else _tasks.state()
+        if parent is not None and parent.session.active:
+            try:
+                running: Any = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            root = running is not self
+            site = "loop" if root else _tasks.creation_site(sys._getframe(1))
+            ctx = context.copy() if context is not None else contextvars.copy_context()
+            ctx.run(_tasks.CURRENT.set, parent.child("", site))
+            kwargs["context"] = ctx
+        return original(self, coro, **kwargs)
+    create_task.__wrapped__ = original  # type: ignore[attr-defined]
+    return create_task
+
+
+create_task = _task_hook(_create_task)
+_UVLOOP_HOOKS: dict[int, tuple[object, Callable[..., Any]]] = {}
+
+
+def _uvloop_patches(module: types.ModuleType) -> _patch.PatchList:
+    """uvloop's ``Loop`` (a Python subclass of its compiled loop) gets the hook on
+    itself; the compiled base's own ``create_task`` is what the hook calls. A loop
+    a run records on and the plain asyncio loop it is replayed on (or the other
+    way round) then name their tasks alike."""
+    loop = getattr(module, "Loop", None)
+    if not isinstance(loop, type):
+        return []
+    base = next((vars(c)["create_task"] for c in loop.__mro__[1:]
+                 if "create_task" in vars(c)), None)
+    if base is None or not callable(base):
+        return []
+    cached = _UVLOOP_HOOKS.get(id(loop))
+    if cached is None or cached[0] is not base:
+        cached = _UVLOOP_HOOKS[id(loop)] = (base, _task_hook(base))
+    return [(loop, "create_task", cached[1])]
 
 
 def thread_start(self: threading.Thread) -> None:
@@ -96,3 +125,4 @@ def patches() -> _patch.PatchList:
 
 
 _patch.register(patches)
+_patch.register_module("uvloop", _uvloop_patches)

@@ -109,7 +109,7 @@ def asgi_entry(app_ref: str | None, scope: Mapping[str, Any], body: bytes) -> di
     doc: dict[str, Value] = {"kind": "asgi", "ref": app_ref or "", "scope": kept, "body": body}
     if app_ref is None:
         doc["unreplayable"] = ("the ASGI app was not found by name in any module; pass "
-                               "app='module:attr' to the middleware")
+                               "app_ref='module:attr' to the middleware")
     elif len(body) > MAX_BODY:
         doc["body"] = b""
         doc["unreplayable"] = f"the request body ({len(body)} bytes) is over {MAX_BODY}"

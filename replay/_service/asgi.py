@@ -7,15 +7,18 @@ Pure ASGI (no Starlette import), so it wraps any ASGI 3 app. Per request it
 reads the body first (the run's header keeps it, with the redacted headers,
 so the request can be sent again), records the handling under a
 :class:`~replay._service.recorder.Recorder`, and stores the run with the
-route template (Starlette/FastAPI set ``scope["route"]``), method, HTTP
-status and request id (the ``x-request-id`` header, else the run id); Litestar's
-route template is ``scope["path_template"]``. A 5xx
-answer, an exception or ``replay.flag()`` make the run failed. Lifespan and
+route template (Starlette/FastAPI set ``scope["route"]``, Litestar
+``scope["path_template"]``, any app ``scope["replay.route"]``), method, HTTP
+status and request id (the ``x-request-id`` header, else the run id). A 5xx
+answer, an exception, ``replay.flag()`` or an answer the app left unfinished
+(a cut-off body, the client still connected) make the run failed. Lifespan and
 websocket traffic pass through unrecorded; the app's lifespan shutdown closes
 the recorder (the patches it held since its first run are put back).
 
-To be replayed, the app must be importable by name: give ``app="module:attr"``
-or let the middleware find the object among loaded modules once.
+To be replayed, the app must be importable by name: give ``app_ref="module:attr"``
+or let the middleware find the object among loaded modules once (the app, or
+the object whose ``asgi_app`` it wraps, as Quart's ``app.asgi_app =
+RecordingMiddleware(app.asgi_app)``).
 """
 
 from __future__ import annotations
@@ -37,9 +40,11 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-_SKIP = ("replay", "starlette", "fastapi", "uvicorn", "anyio", "asyncio", "pydantic",
-         "httpx", "openai", "anthropic", "flask", "werkzeug", "waitress", "gunicorn",
-         "django", "_")
+_SKIP = frozenset({"replay", "starlette", "fastapi", "uvicorn", "anyio", "asyncio", "pydantic",
+                   "httpx", "openai", "anthropic", "flask", "werkzeug", "waitress", "gunicorn",
+                   "django"})
+"""Packages never searched for the app (whole top-level names: the user's own
+``fastapi_app`` or ``flask_app`` module is searched); private modules neither."""
 
 
 def find_ref(target: Any, via: str | None = None) -> str | None:
@@ -49,7 +54,7 @@ def find_ref(target: Any, via: str | None = None) -> str | None:
     app is what a server calls); None when there is none."""
     found: str | None = None
     for name, module in list(sys.modules.items()):
-        if module is None or name.startswith(_SKIP):
+        if module is None or name.startswith("_") or name.partition(".")[0] in _SKIP:
             continue
         try:
             items = list(vars(module).items())
@@ -101,7 +106,10 @@ class RecordingMiddleware:
     def _ref(self, scope: Scope) -> str | None:
         if not self._looked:
             self._looked = True
-            self.app_ref = find_ref(scope.get("app", self)) or find_ref(self)
+            # Quart's way is ``app.asgi_app = RecordingMiddleware(app.asgi_app)``: the
+            # app holding the middleware is what a server calls
+            self.app_ref = (find_ref(scope.get("app", self)) or find_ref(self)
+                            or find_ref(self, via="asgi_app"))
         return self.app_ref
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -114,13 +122,17 @@ class RecordingMiddleware:
             return
         body = await _read_body(receive)
         replayed = False
+        gone = False  # the client disconnected
 
         async def receive_again() -> Message:
-            nonlocal replayed
+            nonlocal replayed, gone
             if not replayed:
                 replayed = True
                 return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+            message = await receive()
+            if message.get("type") == "http.disconnect":
+                gone = True
+            return message
 
         method = str(scope.get("method", "GET"))
         path = str(scope.get("path", "/"))
@@ -137,11 +149,16 @@ class RecordingMiddleware:
             await self.app(scope, receive_again, send)
             return
         status: int | None = None
+        complete = False
 
         async def send_status(message: Message) -> None:
-            nonlocal status
-            if message.get("type") == "http.response.start":
+            nonlocal status, complete
+            kind = message.get("type")
+            if kind == "http.response.start":
                 status = int(message.get("status", 0))
+            elif (kind in ("http.response.body", "http.response.zerocopysend")
+                  and not message.get("more_body")) or kind == "http.response.pathsend":
+                complete = True
             await send(message)
 
         error: BaseException | None = None
@@ -151,6 +168,11 @@ class RecordingMiddleware:
             error = exc
             raise
         finally:
+            if error is None and status is not None and not complete and not gone:
+                # the app returned with its answer unfinished, the client still there
+                # (Sanic, when a streamed body raised: it logs the error and
+                # returns): the client got a cut-off body, a failure the app swallowed
+                active.state.flags.append(CUT_OFF)
             route = route_of(scope)
             done = {"request_id": request_id or active.state.run_id}
             if route is not None:
@@ -172,11 +194,19 @@ class RecordingMiddleware:
         await self.app(scope, receive, send_closing)
 
 
+CUT_OFF = "the answer was cut off: the app returned before its body was complete"
+"""The flag of a run whose app started an answer and returned without finishing it."""
+
+
 def route_of(scope: Scope) -> str | None:
-    """The route template the app matched, as its framework left it in the scope:
-    Starlette's and FastAPI's ``scope["route"].path``, Litestar's
-    ``scope["path_template"]``; None when there is none (no route matched, or a
-    framework that says nothing)."""
+    """The route template the app matched, as its framework or the app left it in
+    the scope: ``scope["replay.route"]`` set by the app (Django's
+    ``request.resolver_match.route``, Falcon's ``req.uri_template``), Starlette's
+    and FastAPI's ``scope["route"].path``, Litestar's ``scope["path_template"]``;
+    None when there is none (no route matched, or a framework that says nothing)."""
+    named = scope.get("replay.route")
+    if isinstance(named, str):
+        return named
     route = getattr(scope.get("route"), "path", None)
     if isinstance(route, str):
         return route

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -29,37 +28,13 @@ from fixtures.emulator import Emulator, Turn
 from fixtures.service import planner
 from replay._runs.entry import Response
 from replay._runs.store import RunRow, RunStatus, open_store
+from tests._servers import Server
 
 pytest.importorskip("uvicorn")
 ROOT = Path(__file__).resolve().parent.parent
 SECRETS = (planner.OPENAI_KEY, planner.ANTHROPIC_KEY, "tok-BEARER0123456789abcdef",
            "COOKIE0123456789abcdef")
 CLIENT = {"authorization": f"Bearer {SECRETS[2]}", "cookie": f"sid={SECRETS[3]}"}
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "fixtures.service.planner:app",
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level",
-                             "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=log.open("wb"))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("uvicorn did not start")
 
 
 REQUESTS: list[tuple[str, str, dict[str, Any] | None]] = [
@@ -96,23 +71,23 @@ def _replayed(row: RunRow) -> tuple[Any, ...]:
 
 
 def test_a_busy_service_keeps_its_failed_requests_and_each_replays_exactly(
-        tmp_path: Path, emulator: Callable[..., Emulator],
+        tmp_path: Path, emulator: Callable[..., Emulator], serve: Callable[..., Server],
         monkeypatch: pytest.MonkeyPatch) -> None:
     llm = emulator(Turn(text="Pack light.", chunks=["Pack ", "light."], repeat=True))
     store = str(tmp_path / "runs")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "REPLAY_STORE": store,
            "AGENT_LLM_URL": llm.openai_base_url, "AGENT_ANT_URL": llm.anthropic_base_url}
-    proc, url = _serve(env, tmp_path / "uvicorn.log")
+    service = serve([sys.executable, "-m", "uvicorn", "fixtures.service.planner:app", "--host",
+                     "127.0.0.1", "--port", "{port}", "--log-level", "warning"], env, "uvicorn")
     try:
-        live = asyncio.run(_fire(url))
+        live = asyncio.run(_fire(service.url))
         assert [live[f"req-{i}"][0] for i in range(len(REQUESTS))] == [
             500, 502, 200, 503, 200, 500, 502, 200, 200, 500]
         deadline = time.monotonic() + 120
         while len(open_store(store).query()) < 8 and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        service.stop()
     llm.stop()  # from here on only the store answers
     for key, value in env.items():
         if key.startswith(("AGENT_", "REPLAY_")):

@@ -5,7 +5,6 @@ the store alone (issue 17)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,49 +19,27 @@ from fixtures.emulator import Emulator, Turn
 from replay._runs.entry import Response
 from replay._runs.store import Query, RunRow, RunStatus, open_store
 from replay._service.recorder import Recorder
+from tests._servers import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Service:
+class Service(Server):
     """``fixtures.service.app`` on uvicorn in a child process."""
 
     def __init__(self, llm: str, store: str, keep: str,
                  app: str = "fixtures.service.app:app") -> None:
-        self.port = _port()
         env = {**os.environ, "PYTHONPATH": str(ROOT), "AGENT_LLM_URL": llm,
                "REPLAY_STORE": store, "AGENT_KEEP": keep}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", app, "--host",
-             "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
-            env=env, cwd=str(ROOT), stderr=open(f"{store}.log", "ab"))  # noqa: SIM115
-        self.log = f"{store}.log"
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                httpx.get(self.url + "/health", timeout=2)
-                return
-            except httpx.TransportError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("the service did not start") from None
-                time.sleep(0.1)
+        super().__init__([sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1",
+                          "--port", "{port}", "--log-level", "warning"], env,
+                         Path(f"{store}.log"))
 
     def ask(self, user: str, question: str, request_id: str | None = None) -> httpx.Response:
         headers = {"x-request-id": request_id} if request_id else {}
         return httpx.post(f"{self.url}/ask/{user}", json={"question": question},
                           headers=headers, timeout=180)
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 def _rows(root: Path, n: int, query: Query | None = None) -> list[RunRow]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -30,39 +29,20 @@ import replay
 from fixtures.emulator import Emulator, Turn
 from replay._runs.entry import Response
 from replay._runs.store import RunRow, RunStatus, open_store
+from tests._servers import Server
 
 pytest.importorskip("flask")
 ROOT = Path(__file__).resolve().parent.parent
 BEARER = "tok-BEARER0123456789abcdef"
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(server: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _port()
+def _command(server: str) -> list[str]:
     if server == "waitress":
-        cmd = [sys.executable, "-m", "waitress", "--threads=8", f"--listen=127.0.0.1:{port}",
-               "fixtures.service.flaskapp:app"]
-    else:  # werkzeug's development server, a thread per request
-        cmd = [sys.executable, "-m", "flask", "--app", "fixtures.service.flaskapp", "run",
-               "--with-threads", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=log.open("wb"))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"{server} did not start")
+        return [sys.executable, "-m", "waitress", "--threads=8", "--listen=127.0.0.1:{port}",
+                "fixtures.service.flaskapp:app"]
+    # werkzeug's development server, a thread per request
+    return [sys.executable, "-m", "flask", "--app", "fixtures.service.flaskapp", "run",
+            "--with-threads", "--host", "127.0.0.1", "--port", "{port}"]
 
 
 REQUESTS: list[tuple[str, str]] = [
@@ -102,13 +82,14 @@ def _replayed(row: RunRow) -> tuple[Any, ...]:
 @pytest.mark.parametrize("server", ["waitress", "werkzeug"])
 def test_a_flask_service_keeps_its_failed_requests_and_each_replays_exactly(
         server: str, tmp_path: Path, emulator: Callable[..., Emulator],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        serve: Callable[..., Server], monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip(server)
     llm = emulator(Turn(text="Pack light.", chunks=["Pack ", "light."], repeat=True))
     store = str(tmp_path / "runs")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "REPLAY_STORE": store,
            "AGENT_LLM_URL": llm.openai_base_url, "AGENT_KEEP": "failed"}
-    proc, url = _serve(server, env, tmp_path / "server.log")
+    service = serve(_command(server), env)
+    url = service.url
     try:
         with ThreadPoolExecutor(len(REQUESTS)) as pool:
             answers = list(pool.map(lambda i: _fire(url, i), range(len(REQUESTS))))
@@ -118,8 +99,7 @@ def test_a_flask_service_keeps_its_failed_requests_and_each_replays_exactly(
         while len(open_store(store).query()) < len(KEPT) and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        service.stop()
     llm.stop()  # from here on only the store answers
     for key, value in env.items():
         if key.startswith(("AGENT_", "REPLAY_")):

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,36 +20,12 @@ import httpx
 import pytest
 
 import replay
+from tests._servers import Server
 
 pytest.importorskip("boto3")
 pytest.importorskip("uvicorn")
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "fixtures.service.app:app",
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level",
-                             "warning"], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("uvicorn did not start")
 
 
 def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -73,15 +46,17 @@ def test_a_laptop_lists_pulls_and_replays_a_services_failed_request(
     server_env = {**base, **seaweed.env(), "PYTHONPATH": str(ROOT), "REPLAY_STORE": url,
                   "AGENT_KEEP": "failed", "AGENT_LLM_URL": llm.openai_base_url,
                   "REPLAY_CACHE": str(server_dir / "cache")}
-    proc, service = _serve(server_env, server_dir)
+    server = Server([sys.executable, "-m", "uvicorn", "fixtures.service.app:app", "--host",
+                     "127.0.0.1", "--port", "{port}", "--log-level", "warning"], server_env,
+                    tmp_path / "uvicorn.log", cwd=server_dir)
+    service = server.url
     try:
         for i, question in enumerate(["hello", "boom please", "hi again", "crash now"]):
             r = httpx.post(f"{service}/ask/u{i}", json={"question": question}, timeout=30,
                            headers={"x-request-id": f"req-{i}"})
             assert r.status_code == (500 if i % 2 else 200), r.text
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        server.stop()
     calls = llm.request_count
 
     # the laptop: the same bucket and the service's configuration, its own (empty)

@@ -73,3 +73,19 @@ def test_factories_bound_before_the_session_are_recorded_and_replayed(
         play = _run(tmp_path, "play", str(cassette))
         assert play.returncode == 0, play.stderr
         assert play.stdout == rec.stdout  # the same objects, to the microsecond and the uuid
+
+
+def test_the_scan_for_factories_does_not_load_lazy_proxies(tmp_path: pathlib.Path) -> None:
+    """openai's module-level ``openai.beta``, ``openai.chat``... are lazy proxies whose
+    ``__class__`` loads them (imports the resources, tries to build the default
+    client): the scan of loaded modules at install looked at every global with
+    ``isinstance(v, type)`` and loaded all of them, seconds of a worker's first run."""
+    code = ("import sys, openai, replay\n"
+            "before = 'openai.resources.beta.beta' in sys.modules\n"
+            f"with replay.record({str(tmp_path / 'run.replay')!r}):\n"
+            "    pass\n"
+            "print(before, 'openai.resources.beta.beta' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120, env={"PYTHONPATH": ROOT, "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]

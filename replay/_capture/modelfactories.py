@@ -40,7 +40,7 @@ _verdicts_for: frozenset[int] = frozenset()
 
 def dataclasses_of(values: Iterable[object]) -> list[type]:
     """The pydantic dataclasses among ``values`` (a module's globals)."""
-    return [v for v in values if isinstance(v, type) and "__pydantic_validator__" in vars(v)
+    return [v for v in values if _rebind.is_class(v) and "__pydantic_validator__" in vars(v)
             and "__dataclass_fields__" in vars(v)]
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import types
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from replay._capture import callsite as _callsite
 
@@ -28,12 +28,20 @@ Undo = list[tuple[Any, str | None, object]]
 """What to put back: (cell, None, original) or (generated globals, name, original)."""
 
 
+def is_class(value: object) -> TypeGuard[type]:
+    """``value`` is a class, by its real type: ``isinstance(value, type)`` would ask
+    a lazy proxy's ``__class__``, which loads what it stands for (openai's
+    module-level ``openai.beta``, ``openai.chat``... import their resources and
+    try to build the default client), for every global a scan looks at."""
+    return issubclass(type(value), type)
+
+
 def generated_classes(values: Iterable[object]) -> list[type]:
     """The classes among ``values`` whose ``__init__`` was compiled from a string (a
     dataclass's, attrs')."""
     out = []
     for value in values:
-        if isinstance(value, type):
+        if is_class(value):
             init = vars(value).get("__init__")
             code = getattr(init, "__code__", None)
             if code is not None and _callsite.generated(code.co_filename):

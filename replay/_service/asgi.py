@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from replay._capture.callsite import add_boundary
+from replay._capture.rebind import is_class
 from replay._capture.session import current
 from replay._cassette.redact import Redactor
 from replay._runs.entry import asgi_entry
@@ -71,7 +72,7 @@ def find_ref(target: Any, via: str | None = None) -> str | None:
 def _holds(value: Any, attr: str, target: Any) -> bool:
     """``value``'s own instance attribute ``attr`` is ``target`` (no descriptor or
     ``__getattr__`` of the value's class runs)."""
-    if isinstance(value, type):
+    if is_class(value):
         return False
     try:
         own = vars(value)

@@ -151,6 +151,12 @@ def now(cls: type[Any], tz: Any = None) -> Any:
     s = current()
     if s is None:
         return _now_real(tz) if cls is _datetime else _datetime_now.__get__(None, cls)(tz)
+    return _now_in(s, cls, tz)
+
+
+def _now_in(s: Any, cls: type[Any], tz: Any) -> Any:
+    """:func:`now` in session ``s`` (its own function: the closure's cells would be made
+    on every call of ``now``, outside every run too)."""
     live = _real(_datetime_now, cls)
     return s.call("clock", {"fn": "datetime.now", "tz": None if tz is None else str(tz)},
                   lambda: live(tz), encode=_dt_encode, decode=_dt_decoder(cls, tz))
@@ -179,6 +185,11 @@ def today(cls: type[Any]) -> Any:
     s = current()
     if s is None:
         return _date_today.__get__(None, cls)()
+    return _today_in(s, cls)
+
+
+def _today_in(s: Any, cls: type[Any]) -> Any:
+    """:func:`today` in session ``s`` (see :func:`_now_in`)."""
     live = _real(_date_today, cls)
     if issubclass(cls, _datetime):
         return s.call("clock", {"fn": "datetime.today"}, live, encode=_dt_encode,

@@ -15,7 +15,7 @@ import random as _random_mod
 import types
 import uuid as _uuid_mod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from replay._capture import patch as _patch
 from replay._capture import tasks as _tasks
@@ -30,6 +30,8 @@ _urandom = os.urandom
 _uuid4 = _uuid_mod.uuid4
 _uuid1 = _uuid_mod.uuid1
 
+A = TypeVar("A")
+T = TypeVar("T")
 _RANDOM = Read("random", {"fn": "random"}, float)
 _outside = _tasks.get_current
 
@@ -47,6 +49,14 @@ def _with_real_urandom(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _uuid4_outside = _with_real_urandom(_uuid4)
+
+
+def _call(s: Any, channel: str, request: Any, fn: Callable[[A], T], arg: A,
+          decode: Callable[[Any], T]) -> T:
+    """``s.call(channel, request, lambda: fn(arg), decode=decode)``, made here: a closure
+    in the interceptor would make a cell for ``arg`` on each of its calls, outside every
+    run too."""
+    return s.call(channel, request, lambda: fn(arg), decode=decode)  # type: ignore[no-any-return]
 
 
 def random() -> float:
@@ -67,8 +77,7 @@ def getrandbits(k: int) -> int:
     s = current()
     if s is None:
         return _inst_getrandbits(k)
-    return s.call("random", {"fn": "getrandbits", "k": k}, lambda: _inst_getrandbits(k),
-                  decode=int)
+    return _call(s, "random", {"fn": "getrandbits", "k": k}, _inst_getrandbits, k, int)
 
 
 def randbytes(n: int) -> bytes:
@@ -78,8 +87,7 @@ def randbytes(n: int) -> bytes:
     s = current()
     if s is None:
         return _inst_randbytes(n)
-    return s.call("random", {"fn": "randbytes", "n": n}, lambda: _inst_randbytes(n),
-                  decode=bytes)
+    return _call(s, "random", {"fn": "randbytes", "n": n}, _inst_randbytes, n, bytes)
 
 
 def seed(self: _random_mod.Random, a: Any = None, version: int = 2) -> None:
@@ -98,7 +106,7 @@ def urandom(n: int) -> bytes:
     s = current()
     if s is None:
         return _urandom(n)
-    return s.call("random", {"fn": "os.urandom", "n": n}, lambda: _urandom(n), decode=bytes)
+    return _call(s, "random", {"fn": "os.urandom", "n": n}, _urandom, n, bytes)
 
 
 def uuid4() -> _uuid_mod.UUID:
@@ -118,7 +126,12 @@ def uuid1(node: int | None = None, clock_seq: int | None = None) -> _uuid_mod.UU
     s = current()
     if s is None:
         return _uuid1(node, clock_seq)
-    return s.call("uuid", {"fn": "uuid1", "node": node, "clock_seq": clock_seq},
+    return _uuid1_in(s, node, clock_seq)
+
+
+def _uuid1_in(s: Any, node: int | None, clock_seq: int | None) -> _uuid_mod.UUID:
+    """:func:`uuid1` in session ``s`` (see :func:`_call`)."""
+    return s.call("uuid", {"fn": "uuid1", "node": node, "clock_seq": clock_seq},  # type: ignore[no-any-return]
                   lambda: _uuid1(node, clock_seq), encode=str, decode=_uuid_mod.UUID)
 
 

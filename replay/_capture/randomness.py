@@ -42,7 +42,9 @@ def _with_real_urandom(fn: Callable[..., Any]) -> Callable[..., Any]:
     library's own code without going through the patched ``os.urandom`` a second
     time (the same bytes from the same source, one interceptor call fewer)."""
     ns = dict(vars(_uuid_mod))
-    ns["os"] = types.SimpleNamespace(urandom=_urandom)
+    real_os = types.ModuleType("os")  # a module: ``os.urandom`` is a module attribute read,
+    real_os.urandom = _urandom  # type: ignore[attr-defined]  # which the interpreter caches
+    ns["os"] = real_os
     copy = types.FunctionType(fn.__code__, ns, fn.__name__, fn.__defaults__, fn.__closure__)
     copy.__kwdefaults__ = fn.__kwdefaults__
     return copy

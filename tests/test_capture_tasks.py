@@ -15,8 +15,10 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 import replay
 from fixtures.emulator import Emulator, Script, Turn
@@ -132,3 +134,44 @@ def test_work_nested_in_work_is_its_own_task(tmp_path: Path) -> None:
     for _ in range(10):
         with replay.play(path, unused="fail"):
             assert agent() == recorded
+
+
+def _litellm_agent(litellm: Any, url: str) -> tuple[str, tuple[str, str]]:
+    kw: dict[str, Any] = {"model": "openai/gpt-4o", "api_base": url, "api_key": "test",
+                          "messages": [{"role": "user", "content": "hi"}]}
+    first = litellm.completion(**kw).choices[0].message.content
+
+    async def later() -> tuple[str, str]:
+        answer = await litellm.acompletion(**kw)
+        return answer.choices[0].message.content, str(uuid.uuid4())
+
+    return first, asyncio.run(later())
+
+
+def test_loops_a_library_runs_do_not_shift_the_users_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a sync completion litellm runs its service hook on the thread's current
+    event loop (``run_until_complete``: one root task) or, when the thread has none
+    (an ``asyncio.run`` earlier in the process cleared it), with ``asyncio.run``
+    (three: the hook and the runner's two shutdown tasks). Recorded with a current
+    loop and replayed without one, the user's own ``asyncio.run`` after it must keep
+    its id: it was ``main/loop#1`` recorded and ``main/loop#3`` replayed (a
+    divergence) while every loop's root task counted under one ``loop`` site."""
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no cost map download
+    litellm = pytest.importorskip("litellm")
+    path = tmp_path / "loops.replay"
+    loop = asyncio.new_event_loop()
+    try:
+        with Emulator(Script([Turn(text="sync"), Turn(text="async")])) as emu:
+            url = emu.openai_base_url
+            asyncio.set_event_loop(loop)  # the hook runs on it
+            with replay.record(path):
+                recorded = _litellm_agent(litellm, url)
+    finally:
+        asyncio.set_event_loop(None)  # and from here on with asyncio.run
+        loop.close()
+    uuids = {e.task for e in replay.load(path).events if e.channel == "uuid"}
+    assert "main/loop#0" in uuids, uuids
+    for _ in range(2):  # the emulator is stopped: nothing to connect to
+        with replay.play(path, unused="fail"):
+            assert _litellm_agent(litellm, url) == recorded

@@ -51,7 +51,7 @@ def _task_hook(original: Callable[..., Any]) -> Callable[..., Any]:
             except RuntimeError:
                 running = None
             root = running is not self
-            site = "loop" if root else _tasks.creation_site(sys._getframe(1))
+            site = (_tasks.loop_site if root else _tasks.creation_site)(sys._getframe(1))
             ctx = context.copy() if context is not None else contextvars.copy_context()
             ctx.run(_tasks.CURRENT.set, parent.child("", site))
             kwargs["context"] = ctx

@@ -17,7 +17,9 @@ numbers of the user's tasks, nor of tasks the library makes elsewhere.
 A task made while its event loop is not running yet is the root of that loop
 (``asyncio.run(main())``): the loop's run blocks its creator, so its line says
 nothing, and a test that records in one place and replays in another must get
-the same ids. Such tasks count under ``loop``: ``main/loop#0``.
+the same ids. Such tasks count under ``loop``: ``main/loop#0``; the loops a
+library runs count under ``loop`` and the library's chain, apart from the
+user's (:func:`loop_site`).
 
 The current task's :class:`TaskState` lives in a context variable: asyncio
 copies it into child tasks (the hooks in ``taskhooks`` give each child its
@@ -63,7 +65,7 @@ class TaskState:
         (see ``Session.read``)."""
 
     def child(self, kind: str, site: str, *, background: bool = False) -> TaskState:
-        """A new child state made at ``site`` (see :func:`creation_site`; ``"loop"``
+        """A new child state made at ``site`` (see :func:`creation_site`; :func:`loop_site`
         for an event loop's root task): ``kind`` is ``""`` for asyncio tasks, ``"t"``
         for threads and executor work items."""
         key = f"{site}#{kind}"
@@ -163,6 +165,22 @@ def creation_site(frame: FrameType | None) -> str:
     inner = chain[0]
     name, _, line = inner.rpartition(":")
     return f"{site}~{os.path.basename(name)}:{line}@{digest}"
+
+
+def loop_site(frame: FrameType | None) -> str:
+    """The site an event loop's root task counts under, ``frame`` being the frame
+    that runs the loop: ``loop`` when the user's code runs it (``asyncio.run(main())``,
+    wherever that line is), ``loop~innermost@chain-digest`` when a library does (as
+    :func:`creation_site` names the library's chain).
+
+    A library may run a loop of its own a varying number of times: litellm hands a
+    service hook to ``asyncio.run`` (three root tasks with the runner's shutdown)
+    or to ``run_until_complete`` (one) depending on whether the thread still has a
+    current loop, which depends on what ran earlier in the process. Counted apart,
+    those loops cannot shift the id of the user's next loop.
+    """
+    _, library, chain = creation_site(frame).partition("~")
+    return f"loop~{chain}" if library else "loop"
 
 
 def current_id() -> str | None:

@@ -17,7 +17,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,3 +121,38 @@ def test_third_party_sources_repeat_when_imported_during_the_run(tmp_path: Path)
         play = cli("play", cassette, "--unused", "fail", "--", "python", str(program))
         assert play.returncode == 0, play.stderr
         assert play.stdout == rec.stdout
+
+
+def _tempfile_agent(base_url: str) -> tuple[str, str]:
+    import openai
+
+    with tempfile.TemporaryDirectory() as folder:  # the process's first temporary name
+        (Path(folder) / "notes.txt").write_text("umbrella")
+        client = openai.OpenAI(base_url=base_url, api_key="test", max_retries=0)
+        answer = client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        return answer.choices[0].message.content or "", str(uuid.uuid4())
+
+
+def test_tempfile_names_generator_is_seeded_once_per_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tempfile seeds the generator of its names (``Random()``) at the process's first
+    temporary name and keeps it while the pid stays: a run recorded first in its
+    process asks for that seed, a replay after it in the same process does not. The
+    seed is the standard library's read, replayed leniently: before, it was the user's
+    (the first non-library frame), so the replay diverged with "recorded call(s)
+    skipped" at its first request."""
+    from fixtures.emulator import Emulator, Script, Turn
+
+    monkeypatch.setattr(tempfile, "_name_sequence", None)  # no temporary name made yet
+    path = tmp_path / "tempfile.replay"
+    with Emulator(Script([Turn(text="hello")])) as emu:
+        url = emu.openai_base_url
+        with replay.record(path):
+            recorded = _tempfile_agent(url)
+    seeds = [e for e in replay.load(path).events if e.request == {"fn": "Random.seed"}]
+    assert seeds and all(str(e.meta.get("lib", "")).startswith("tempfile.py:") for e in seeds)
+    for _ in range(2):  # the generator is kept: no seed is asked for
+        with replay.play(path, unused="fail") as run:
+            assert _tempfile_agent(url) == recorded
+        assert run.result.unconsumed == ()

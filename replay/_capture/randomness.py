@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import random as _random_mod
+import sys
 import types
 import uuid as _uuid_mod
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from replay._capture import callsite as _callsite
 from replay._capture import patch as _patch
 from replay._capture import tasks as _tasks
 from replay._capture.session import Read, current
@@ -26,6 +28,7 @@ _inst_random: Callable[[], float] = _inst.random
 _inst_getrandbits: Callable[[int], int] = _inst.getrandbits
 _inst_randbytes: Callable[[int], bytes] = _inst.randbytes
 _Random_seed = _random_mod.Random.seed
+_Random_init = _random_mod.Random.__init__.__code__
 _urandom = os.urandom
 _uuid4 = _uuid_mod.uuid4
 _uuid1 = _uuid_mod.uuid1
@@ -92,12 +95,33 @@ def randbytes(n: int) -> bytes:
     return _call(s, "random", {"fn": "randbytes", "n": n}, _inst_randbytes, n, bytes)
 
 
+def _stdlib_maker() -> str | None:
+    """``path:line`` of the standard-library code that makes the ``Random()`` being
+    seeded (``seed`` <- ``Random.__init__`` <- its maker), None when another maker
+    (the user's code, a library) does."""
+    frame = sys._getframe(2)
+    if frame.f_back is None or frame.f_code is not _Random_init:
+        return None
+    maker = frame.f_back
+    if _callsite.classify(maker.f_code) not in (_callsite.STDLIB, _callsite.INFRA):
+        return None
+    return f"{_callsite.portable(maker.f_code.co_filename)}:{maker.f_lineno}"
+
+
 def seed(self: _random_mod.Random, a: Any = None, version: int = 2) -> None:
-    """``Random.seed`` (and so ``Random()``): an unseeded generator's seed is recorded."""
+    """``Random.seed`` (and so ``Random()``): an unseeded generator's seed is recorded.
+
+    A generator the standard library makes and keeps for the process (``tempfile``'s
+    name sequence, made at the first temporary name and kept while the pid stays)
+    is seeded once per process, so a run recorded first in its process asks for a
+    seed that a later run (a replay in the same process) does not: its seed is a
+    library read of the standard library's line, never a divergence.
+    """
     s = current()
     if a is None and s is not None:
         a = s.call("random", {"fn": "Random.seed"},
-                   lambda: int.from_bytes(_urandom(8), "big"), decode=int)
+                   lambda: int.from_bytes(_urandom(8), "big"), decode=int,
+                   made_by=_stdlib_maker())
     _Random_seed(self, a, version)
 
 

@@ -251,7 +251,7 @@ class Session:
         return self.matcher is not None and self.matcher.has_queued(task)
 
     def begin(self, channel: str, request: Value, *, meta: dict[str, Value] | None = None,
-              frame: FrameType | None = None) -> Pending | None:
+              frame: FrameType | None = None, made_by: str | None = None) -> Pending | None:
         """Start an event; None when this call is not part of the run (pass it through).
 
         When the recording answers, the matched recorded event is on ``.recorded``; in
@@ -266,6 +266,9 @@ class Session:
         task, line and request in their order, run live when there are none, never a
         divergence; so is every event of a library's background worker
         (:attr:`TaskState.background`), matched by call rather than by request.
+        ``made_by``: the ``path:line`` of standard-library code that made a clock, random
+        or uuid read for itself (state it keeps for the process), which the walk would
+        put on the user's line: the read is a library read of that line.
         """
         state = _tasks.state()
         if state is None or BUSY.get():
@@ -278,6 +281,8 @@ class Session:
             return None
         if state.background:
             library = BACKGROUND
+        elif made_by is not None and channel in LENIENT_CHANNELS:
+            library = made_by
         elif library is None or channel not in LENIENT_CHANNELS:
             library = None
         if library is not None:
@@ -361,13 +366,15 @@ class Session:
 
     def call(self, channel: str, request: Any, live: Callable[[], T], *,
              encode: Callable[[T], Any] | None = None,
-             decode: Callable[[Any], T] | None = None, leaf: bool = False) -> T:
+             decode: Callable[[Any], T] | None = None, leaf: bool = False,
+             made_by: str | None = None) -> T:
         """Run ``live`` recorded, or answer from the recording: the common interceptor.
 
         ``leaf``: ``live`` is a C function that calls nothing patched (``time.time``),
-        so the nested-call guard (:data:`BUSY`) is not set around it.
+        so the nested-call guard (:data:`BUSY`) is not set around it. ``made_by``: see
+        :meth:`begin`.
         """
-        pending = self.begin(channel, request)
+        pending = self.begin(channel, request, made_by=made_by)
         if pending is None:
             return live()
         recorded = pending.recorded

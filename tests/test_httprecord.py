@@ -188,6 +188,51 @@ def test_a_closed_writer_refuses(tmp_path: Path) -> None:
         write_http(short, **exchange(0))
 
 
+SDK_HEADERS = {"accept": "application/json", "authorization": "Bearer sk-" + "k" * 32,
+               "content-type": "application/json", "user-agent": "AsyncOpenAI/Python 3.60.0",
+               "x-stainless-retry-count": "0"}
+USAGE = b'{"choices": [], "usage": {"prompt_tokens": 12, "total_tokens": 52}}'
+
+
+def test_an_sdks_headers_are_redacted_once_and_written_as_write_writes_them(
+        tmp_path: Path) -> None:
+    """An SDK sends the same headers (its key among them) with every call: the map is
+    redacted once per redactor, not walked in every event, and every event is still
+    written as ``write`` writes it (a body with ``_tokens``, a changed header, a body
+    with a key in it, a header map of other types)."""
+    red = Redactor()
+    seen: list[object] = []
+    walk = red.value
+
+    def value(v: Any, key: str | None = None) -> Any:
+        seen.append(v)
+        return walk(v, key)
+    object.__setattr__(red, "value", value)
+    short, long = _pair(tmp_path, red)
+    changes: list[dict[str, Any]] = [
+        {"headers": SDK_HEADERS, "datas": [USAGE]},
+        {"headers": SDK_HEADERS, "datas": [USAGE]},
+        {"headers": {**SDK_HEADERS, "x-stainless-retry-count": "1"}, "datas": [USAGE]},
+        {"headers": SDK_HEADERS, "datas": [b'{"leaked": "sk-' + b"z" * 30 + b'"}']},
+        {"headers": {**SDK_HEADERS, "x-n": 1}},  # not str to str: the long way
+        {"headers": SDK_HEADERS, "body": {"api_key": "abc", "model": "m"}},
+        {"headers": SDK_HEADERS},
+    ]
+    xs = [exchange(i, **change) for i, change in enumerate(changes)]
+    for x in xs:
+        assert write_http(short, **x)
+    # walked once, and again only where the body's key sends the whole event the long way
+    assert sum(v == SDK_HEADERS for v in seen) == 2
+    for x in xs:
+        long.write(event_of(x))
+    short.close()
+    long.close()
+    assert (tmp_path / "short.replay").read_bytes() == (tmp_path / "long.replay").read_bytes()
+    events = read_cassette(tmp_path / "short.replay").events
+    assert {e.request["headers"]["authorization"] for e in events} == {"[REDACTED]"}
+    assert b"sk-zzz" not in (tmp_path / "short.replay").read_bytes()
+
+
 @pytest.mark.parametrize("pairs", [
     [["Authorization", "Basic abc"]],
     [["Content-Type", "text/plain"], ["Set-Cookie", "a=1"]],  # two pairs: a list of two

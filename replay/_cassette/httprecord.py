@@ -9,12 +9,15 @@ same event, byte for byte (tests/test_httprecord.py), blobs and de-duplication
 included (the encoder's own walk and blob table are used for anything that can
 hold a blob).
 
-Redaction: the packed parts and the body are scanned once
-(:meth:`Redactor.clean`, as ``Redactor._http_clean`` does for ``write``), the
-URL's verdict taken from the redactor's cache. When the scan finds an anchor (an
-SDK's ``Authorization`` header, the ``_tokens`` of a model's usage: most model
-calls), the parts are redacted field by field as ``Redactor.__call__`` redacts
-the event, and packed again. When anything is unusual (a URL to redact, an error,
+Redaction: a request's header map (a str-to-str map: an SDK's, its key in
+``Authorization``) is redacted by :meth:`Redactor.value` and packed once per
+distinct map, remembered by the redactor; the body is masked as
+:meth:`Redactor.chunks` masks it (the full secret scan only when the yes/no scan
+finds an anchor, such as the ``_tokens`` of a model's usage); the other parts
+are scanned once (:meth:`Redactor.clean`, as ``Redactor._http_clean`` does for
+``write``), the URL's verdict taken from the redactor's cache. When that scan
+finds an anchor, or the headers are not a str-to-str map, the parts are redacted
+field by field as ``Redactor.__call__`` redacts the event, and packed again. When anything is unusual (a URL to redact, an error,
 a request not in the recorder's form, a record past the reader's value-count
 check), nothing is written and :func:`write_http` returns False: the caller
 writes the event through ``write``.
@@ -156,6 +159,53 @@ def _redacted(red: Redactor, request: dict[str, Value], response: dict[str, Valu
     return red.value(request), red.value(response), datas, meta
 
 
+_STRS: Final = frozenset({str})
+_HEADS_MAX: Final = 512  # distinct request header maps remembered per redactor
+
+
+def _headers(red: Redactor, headers: Value, pack: Any) -> tuple[Value, bytes] | None:
+    """A request's header map as ``red.value`` leaves it, and packed; None when it is
+    not a map of str to str. Remembered by content: a client sends the same headers
+    (its key in ``Authorization`` among them) call after call, so the map is
+    redacted and packed once, not walked in every event."""
+    if type(headers) is not dict or not (_STRS.issuperset(map(type, headers))
+                                         and _STRS.issuperset(map(type, headers.values()))):
+        return None
+    seen: dict[tuple[tuple[str, Value], ...], tuple[Value, bytes]] | None = \
+        red.__dict__.get("_http_heads")
+    if seen is None:
+        seen = {}
+        object.__setattr__(red, "_http_heads", seen)
+    key = tuple(headers.items())
+    hit = seen.get(key)
+    if hit is None:
+        out = red.value(headers)
+        hit = (None if out is headers or out == headers else out, pack(out))
+        if len(seen) >= _HEADS_MAX:
+            seen.clear()
+        seen[key] = hit
+    return hit if hit[0] is not None else (headers, hit[1])
+
+
+def _body(red: Redactor, datas: Sequence[bytes]) -> Sequence[bytes]:
+    """The body's chunks masked across their boundaries, each keeping its size
+    (:meth:`Redactor.chunks`, as :func:`_redacted` does); ``datas`` itself when clean."""
+    if not datas:
+        return datas
+    joined = datas[0] if len(datas) == 1 else b"".join(datas)
+    if red.quiet(joined):
+        return datas
+    masked = red.data(joined)
+    if masked is joined or masked == joined:
+        return datas
+    cut: list[bytes] = []
+    pos = 0
+    for d in datas:
+        cut.append(masked[pos:pos + len(d)])
+        pos += len(d)
+    return cut
+
+
 def write_http(writer: CassetteWriter, seq: int, start_ns: int, duration_ns: int, task: str,
                site: CallSite | None, parent: int | None, request: Value, response: Value,
                datas: Sequence[bytes], times: Sequence[int], meta: dict[str, Value]) -> bool:
@@ -184,12 +234,20 @@ def write_http(writer: CassetteWriter, seq: int, start_ns: int, duration_ns: int
         enc = writer._encoder
         pack = enc.packer.pack
         try:
-            method_b, body_b, head_b, res_b = pack(method), pack(body), pack(headers), pack(
-                response)
+            heads = _headers(red, headers, pack) if red is not None else None
+            method_b, body_b, res_b = pack(method), pack(body), pack(response)
             meta_b = pack(meta) if meta else b""
-            if red is not None and not _clean(
-                    red, b"".join((method_b, body_b, head_b, res_b, meta_b, *datas)), body,
-                    headers, response, meta):
+            if heads is not None and _clean(red, b"".join((method_b, body_b, res_b, meta_b)),  # type: ignore[arg-type]
+                                            body, None, response, meta):
+                # the usual model call: its headers redacted as before (cached by content),
+                # its body masked as Redactor.chunks masks it, the rest left as it is
+                red_heads, head_b = heads
+                datas = _body(red, datas)  # type: ignore[arg-type]
+                if red_heads is not headers:
+                    request = {**request, "headers": red_heads}
+            elif red is not None and not _clean(
+                    red, b"".join((method_b, body_b, head_b := pack(headers), res_b, meta_b,
+                                   *datas)), body, headers, response, meta):
                 # maybe a secret (an SDK's Authorization header, a body's "_tokens"):
                 # redacted here as Redactor.__call__ redacts the event, then packed again
                 request, response, datas, meta = _redacted(red, request, response, datas,
@@ -201,6 +259,8 @@ def write_http(writer: CassetteWriter, seq: int, start_ns: int, duration_ns: int
                 method_b, body_b, head_b, res_b = pack(method), pack(body), pack(headers), pack(
                     response)
                 meta_b = pack(meta) if meta else b""
+            elif red is None:
+                head_b = pack(headers)
             req_b = b"".join((b"\x84\xa6method", method_b, b"\xa3url", pack(url), b"\xa4body",
                               body_b, b"\xa7headers", head_b))
             payloads = _encode(enc, seq, start_ns, duration_ns, task, site, parent, request,

@@ -19,7 +19,6 @@ interceptors' fast check, or passes straight through when it belongs to none.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import itertools
 import sys
 import threading
@@ -33,6 +32,7 @@ from replay._capture import callsite as _callsite
 from replay._capture import exc as _exc
 from replay._capture import tasks as _tasks
 from replay._capture.matcher import Matcher
+from replay._capture.modes import RecordMode as RecordMode  # imported from here too
 from replay._capture.pending import Pending as Pending  # the interceptors import it from here
 from replay._capture.tasks import TaskState
 from replay._cassette.divergence import Divergence
@@ -54,30 +54,6 @@ ONCE_TASK = "*"
 ONCE = "once"
 
 _perf_ns = time.perf_counter_ns
-
-
-class RecordMode(enum.Enum):
-    """How a cassette is used. Unknown values are rejected loudly."""
-
-    RECORD = "record"
-    """Run live and record every event (overwrites the cassette)."""
-    REPLAY = "replay"
-    """Strict replay: answer everything from the cassette, never the network."""
-    AUTO = "auto"
-    """Replay when the cassette exists, else record it."""
-    NEW_EVENTS = "new-events"
-    """Replay what matches; run live and append what the cassette lacks."""
-
-    @classmethod
-    def parse(cls, value: RecordMode | str) -> RecordMode:
-        """The mode named by ``value``; ValueError listing the valid names."""
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            names = ", ".join(m.value for m in cls)
-            raise ValueError(f"unknown record mode {value!r}; use one of: {names}") from None
 
 
 class RunSettings(Protocol):

@@ -17,8 +17,9 @@ finds an anchor, such as the ``_tokens`` of a model's usage); the other parts
 are scanned once (:meth:`Redactor.clean`, as ``Redactor._http_clean`` does for
 ``write``), the URL's verdict taken from the redactor's cache. When that scan
 finds an anchor, or the headers are not a str-to-str map, the parts are redacted
-field by field as ``Redactor.__call__`` redacts the event, and packed again. When anything is unusual (a URL to redact, an error,
-a request not in the recorder's form, a record past the reader's value-count
+field by field as ``Redactor.__call__`` redacts the event, and packed again.
+When anything is unusual (a URL to redact, an error, a request not in the
+recorder's form, a record past the reader's value-count
 check), nothing is written and :func:`write_http` returns False: the caller
 writes the event through ``write``.
 """
